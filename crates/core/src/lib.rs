@@ -1,0 +1,9 @@
+//! shopify_events core: the event envelope and its building blocks; knows nothing of Ruby.
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod emitter;
+pub mod envelope;
+pub mod event_id;
+pub mod json;
+pub mod topic;

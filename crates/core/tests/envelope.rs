@@ -1,0 +1,470 @@
+//! Envelope encoding and decoding: round trips, framing, and one crafted
+//! input per decode error.
+
+use shopify_events_core::envelope::{
+    encode, envelope_len, DecodeError, EncodeError, Envelope, EnvelopeWriter, Flags, PayloadError,
+    CRC_LEN, FIXED_LEN, MIN_LEN,
+};
+use shopify_events_core::event_id::EventId;
+use shopify_events_core::topic::TopicError;
+
+const TIME: i64 = 1_700_000_000_123_456;
+
+fn id() -> EventId {
+    EventId::from_bytes([
+        0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x7b, 0x71, 0xf9, 0x8a, 0x0b, 0x1c, 0x2d, 0x3e, 0x4f, 0x50,
+        0x61,
+    ])
+}
+
+fn envelope(key: Option<&[u8]>, headers: &[(&str, &[u8])], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let len = encode(
+        &mut out,
+        id(),
+        TIME,
+        "checkout.completed",
+        key,
+        headers,
+        payload,
+    )
+    .unwrap();
+    assert_eq!(len, out.len());
+    out
+}
+
+/// Rewrites the CRC after a deliberate edit, so the decoder gets past the checksum.
+fn reseal(bytes: &mut [u8]) {
+    let body = bytes.len() - CRC_LEN;
+    let crc = crc32c::crc32c(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn round_trip_without_key() {
+    let bytes = envelope(None, &[], b"{\"a\":1}");
+    let env = Envelope::decode(&bytes).unwrap();
+    assert_eq!(env.id, id());
+    assert_eq!(env.time_us, TIME);
+    assert_eq!(env.topic, "checkout.completed");
+    assert_eq!(env.key, None);
+    assert!(env.headers.is_empty());
+    assert_eq!(env.payload, b"{\"a\":1}");
+    assert_eq!(env.flags, Flags::empty());
+}
+
+#[test]
+fn empty_key_differs_from_no_key() {
+    let none = envelope(None, &[], b"x");
+    let empty = envelope(Some(b""), &[], b"x");
+    assert_eq!(Envelope::decode(&none).unwrap().key, None);
+    let env = Envelope::decode(&empty).unwrap();
+    assert_eq!(env.key, Some(&b""[..]));
+    assert!(env.flags.contains(Flags::KEY_PRESENT));
+    assert_eq!(empty.len(), none.len() + 4);
+}
+
+#[test]
+fn round_trip_with_key_and_binary_headers() {
+    let headers: &[(&str, &[u8])] = &[
+        ("trace", b"abc"),
+        ("bin\0name", b"\0\xff\0\x01"),
+        ("empty", b""),
+        ("trace", b"dup"),
+    ];
+    let bytes = envelope(Some(b"shop-42"), headers, b"payload");
+    let env = Envelope::decode(&bytes).unwrap();
+    assert_eq!(env.key, Some(&b"shop-42"[..]));
+    assert_eq!(env.headers.len(), 4);
+    assert_eq!(env.headers.iter().collect::<Vec<_>>(), headers.to_vec());
+    assert_eq!(env.headers.into_iter().count(), 4);
+}
+
+#[test]
+fn empty_payload_round_trips_and_is_the_smallest_envelope() {
+    let mut out = Vec::new();
+    let len = encode(&mut out, id(), TIME, "t", None, &[], b"").unwrap();
+    assert_eq!(len, MIN_LEN);
+    assert_eq!(Envelope::decode(&out).unwrap().payload, b"");
+}
+
+#[test]
+fn max_length_topic_round_trips() {
+    let topic = "a".repeat(249);
+    let mut out = Vec::new();
+    encode(&mut out, id(), TIME, &topic, None, &[], b"p").unwrap();
+    assert_eq!(Envelope::decode(&out).unwrap().topic, topic);
+    assert_eq!(out[FIXED_LEN - 1], 249);
+}
+
+#[test]
+fn topic_error_leaves_output_untouched() {
+    let mut out = b"existing".to_vec();
+    let err = encode(&mut out, id(), TIME, "bad topic", None, &[], b"p").unwrap_err();
+    assert!(matches!(
+        err,
+        EncodeError::InvalidTopic(TopicError::InvalidChar { index: 3, .. })
+    ));
+    assert_eq!(out, b"existing");
+    let err = EnvelopeWriter::begin(&mut out, id(), TIME, "", None).unwrap_err();
+    assert_eq!(err, EncodeError::InvalidTopic(TopicError::Empty));
+    assert_eq!(out, b"existing");
+}
+
+#[test]
+fn writer_appends_after_an_existing_mtype_prefix() {
+    let mtype = 7i64.to_ne_bytes();
+    let mut out = mtype.to_vec();
+    let mut w = EnvelopeWriter::begin(&mut out, id(), TIME, "orders", Some(b"k")).unwrap();
+    w.header("h", b"v").unwrap();
+    let len = w.payload(b"body").unwrap();
+    assert_eq!(out.len(), 8 + len);
+    assert_eq!(out[..8], mtype);
+    assert_eq!(
+        out[8..],
+        envelope_bytes("orders", Some(b"k"), &[("h", b"v")], b"body")
+    );
+    assert_eq!(Envelope::decode(&out[8..]).unwrap().payload, b"body");
+}
+
+fn envelope_bytes(
+    topic: &str,
+    key: Option<&[u8]>,
+    headers: &[(&str, &[u8])],
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(&mut out, id(), TIME, topic, key, headers, payload).unwrap();
+    out
+}
+
+#[test]
+fn payload_with_writes_in_place_and_sets_the_json_flag() {
+    let mut out = vec![9u8; 8];
+    let w = EnvelopeWriter::begin(&mut out, id(), TIME, "orders", None).unwrap();
+    let len = w
+        .payload_with(true, |buf| {
+            buf.extend_from_slice(b"{\"id\":1}");
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap();
+    let env = Envelope::decode(&out[8..8 + len]).unwrap();
+    assert!(env.flags.contains(Flags::PAYLOAD_JSON));
+    assert_eq!(env.payload, b"{\"id\":1}");
+}
+
+#[test]
+fn payload_writer_failure_truncates_back_to_the_prefix() {
+    let mut out = vec![9u8; 8];
+    let w = EnvelopeWriter::begin(&mut out, id(), TIME, "orders", None).unwrap();
+    let err = w
+        .payload_with(true, |buf| {
+            buf.extend_from_slice(b"{\"half");
+            Err("unsupported type")
+        })
+        .unwrap_err();
+    assert!(matches!(err, PayloadError::Write("unsupported type")));
+    assert_eq!(out, vec![9u8; 8]);
+}
+
+#[test]
+fn payload_writer_that_shrinks_the_buffer_is_an_error() {
+    let mut out = vec![9u8; 8];
+    let w = EnvelopeWriter::begin(&mut out, id(), TIME, "orders", None).unwrap();
+    let err = w
+        .payload_with(false, |buf| {
+            buf.truncate(3);
+            Ok::<_, ()>(())
+        })
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        PayloadError::Encode(EncodeError::BufferShrunk { len: 3, .. })
+    ));
+    assert_eq!(out.len(), 3);
+}
+
+#[test]
+fn abort_and_drop_truncate_an_unfinished_envelope() {
+    let mut out = b"pre".to_vec();
+    let mut w = EnvelopeWriter::begin(&mut out, id(), TIME, "orders", None).unwrap();
+    w.header("a", b"b").unwrap();
+    w.abort();
+    assert_eq!(out, b"pre");
+    drop(EnvelopeWriter::begin(&mut out, id(), TIME, "orders", None).unwrap());
+    assert_eq!(out, b"pre");
+}
+
+#[test]
+fn too_many_headers_is_an_error_and_the_writer_stays_usable() {
+    let mut out = Vec::new();
+    let mut w = EnvelopeWriter::begin(&mut out, id(), TIME, "orders", None).unwrap();
+    for _ in 0..u16::MAX {
+        w.header("", b"").unwrap();
+    }
+    assert_eq!(
+        w.header("", b""),
+        Err(EncodeError::TooManyHeaders { count: 65536 })
+    );
+    let len = w.payload(b"").unwrap();
+    assert_eq!(Envelope::decode(&out[..len]).unwrap().headers.len(), 65535);
+}
+
+#[test]
+fn header_name_longer_than_u16_is_an_error() {
+    let mut out = Vec::new();
+    let mut w = EnvelopeWriter::begin(&mut out, id(), TIME, "orders", None).unwrap();
+    let name = "n".repeat(65536);
+    assert!(matches!(
+        w.header(&name, b""),
+        Err(EncodeError::HeaderNameTooLong { len: 65536, .. })
+    ));
+    assert_eq!(w.header_count(), 0);
+}
+
+#[test]
+fn envelope_len_frames_two_concatenated_envelopes() {
+    let a = envelope(None, &[], b"first");
+    let b = envelope(Some(b"k"), &[("h", b"v")], b"second, longer");
+    let stream = [a.clone(), b.clone()].concat();
+    assert_eq!(envelope_len(&stream[..7]), Ok(None));
+    let first = envelope_len(&stream).unwrap().unwrap();
+    assert_eq!(first, a.len());
+    let second = envelope_len(&stream[first..]).unwrap().unwrap();
+    assert_eq!(second, b.len());
+    assert_eq!(
+        Envelope::decode(&stream[..first]).unwrap().payload,
+        b"first"
+    );
+    assert_eq!(
+        Envelope::decode(&stream[first..first + second])
+            .unwrap()
+            .payload,
+        b"second, longer"
+    );
+}
+
+#[test]
+fn envelope_len_rejects_garbage_from_the_first_bytes() {
+    assert_eq!(
+        envelope_len(b"XY"),
+        Err(DecodeError::BadMagic { found: *b"XY" })
+    );
+    assert_eq!(
+        envelope_len(b"SE\x02"),
+        Err(DecodeError::UnsupportedVersion { version: 2 })
+    );
+    assert_eq!(
+        envelope_len(b"SE\x01\x00\x00\x00\x00\x00"),
+        Err(DecodeError::LengthTooSmall {
+            declared: 0,
+            minimum: MIN_LEN
+        })
+    );
+}
+
+#[test]
+fn decode_error_truncated() {
+    let bytes = envelope(None, &[], b"payload");
+    assert!(matches!(
+        Envelope::decode(&bytes[..5]),
+        Err(DecodeError::Truncated {
+            field: "envelope prefix",
+            needed: 8,
+            available: 5
+        })
+    ));
+    let n = bytes.len();
+    assert_eq!(
+        Envelope::decode(&bytes[..n - 1]),
+        Err(DecodeError::Truncated {
+            field: "envelope",
+            needed: n,
+            available: n - 1
+        })
+    );
+}
+
+#[test]
+fn decode_error_truncated_field_inside_a_consistent_frame() {
+    // Payload length claims one byte more than the frame holds; CRC resealed.
+    let mut bytes = envelope(None, &[], b"payload");
+    let at = bytes.len() - CRC_LEN - 7 - 4;
+    bytes[at..at + 4].copy_from_slice(&8u32.to_le_bytes());
+    reseal(&mut bytes);
+    assert_eq!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::Truncated {
+            field: "payload",
+            needed: 8,
+            available: 7
+        })
+    );
+}
+
+#[test]
+fn decode_error_bad_magic() {
+    let mut bytes = envelope(None, &[], b"p");
+    bytes[0] = b'X';
+    assert_eq!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::BadMagic { found: *b"XE" })
+    );
+}
+
+#[test]
+fn decode_error_unsupported_version() {
+    let mut bytes = envelope(None, &[], b"p");
+    bytes[2] = 2;
+    assert_eq!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::UnsupportedVersion { version: 2 })
+    );
+}
+
+#[test]
+fn decode_error_reserved_flags() {
+    let mut bytes = envelope(None, &[], b"p");
+    bytes[3] = 0b100;
+    reseal(&mut bytes);
+    assert_eq!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::ReservedFlags { flags: 0b100 })
+    );
+}
+
+#[test]
+fn decode_error_length_mismatch() {
+    // Payload length one short of the frame: one byte is left over before the CRC.
+    let mut bytes = envelope(None, &[], b"payload");
+    let at = bytes.len() - CRC_LEN - 7 - 4;
+    bytes[at..at + 4].copy_from_slice(&6u32.to_le_bytes());
+    reseal(&mut bytes);
+    let n = bytes.len();
+    assert_eq!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::LengthMismatch {
+            declared: n,
+            actual: n - 1
+        })
+    );
+}
+
+#[test]
+fn decode_error_length_too_small() {
+    let mut bytes = envelope(None, &[], b"p");
+    bytes[4..8].copy_from_slice(&10u32.to_le_bytes());
+    assert_eq!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::LengthTooSmall {
+            declared: 10,
+            minimum: MIN_LEN
+        })
+    );
+}
+
+#[test]
+fn decode_error_invalid_topic() {
+    let mut bytes = envelope(None, &[], b"p");
+    bytes[FIXED_LEN + 8] = b' '; // "checkout completed"
+    reseal(&mut bytes);
+    assert!(matches!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::InvalidTopic(TopicError::InvalidChar {
+            ch: ' ',
+            index: 8,
+            ..
+        }))
+    ));
+    let mut bytes = envelope(None, &[], b"p");
+    bytes[FIXED_LEN - 1] = 0; // topic length 0
+    reseal(&mut bytes);
+    assert!(matches!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::InvalidTopic(TopicError::Empty))
+    ));
+}
+
+#[test]
+fn decode_error_header_name_not_utf8() {
+    let mut bytes = envelope(None, &[("ok", b"1"), ("h\u{e9}", b"2")], b"p");
+    let at = bytes
+        .windows(3)
+        .position(|w| w == "h\u{e9}".as_bytes())
+        .unwrap();
+    bytes[at + 1] = 0xff;
+    reseal(&mut bytes);
+    assert_eq!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::HeaderNameNotUtf8 { index: 1 })
+    );
+}
+
+#[test]
+fn decode_error_checksum_mismatch() {
+    let mut bytes = envelope(None, &[], b"payload");
+    let n = bytes.len();
+    bytes[n - 6] ^= 0x20;
+    assert!(matches!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::ChecksumMismatch { .. })
+    ));
+}
+
+#[test]
+fn decode_error_trailing_bytes() {
+    let mut bytes = envelope(None, &[], b"p");
+    bytes.extend_from_slice(b"xyz");
+    assert_eq!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::TrailingBytes { count: 3 })
+    );
+}
+
+#[test]
+fn errors_read_as_sentences_naming_the_value() {
+    let mut out = Vec::new();
+    let err = encode(&mut out, id(), TIME, "checkout completed", None, &[], b"").unwrap_err();
+    assert!(
+        err.to_string().contains("character ' ' at index 8"),
+        "{err}"
+    );
+    assert_eq!(
+        DecodeError::UnsupportedVersion { version: 2 }.to_string(),
+        "unsupported envelope version 2; this reader knows version 1, upgrade it"
+    );
+}
+
+/// The hex dump under "### Worked example" in docs/PROTOCOL.md.
+fn protocol_md_example() -> Vec<u8> {
+    let doc = include_str!("../../../docs/PROTOCOL.md");
+    let section = &doc[doc
+        .find("### Worked example")
+        .expect("worked example section")..];
+    let start = section.find("```text\n").expect("hex block") + "```text\n".len();
+    let end = start + section[start..].find("```").expect("end of hex block");
+    section[start..end]
+        .split_whitespace()
+        .map(|h| u8::from_str_radix(h, 16).expect("hex byte"))
+        .collect()
+}
+
+#[test]
+fn worked_example_in_protocol_md_is_what_the_encoder_writes() {
+    let id: EventId = "018bcfe5-687b-774b-8a0b-1c2d3e4f5061".parse().unwrap();
+    let mut out = Vec::new();
+    let mut w =
+        EnvelopeWriter::begin(&mut out, id, 1_700_000_000_123_456, "orders", Some(b"k1")).unwrap();
+    w.header("trace", b"ab").unwrap();
+    let len = w
+        .payload_with(true, |buf| {
+            buf.extend_from_slice(b"{\"n\":1}");
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap();
+    assert_eq!(len, 75);
+    assert_eq!(out, protocol_md_example());
+    // The documented id is what `generate` lays out for that time, up to the random bits.
+    let generated = EventId::generate(1_700_000_000_123_456);
+    assert_eq!(generated.as_bytes()[..8], id.as_bytes()[..8]);
+}
