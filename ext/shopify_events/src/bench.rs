@@ -1,0 +1,60 @@
+//! `ShopifyEvents::Native::Bench`: baselines measured in the same process as
+//! the Ruby benchmarks they are compared with (bench/emit.rb).
+
+use std::time::Instant;
+
+use magnus::{function, prelude::*, Error, RModule, RString, Ruby};
+use sysvmq::HEADER_LEN;
+
+use crate::{errors, sysv_emitter::queue_key};
+
+/// The raw floor of the `sysv` transport: `iterations` bare non-blocking
+/// `msgsnd` calls of one prebuilt frame, straight to libc. Returns elapsed
+/// nanoseconds; raises if any send fails (the caller sizes the queue).
+fn msgsnd_floor(ruby: &Ruby, key: i64, body: RString, iterations: usize) -> Result<u64, Error> {
+    let queue =
+        sysvmq::Queue::open(queue_key(ruby, key)?).map_err(|e| errors::queue_error(ruby, &e))?;
+    let mut frame = (1 as libc::c_long).to_ne_bytes().to_vec();
+    // SAFETY: copied at once.
+    frame.extend_from_slice(unsafe { body.as_slice() });
+    let len = frame.len() - HEADER_LEN;
+    let start = Instant::now();
+    for _ in 0..iterations {
+        // SAFETY: `frame` holds a c_long type followed by `len` body bytes.
+        let rc = unsafe { libc::msgsnd(queue.id(), frame.as_ptr().cast(), len, libc::IPC_NOWAIT) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(errors::raise(
+                ruby,
+                "QueueError",
+                format!("msgsnd floor: {err}; empty or enlarge the bench queue"),
+            ));
+        }
+    }
+    Ok(start.elapsed().as_nanos() as u64)
+}
+
+/// Empties the queue at `key` without creating Ruby objects; returns how
+/// many messages it removed. Benchmarks call it between timed batches.
+fn purge(ruby: &Ruby, key: i64) -> Result<u64, Error> {
+    let queue =
+        sysvmq::Queue::open(queue_key(ruby, key)?).map_err(|e| errors::queue_error(ruby, &e))?;
+    let mut frame = vec![0u8; HEADER_LEN + sysvmq::message_size_limit() as usize];
+    let mut removed = 0;
+    while queue
+        .try_receive_into(&mut frame, 0)
+        .map_err(|e| errors::queue_error(ruby, &e))?
+        .is_some()
+    {
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
+    let bench = native.define_module("Bench")?;
+    bench.define_module_function("msgsnd_floor", function!(msgsnd_floor, 3))?;
+    bench.define_module_function("purge", function!(purge, 1))?;
+    let _ = ruby;
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! `shopify_events` native extension: a thin magnus skin over
+//! `shopify-events-core`. It converts Ruby arguments, calls the core and maps
+//! each core error to its own Ruby exception class (defined in
+//! `lib/shopify_events/error.rb`, which is loaded before this library).
+//!
+//! Everything lives under `ShopifyEvents::Native`; the Ruby API in `lib/`
+//! is the public surface.
+
+mod bench;
+mod codec;
+mod errors;
+mod event;
+mod json;
+mod nogvl;
+mod queue;
+mod sysv_emitter;
+
+use magnus::{prelude::*, Error, Ruby};
+
+#[magnus::init]
+fn init(ruby: &Ruby) -> Result<(), Error> {
+    let native = ruby
+        .define_module("ShopifyEvents")?
+        .define_module("Native")?;
+    codec::init(ruby, native)?;
+    sysv_emitter::init(ruby, native)?;
+    queue::init(ruby, native)?;
+    bench::init(ruby, native)?;
+    Ok(())
+}

@@ -1,0 +1,88 @@
+# frozen_string_literal: true
+
+RSpec.describe "ShopifyEvents.emit over the sysv transport" do
+  let!(:queue) { use_sysv_queue }
+
+  it "puts one envelope in the queue that decodes to the emitted event" do
+    before = Time.now
+    id = ShopifyEvents.emit("checkout.completed", "hello", key: "shop-1", headers: { "trace" => "abc" })
+
+    events = drain_events(queue)
+    expect(events.size).to eq(1)
+    event = events.first
+    expect(event.id).to eq(id)
+    expect(event.topic).to eq("checkout.completed")
+    expect(event.payload).to eq("hello")
+    expect(event.key).to eq("shop-1")
+    expect(event.headers).to eq("trace" => "abc")
+    expect(event.json?).to be(false)
+    expect(event.time).to be_between(before - 1, Time.now + 1)
+  end
+
+  it "returns a UUIDv7 event id that sorts by emit time" do
+    ids = Array.new(50) { ShopifyEvents.emit("t", "x") }
+    expect(ids).to all(match(/\A\h{8}-\h{4}-7\h{3}-[89ab]\h{3}-\h{12}\z/))
+    expect(ids.uniq.size).to eq(50)
+    expect(ids.sort).to eq(ids)
+  end
+
+  it "sends a String payload as its exact bytes, NUL bytes and invalid UTF-8 included" do
+    payload = (+"\x00\xFF\xFEabc\x00").force_encoding(Encoding::BINARY) * 20
+    ShopifyEvents.emit("binary", payload, key: "\x00k".b)
+
+    event = drain_events(queue).first
+    expect(event.payload.bytes).to eq(payload.bytes)
+    expect(event.key.bytes).to eq("\x00k".bytes)
+  end
+
+  it "encodes Hash and Array payloads as JSON in Rust" do
+    time = Time.utc(2024, 1, 2, 3, 4, 5, 678_901)
+    payload = {
+      user_id: 12_345, "action" => "checkout", amount: 42.5, tags: %w[a b c], ok: true, off: false,
+      none: nil, sym: :value, at: time, big: 2**70, nested: { list: [1, [2, { deep: "x" }]] },
+      text: "quote\" backslash\\ newline\n tab\t é ✓"
+    }
+    ShopifyEvents.emit("json", payload)
+    ShopifyEvents.emit("json", [1, "two", 3.25])
+
+    hash_event, array_event = drain_events(queue)
+    expect(hash_event.json?).to be(true)
+    expect(hash_event.data).to eq(
+      "user_id" => 12_345, "action" => "checkout", "amount" => 42.5, "tags" => %w[a b c], "ok" => true,
+      "off" => false, "none" => nil, "sym" => "value", "at" => "2024-01-02T03:04:05.678901Z", "big" => 2**70,
+      "nested" => { "list" => [1, [2, { "deep" => "x" }]] }, "text" => "quote\" backslash\\ newline\n tab\t é ✓"
+    )
+    expect(array_event.data).to eq([1, "two", 3.25])
+  end
+
+  it "produces the same JSON as JSON.generate for plain data" do
+    payload = { user_id: 12_345, action: "checkout", shop: "example.myshopify.com", amount: 42.5, tags: %w[a b c] }
+    ShopifyEvents.emit("json", payload)
+
+    expect(drain_events(queue).first.payload).to eq(JSON.generate(payload))
+  end
+
+  it "accepts Symbol topics and Integer or Symbol keys" do
+    ShopifyEvents.emit(:orders, "x", key: 42)
+    ShopifyEvents.emit("orders", "y", key: :shop)
+
+    expect(drain_events(queue).map { |e| [e.topic, e.key] }).to eq([%w[orders 42], %w[orders shop]])
+  end
+
+  it "keeps a present empty key apart from no key" do
+    ShopifyEvents.emit("t", "x", key: "")
+    ShopifyEvents.emit("t", "y")
+
+    expect(drain_events(queue).map(&:key)).to eq(["", nil])
+  end
+
+  it "looks the queue up again after it was removed and recreated" do
+    ShopifyEvents.emit("t", "before")
+    queue.remove
+    ShopifyEvents.emit("t", "after")
+
+    reopened = ShopifyEvents::Native::Queue.open(ShopifyEvents.config.queue_key)
+    expect(drain_events(reopened).map(&:payload)).to eq(["after"])
+    expect(ShopifyEvents.stats).to include(reopened: 1, emitted: 2)
+  end
+end
