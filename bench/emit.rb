@@ -135,7 +135,8 @@ QueueRoom.with(batch * 1024) do
     puts "method: #{options[:rounds]} interleaved batches of #{batch} calls per variant; median ns per call"
     puts format("%-32s %10s", "variant", "ns/op")
     medians.each { |name, ns| puts format("%-32s %10.1f", name, ns) }
-    puts format("emit(String) / raw floor            = %.2fx (target <= 2.0x)", medians["emit(200-byte String)"] / floor)
+    puts format("emit(String) / raw floor            = %.2fx (target <= 2.0x)",
+                medians["emit(200-byte String)"] / floor)
     puts format("emit(Hash) / (JSON.generate + emit) = %.2fx (target <= 0.4x)", medians["emit(Hash)"] / json_then_emit)
   ensure
     queue.remove

@@ -11,6 +11,6 @@ task :compile do
   Dir.chdir(build_dir) do
     ruby File.join(root, "ext", "shopify_events", "extconf.rb")
     sh "make"
-    sh "make", "install", "sitearchdir=#{File.join(root, 'lib')}"
+    sh "make", "install", "sitearchdir=#{File.join(root, "lib")}"
   end
 end

@@ -4,7 +4,7 @@ $LOAD_PATH.unshift(File.expand_path("../lib", __dir__))
 require "shopify_events"
 require "stringio"
 
-Dir[File.join(__dir__, "support", "**", "*.rb")].sort.each { |f| require f }
+Dir[File.join(__dir__, "support", "**", "*.rb")].each { |f| require f }
 
 RSpec.configure do |config|
   config.disable_monkey_patching!

@@ -41,7 +41,7 @@ module ShopifyEvents
       name = value.to_s.strip.downcase.to_sym
       unless TRANSPORTS.include?(name)
         raise ConfigurationError, "unknown transport #{value.inspect} (SHOPIFY_EVENTS_TRANSPORT): " \
-                                  "use one of #{TRANSPORTS.join(', ')}"
+                                  "use one of #{TRANSPORTS.join(", ")}"
       end
       @transport = name
     end

@@ -16,7 +16,7 @@ RSpec.describe "concurrent emitters" do
             Thread.new do
               per_thread.times do |i|
                 ShopifyEvents.emit!("concurrency", "p=#{p} t=#{t} i=#{i}", key: "#{p}-#{t}",
-                                                                          headers: { "seq" => i.to_s })
+                                                                           headers: { "seq" => i.to_s })
               end
             end
           end

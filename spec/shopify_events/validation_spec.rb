@@ -11,7 +11,9 @@ RSpec.describe "validation in emit and emit!" do
 
       ["", ".", "..", "a" * 250, "checkout completed", "tópico", "a/b"].each do |topic|
         it "rejects the topic #{topic.inspect[0, 30]} with InvalidTopic naming it" do
-          expect { call(method, topic, "x") }.to raise_error(ShopifyEvents::InvalidTopic, /#{Regexp.escape(topic[0, 20])}/)
+          expect do
+            call(method, topic, "x")
+          end.to raise_error(ShopifyEvents::InvalidTopic, /#{Regexp.escape(topic[0, 20])}/)
         end
       end
 
@@ -71,7 +73,8 @@ RSpec.describe "validation in emit and emit!" do
       it "raises PayloadTooLarge naming the size, the limit and kernel.msgmax" do
         limit = ShopifyEvents::Native.message_size_limit
         expect { call(method, "t", "x" * limit) }
-          .to raise_error(ShopifyEvents::PayloadTooLarge, /is \d+ bytes, larger than the #{limit}-byte limit .*kernel\.msgmax/)
+          .to raise_error(ShopifyEvents::PayloadTooLarge,
+                          /is \d+ bytes, larger than the #{limit}-byte limit .*kernel\.msgmax/)
       end
 
       it "leaves the queue untouched when it raises" do
