@@ -50,16 +50,10 @@ impl EventId {
         &self.0
     }
 
-    /// The millisecond Unix timestamp held in the first 48 bits.
-    pub fn unix_millis(&self) -> u64 {
-        let mut ms = [0u8; 8];
-        ms[2..].copy_from_slice(&self.0[..6]);
-        u64::from_be_bytes(ms)
-    }
-}
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// The id as 36 ASCII bytes, lowercase 8-4-4-4-12 hex: what `Display`
+    /// prints, without the formatting machinery (the Ruby extension turns it
+    /// into the String `emit` returns).
+    pub fn hyphenated(&self) -> [u8; 36] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = [0u8; 36];
         let mut at = 0;
@@ -72,6 +66,20 @@ impl fmt::Display for EventId {
             s[at + 1] = HEX[usize::from(byte & 0xF)];
             at += 2;
         }
+        s
+    }
+
+    /// The millisecond Unix timestamp held in the first 48 bits.
+    pub fn unix_millis(&self) -> u64 {
+        let mut ms = [0u8; 8];
+        ms[2..].copy_from_slice(&self.0[..6]);
+        u64::from_be_bytes(ms)
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.hyphenated();
         // Only ASCII hex digits and hyphens were written.
         f.write_str(std::str::from_utf8(&s).map_err(|_| fmt::Error)?)
     }

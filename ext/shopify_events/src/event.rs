@@ -9,7 +9,8 @@ use crate::errors;
 
 /// The event id as a Ruby String (`"0190f7c2-..."`).
 pub(crate) fn id_string(ruby: &Ruby, id: &EventId) -> RString {
-    ruby.str_new(&id.to_string())
+    let text = id.hyphenated();
+    ruby.enc_str_new(text, ruby.usascii_encoding())
 }
 
 fn binary(ruby: &Ruby, bytes: &[u8]) -> RString {

@@ -11,12 +11,14 @@
 //! `"` `\` and control characters escaped) and integers; floats use the
 //! shortest round-trip form; Times become ISO 8601 UTC with microseconds.
 
-use magnus::{
-    r_hash::ForEach, value::ReprValue, Fixnum, Float, Integer, RArray, RHash, RString, Ruby,
-    Symbol, Time, Value,
-};
+use std::ffi::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use magnus::rb_sys::AsRawValue;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::{
+    value::ReprValue, Fixnum, Float, Integer, RArray, RHash, RString, Ruby, Symbol, Time, Value,
+};
+use rb_sys::{rb_hash_foreach, rb_sym2str, st_retval, VALUE};
 use shopify_events_core::json;
 
 use crate::errors;
@@ -26,13 +28,23 @@ pub(crate) const MAX_DEPTH: usize = 100;
 
 /// Why a payload cannot be encoded; turned into `TypeError`/`ArgumentError`.
 pub(crate) enum JsonError {
-    Unsupported { inspect: String, class: String },
-    BadKey { inspect: String, class: String },
+    Unsupported {
+        inspect: String,
+        class: String,
+    },
+    BadKey {
+        inspect: String,
+        class: String,
+    },
     NotFinite(f64),
-    NotUtf8 { encoding: String },
+    NotUtf8 {
+        encoding: String,
+    },
     Recursive,
     TooDeep,
     Ruby(magnus::Error),
+    /// A bug: encoding stopped without saying why.
+    Internal,
 }
 
 /// Path segments of the value being encoded, built only on the error path.
@@ -45,7 +57,7 @@ pub(crate) struct JsonEncoder<'a> {
     ruby: &'a Ruby,
     out: &'a mut Vec<u8>,
     /// Containers being encoded, outermost first: a repeat means a cycle.
-    stack: Vec<Value>,
+    stack: Containers,
     error: Option<(JsonError, Vec<Segment>)>,
 }
 
@@ -54,7 +66,7 @@ impl<'a> JsonEncoder<'a> {
         JsonEncoder {
             ruby,
             out,
-            stack: Vec::new(),
+            stack: Containers::default(),
             error: None,
         }
     }
@@ -67,7 +79,7 @@ impl<'a> JsonEncoder<'a> {
         let (error, mut path) = self
             .error
             .take()
-            .unwrap_or((JsonError::Recursive, Vec::new()));
+            .unwrap_or((JsonError::Internal, Vec::new()));
         path.reverse();
         Err(to_ruby_error(self.ruby, error, &render_path(&path)))
     }
@@ -106,13 +118,7 @@ impl<'a> JsonEncoder<'a> {
             return self.write_float(f.to_f64());
         }
         if let Some(sym) = Symbol::from_value(value) {
-            return match sym.name() {
-                Ok(name) => {
-                    json::write_str(self.out, name.as_bytes());
-                    Ok(())
-                }
-                Err(e) => self.fail(JsonError::Ruby(e)),
-            };
+            return self.write_rstring(symbol_name(self.ruby, sym));
         }
         if value.is_nil() {
             self.out.extend_from_slice(b"null");
@@ -164,13 +170,13 @@ impl<'a> JsonEncoder<'a> {
     }
 
     fn enter(&mut self, container: Value) -> Result<(), ()> {
-        if self.stack.len() >= MAX_DEPTH {
+        if self.stack.len >= MAX_DEPTH {
             return self.fail(JsonError::TooDeep);
         }
-        if self.stack.iter().any(|v| v.as_raw() == container.as_raw()) {
+        if self.stack.contains(container.as_raw()) {
             return self.fail(JsonError::Recursive);
         }
-        self.stack.push(container);
+        self.stack.push(container.as_raw());
         Ok(())
     }
 
@@ -179,23 +185,17 @@ impl<'a> JsonEncoder<'a> {
         self.out.push(b'{');
         let mut first = true;
         let mut failed = false;
-        let walked = hash.foreach(|key: Value, value: Value| {
+        for_each_pair(hash, |key, value| {
             if !first {
                 self.out.push(b',');
             }
             first = false;
-            if self.write_key(key).is_err() || {
-                let result = self.write(value);
-                self.at(|| Segment::Key(inspect(key)), result).is_err()
-            } {
-                failed = true;
-                return Ok(ForEach::Stop);
-            }
-            Ok(ForEach::Continue)
+            // Stays true if encoding the pair panics and the walk stops.
+            failed = true;
+            let written = self.write_key(key).and_then(|()| self.write(value));
+            failed = self.at(|| Segment::Key(inspect(key)), written).is_err();
+            !failed
         });
-        if let Err(e) = walked {
-            return self.fail(JsonError::Ruby(e));
-        }
         if failed {
             return Err(());
         }
@@ -208,10 +208,7 @@ impl<'a> JsonEncoder<'a> {
         if let Some(s) = RString::from_value(key) {
             self.write_rstring(s)?;
         } else if let Some(sym) = Symbol::from_value(key) {
-            match sym.name() {
-                Ok(name) => json::write_str(self.out, name.as_bytes()),
-                Err(e) => return self.fail(JsonError::Ruby(e)),
-            }
+            self.write_rstring(symbol_name(self.ruby, sym))?;
         } else if let Some(n) = Fixnum::from_value(key) {
             self.out.push(b'"');
             self.out
@@ -281,6 +278,71 @@ impl<'a> JsonEncoder<'a> {
     }
 }
 
+/// Containers being encoded, outermost first. The first few live inline so
+/// that encoding a usual, shallow payload allocates nothing.
+#[derive(Default)]
+struct Containers {
+    inline: [VALUE; 8],
+    len: usize,
+    spill: Vec<VALUE>,
+}
+
+impl Containers {
+    fn contains(&self, value: VALUE) -> bool {
+        self.inline[..self.len.min(8)].contains(&value) || self.spill.contains(&value)
+    }
+
+    fn push(&mut self, value: VALUE) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = value,
+            None => self.spill.push(value),
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) {
+        self.len = self.len.saturating_sub(1);
+        if self.len >= self.inline.len() {
+            self.spill.pop();
+        }
+    }
+}
+
+/// The name of a Symbol as a String, without copying it out (unlike
+/// `Symbol::name`).
+fn symbol_name(ruby: &Ruby, sym: Symbol) -> RString {
+    // SAFETY: rb_sym2str cannot raise; it returns the symbol's frozen name.
+    let name = unsafe { Value::from_raw(rb_sym2str(sym.as_raw())) };
+    RString::from_value(name).unwrap_or_else(|| ruby.str_new(""))
+}
+
+/// Calls `f` with each pair of `hash` until it returns false.
+///
+/// `rb_hash_foreach` without `rb_protect` (which `RHash::foreach` pays for
+/// each Hash): nothing `f` runs can raise. Encoding only type-checks, and its
+/// rare calls into Ruby go through magnus, which catches exceptions.
+fn for_each_pair<F: FnMut(Value, Value) -> bool>(hash: RHash, mut f: F) {
+    unsafe extern "C" fn call<F: FnMut(Value, Value) -> bool>(
+        key: VALUE,
+        value: VALUE,
+        arg: VALUE,
+    ) -> c_int {
+        // SAFETY: `arg` is the `&mut F` passed below, alive for the whole walk.
+        let f = unsafe { &mut *(arg as *mut F) };
+        // SAFETY: Ruby passes live objects.
+        let (key, value) = unsafe { (Value::from_raw(key), Value::from_raw(value)) };
+        // A panic must not unwind through Ruby's C frames: stop instead.
+        let go_on = catch_unwind(AssertUnwindSafe(|| f(key, value))).unwrap_or(false);
+        (if go_on {
+            st_retval::ST_CONTINUE
+        } else {
+            st_retval::ST_STOP
+        }) as c_int
+    }
+    // SAFETY: `call::<F>` matches the callback type and `f` outlives the walk.
+    unsafe { rb_hash_foreach(hash.as_raw(), Some(call::<F>), &mut f as *mut F as VALUE) };
+}
+
 fn inspect(value: Value) -> String {
     let text = value.inspect();
     if text.chars().count() > 80 {
@@ -341,6 +403,10 @@ fn to_ruby_error(ruby: &Ruby, error: JsonError, at: &str) -> magnus::Error {
             format!("payload nests deeper than {MAX_DEPTH} levels at {at}; flatten it"),
         ),
         JsonError::Ruby(e) => e,
+        JsonError::Internal => magnus::Error::new(
+            ruby.exception_runtime_error(),
+            format!("shopify_events: internal error while encoding {at} as JSON"),
+        ),
     }
 }
 
