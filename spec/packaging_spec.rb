@@ -14,7 +14,7 @@ RSpec.describe "the shopify_events gem package" do
 
   def run!(env, *command, chdir:)
     output, status = Open3.capture2e(env, *command, chdir: chdir)
-    raise "#{command.join(' ')} failed (#{status}):\n#{output}" unless status.success?
+    raise "#{command.join(" ")} failed (#{status}):\n#{output}" unless status.success?
 
     output
   end
@@ -33,7 +33,8 @@ RSpec.describe "the shopify_events gem package" do
 
       run!(env, "gem", "install", "--local", "--no-document", File.join(dir, "shopify_events.gem"), chdir: dir)
       script = 'require "shopify_events"; ShopifyEvents.configure { |c| c.transport = :test }; ' \
-               'print ShopifyEvents.emit("gem.smoke", { ok: true }).size, " ", $LOADED_FEATURES.grep(/shopify_events\.so/)'
+               'print ShopifyEvents.emit("gem.smoke", { ok: true }).size, " ", ' \
+               "$LOADED_FEATURES.grep(/shopify_events\\.so/)"
       output = run!(env, RbConfig.ruby, "-e", script, chdir: "/")
       expect(output).to start_with("36 ")
       expect(output).to include(gem_home)
