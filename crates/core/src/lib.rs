@@ -6,4 +6,5 @@ pub mod emitter;
 pub mod envelope;
 pub mod event_id;
 pub mod json;
+pub mod metrics;
 pub mod topic;

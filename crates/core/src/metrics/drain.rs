@@ -1,0 +1,193 @@
+//! [`DrainMetrics`]: every metric of the drain, and its snapshot.
+
+use serde::{Deserialize, Serialize};
+
+use super::histogram::{Histogram, HistogramSnapshot};
+use super::text::{render_labels, TextWriter};
+use super::values::{Counter, Gauge, GaugeF64};
+
+/// Every metric of the drain, shared as `Arc<DrainMetrics>` between the drain
+/// loop (the writer) and the HTTP thread and stats file (the readers).
+///
+/// Fields are public so the drain updates them directly
+/// (`metrics.produced.inc()`); the names under which they are exposed are
+/// fixed here, in [`DrainMetrics::render`], and are an interface: dashboards
+/// and alerts depend on them.
+#[derive(Debug)]
+pub struct DrainMetrics {
+    /// Events taken from the queue into the journal.
+    pub received: Counter,
+    /// Events acknowledged by Kafka (or written by the stdout sink).
+    pub produced: Counter,
+    /// Events produced again after a transient failure.
+    pub retried: Counter,
+    /// Events written to the dead-letter file.
+    pub dead_lettered: Counter,
+    /// Events produced again from the journal at startup.
+    pub recovered: Counter,
+    /// Events handed to the producer and not yet acknowledged.
+    pub in_flight: Gauge,
+    /// Bytes in the journal not yet acknowledged.
+    pub journal_pending_bytes: Gauge,
+    /// Messages in the SysV queue (`msg_qnum`).
+    pub queue_depth: Gauge,
+    /// Bytes in the SysV queue (`msg_cbytes`).
+    pub queue_bytes: Gauge,
+    /// Capacity of the SysV queue in bytes (`msg_qbytes`).
+    pub queue_capacity: Gauge,
+    /// Age (now - emit time), in seconds, of the oldest event not yet
+    /// acknowledged; 0 when nothing is pending.
+    pub oldest_event_age: GaugeF64,
+    /// Seconds from emit to Kafka acknowledgement.
+    pub delivery_latency: Histogram,
+    /// Constant labels, rendered once: `queue="0x53455600"`.
+    labels: String,
+}
+
+/// A point-in-time copy of [`DrainMetrics`] as plain numbers, for
+/// `shopify-events stats --json` and the drain's stats file.
+///
+/// Each value is read on its own, so two values may straddle an update (a
+/// `produced` one higher than the `received` read just before it); the
+/// snapshot is for display and rates, not for exact arithmetic across fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsSnapshot {
+    /// See [`DrainMetrics::received`].
+    pub received: u64,
+    /// See [`DrainMetrics::produced`].
+    pub produced: u64,
+    /// See [`DrainMetrics::retried`].
+    pub retried: u64,
+    /// See [`DrainMetrics::dead_lettered`].
+    pub dead_lettered: u64,
+    /// See [`DrainMetrics::recovered`].
+    pub recovered: u64,
+    /// See [`DrainMetrics::in_flight`].
+    pub in_flight: i64,
+    /// See [`DrainMetrics::journal_pending_bytes`].
+    pub journal_pending_bytes: i64,
+    /// See [`DrainMetrics::queue_depth`].
+    pub queue_depth: i64,
+    /// See [`DrainMetrics::queue_bytes`].
+    pub queue_bytes: i64,
+    /// See [`DrainMetrics::queue_capacity`].
+    pub queue_capacity: i64,
+    /// See [`DrainMetrics::oldest_event_age`]; seconds.
+    pub oldest_event_age: f64,
+    /// See [`DrainMetrics::delivery_latency`].
+    pub delivery_latency: HistogramSnapshot,
+}
+
+impl DrainMetrics {
+    /// Metrics at zero whose every series carries `labels`, e.g.
+    /// `&[("queue", "0x53455600")]`. Invalid label-name characters become
+    /// `_`; values are escaped.
+    pub fn new(labels: &[(&str, &str)]) -> Self {
+        Self {
+            received: Counter::new(),
+            produced: Counter::new(),
+            retried: Counter::new(),
+            dead_lettered: Counter::new(),
+            recovered: Counter::new(),
+            in_flight: Gauge::new(),
+            journal_pending_bytes: Gauge::new(),
+            queue_depth: Gauge::new(),
+            queue_bytes: Gauge::new(),
+            queue_capacity: Gauge::new(),
+            oldest_event_age: GaugeF64::new(),
+            delivery_latency: Histogram::latency(),
+            labels: render_labels(labels),
+        }
+    }
+
+    /// Metrics for the drain of queue `key`, labelled `queue="0x53455600"`
+    /// (the key in hex, as `ipcs` and `shopify-events stats` show it).
+    pub fn for_queue(key: sysvmq::Key) -> Self {
+        Self::new(&[("queue", &format!("{key:#010x}"))])
+    }
+
+    /// Appends every metric to `out` in the Prometheus text format 0.0.4
+    /// (serve it with [`CONTENT_TYPE`](super::CONTENT_TYPE)).
+    pub fn render(&self, out: &mut String) {
+        let mut w = TextWriter::new(out, &self.labels);
+        let s = self.snapshot();
+        w.counter(
+            "shopify_events_received_total",
+            "Events taken from the queue into the journal.",
+            s.received,
+        );
+        w.counter(
+            "shopify_events_produced_total",
+            "Events acknowledged by Kafka (or written by the stdout sink).",
+            s.produced,
+        );
+        w.counter(
+            "shopify_events_retried_total",
+            "Events produced again after a transient failure.",
+            s.retried,
+        );
+        w.counter(
+            "shopify_events_dead_lettered_total",
+            "Events written to the dead-letter file.",
+            s.dead_lettered,
+        );
+        w.counter(
+            "shopify_events_recovered_total",
+            "Events produced again from the journal at startup.",
+            s.recovered,
+        );
+        w.gauge(
+            "shopify_events_in_flight",
+            "Events handed to the producer and not yet acknowledged.",
+            s.in_flight,
+        );
+        w.gauge(
+            "shopify_events_journal_pending_bytes",
+            "Bytes in the journal not yet acknowledged.",
+            s.journal_pending_bytes,
+        );
+        w.gauge(
+            "shopify_events_queue_depth",
+            "Messages in the SysV queue.",
+            s.queue_depth,
+        );
+        w.gauge(
+            "shopify_events_queue_bytes",
+            "Bytes in the SysV queue.",
+            s.queue_bytes,
+        );
+        w.gauge(
+            "shopify_events_queue_capacity_bytes",
+            "Capacity of the SysV queue in bytes (msg_qbytes).",
+            s.queue_capacity,
+        );
+        w.gauge_f64(
+            "shopify_events_oldest_event_age_seconds",
+            "Age of the oldest event not yet acknowledged by Kafka.",
+            s.oldest_event_age,
+        );
+        w.histogram(
+            "shopify_events_delivery_latency_seconds",
+            "Seconds from emit to Kafka acknowledgement.",
+            &s.delivery_latency,
+        );
+    }
+
+    /// Reads every metric.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            received: self.received.get(),
+            produced: self.produced.get(),
+            retried: self.retried.get(),
+            dead_lettered: self.dead_lettered.get(),
+            recovered: self.recovered.get(),
+            in_flight: self.in_flight.get(),
+            journal_pending_bytes: self.journal_pending_bytes.get(),
+            queue_depth: self.queue_depth.get(),
+            queue_bytes: self.queue_bytes.get(),
+            queue_capacity: self.queue_capacity.get(),
+            oldest_event_age: self.oldest_event_age.get(),
+            delivery_latency: self.delivery_latency.snapshot(),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! A tiny HTTP/1.1 server for `GET /metrics` and `GET /health`.
+//!
+//! Scrapes come every few seconds from one Prometheus, so connections are
+//! served one at a time on a single thread, each closed after its response.
+//! What keeps one bad client from stalling the others is time, not
+//! concurrency: reading the request head has a 2 s deadline (total, so a
+//! client dribbling a byte a second gains nothing), each write a 2 s timeout,
+//! and the head is capped at 8 KiB.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::net::{TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use super::request::{linger, read_head, Head};
+use super::text::CONTENT_TYPE;
+use super::DrainMetrics;
+
+/// How long a client has to send its request head, and each write may block.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the idle accept loop looks at the shutdown flag.
+const ACCEPT_POLL: Duration = Duration::from_millis(50);
+
+/// Health as the drain reports it on `/health`: `200 ok <detail>` when `ok`,
+/// else `503 unhealthy <detail>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Whether the drain is doing its job (load balancers and systemd
+    /// watchdogs act on this).
+    pub ok: bool,
+    /// One line for a human, e.g. `"kafka unreachable for 42s"`.
+    pub detail: String,
+}
+
+impl Health {
+    /// A healthy report.
+    pub fn ok(detail: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            detail: detail.into(),
+        }
+    }
+
+    /// An unhealthy report, saying why.
+    pub fn failing(detail: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Computes the current [`Health`] on each `/health` request.
+pub type HealthCheck = Arc<dyn Fn() -> Health + Send + Sync>;
+
+/// Serves `GET /metrics` and `GET /health` on `listener` from a new thread
+/// until `shutdown` is set, which the thread notices within ~50 ms when idle
+/// (a few seconds later if it is busy with a stuck client).
+///
+/// Takes an already bound listener so the caller chooses the address (see
+/// [`bind()`](super::bind())) and tests can bind port 0. Other paths get 404,
+/// methods other than GET and HEAD get 405. Errors on one connection only end
+/// that connection.
+pub fn serve(
+    listener: TcpListener,
+    metrics: Arc<DrainMetrics>,
+    health: HealthCheck,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    // Non-blocking accept + short sleep: std has no accept with a timeout,
+    // and this keeps shutdown independent of any client showing up.
+    listener.set_nonblocking(true)?;
+    thread::Builder::new()
+        .name("metrics-http".into())
+        .spawn(move || {
+            let mut server = Server {
+                metrics,
+                health,
+                body: String::new(),
+            };
+            while !shutdown.load(Relaxed) {
+                match listener.accept() {
+                    // Ignored: a failed exchange only concerns that client,
+                    // and the server has no log to write it to.
+                    Ok((mut stream, _)) => {
+                        let _ = server.handle(&mut stream);
+                        linger(&mut stream);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // WouldBlock is the idle case; anything else (EMFILE,
+                    // ECONNABORTED) is retried after the same pause instead
+                    // of spinning.
+                    Err(_) => thread::sleep(ACCEPT_POLL),
+                }
+            }
+        })
+}
+
+struct Server {
+    metrics: Arc<DrainMetrics>,
+    health: HealthCheck,
+    /// Reused between scrapes: the exposition is the one sizeable buffer.
+    body: String,
+}
+
+impl Server {
+    fn handle(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+        // Accepted sockets inherit O_NONBLOCK on some platforms (BSDs).
+        stream.set_nonblocking(false)?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        // Head and body go out as two writes: do not let Nagle hold the body.
+        stream.set_nodelay(true)?;
+        let (method, path) = match read_head(stream, IO_TIMEOUT)? {
+            Head::Request { method, path } => (method, path),
+            Head::Malformed => return respond(stream, 400, "", b"", false),
+            Head::TooLarge => return respond(stream, 431, "", b"", false),
+            Head::Incomplete => return Ok(()),
+        };
+        let head_only = method == "HEAD";
+        if method != "GET" && !head_only {
+            return respond(stream, 405, "", b"", false);
+        }
+        match path.as_str() {
+            "/metrics" => {
+                self.body.clear();
+                self.metrics.render(&mut self.body);
+                respond(stream, 200, CONTENT_TYPE, self.body.as_bytes(), head_only)
+            }
+            "/health" => {
+                // A panicking check must not take /metrics down with it.
+                let health = catch_unwind(AssertUnwindSafe(|| (self.health)()))
+                    .unwrap_or_else(|_| Health::failing("health check panicked"));
+                let (status, word) = match health.ok {
+                    true => (200, "ok"),
+                    false => (503, "unhealthy"),
+                };
+                let body = format!("{word} {}\n", health.detail);
+                let text = "text/plain; charset=utf-8";
+                respond(stream, status, text, body.as_bytes(), head_only)
+            }
+            _ => respond(stream, 404, "", b"", false),
+        }
+    }
+}
+
+/// Writes a whole `Connection: close` response (no `Content-Type` when
+/// `content_type` is empty; the body is left out for HEAD).
+fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+) -> io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "",
+    };
+    let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
+    if status == 405 {
+        // Required on a 405 (RFC 9110, 15.5.6).
+        head.push_str("Allow: GET, HEAD\r\n");
+    }
+    if !content_type.is_empty() {
+        let _ = write!(head, "Content-Type: {content_type}\r\n");
+    }
+    let _ = write!(
+        head,
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    if !head_only {
+        stream.write_all(body)?;
+    }
+    stream.flush()
+}

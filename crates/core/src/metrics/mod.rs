@@ -1,0 +1,36 @@
+//! The drain's metrics: counters, gauges and a latency histogram, exposed in
+//! the Prometheus text format on a small loopback HTTP server.
+//!
+//! [`DrainMetrics`] holds every metric the drain reports (what it received,
+//! produced, retried, dead-lettered and recovered; what is in flight; the
+//! queue's depth, bytes and capacity; the oldest pending event's age; and
+//! emit-to-ack latency). The drain loop updates them, [`serve`] renders them
+//! for `GET /metrics`, and [`DrainMetrics::snapshot`] copies them for
+//! `shopify-events stats --json` and the drain's stats file.
+//!
+//! Every update is a relaxed atomic operation, so the drain's hot path pays
+//! one uncontended add per event and never waits for a scrape. Relaxed is
+//! enough because no metric guards other memory: each is a number read on
+//! its own, and a scrape is a sample at an arbitrary instant anyway. Values
+//! read in one scrape may straddle an update (`produced` just ahead of
+//! `received`), which rates over time absorb. The one invariant a scraper
+//! checks, a histogram's `+Inf` bucket equal to its `_count`, holds by
+//! construction (see [`Histogram`]).
+//!
+//! The server binds loopback by default ([`bind()`]): the endpoints are not
+//! authenticated.
+
+mod drain;
+mod histogram;
+mod http;
+mod listen;
+mod request;
+mod text;
+mod values;
+
+pub use drain::{DrainMetrics, MetricsSnapshot};
+pub use histogram::{BucketCount, Histogram, HistogramSnapshot, LATENCY_BUCKETS};
+pub use http::{serve, Health, HealthCheck};
+pub use listen::{bind, MetricsError};
+pub use text::CONTENT_TYPE;
+pub use values::{Counter, Gauge, GaugeF64};

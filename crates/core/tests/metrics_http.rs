@@ -1,0 +1,290 @@
+//! The metrics HTTP server, spoken to with plain `TcpStream`s.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use shopify_events_core::metrics::{self, DrainMetrics, Health, MetricsError};
+
+const LABEL: &str = r#"queue="0x53455600""#;
+
+struct Server {
+    addr: SocketAddr,
+    metrics: Arc<DrainMetrics>,
+    healthy: Arc<AtomicBool>,
+    shutdown: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start() -> Self {
+        let listener = metrics::bind("127.0.0.1:0", false).expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let metrics = Arc::new(DrainMetrics::for_queue(0x5345_5600));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let flag = healthy.clone();
+        let check = Arc::new(move || match flag.load(Ordering::Relaxed) {
+            true => Health::ok("producing"),
+            false => Health::failing("kafka unreachable for 42s"),
+        });
+        let thread = metrics::serve(listener, metrics.clone(), check, shutdown.clone()).unwrap();
+        Self {
+            addr,
+            metrics,
+            healthy,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+
+    /// Sends `request` as is and returns (status, head, body).
+    fn send(&self, request: &str) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .expect("a complete response");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status");
+        (status, head.to_string(), body.to_string())
+    }
+
+    fn get(&self, path: &str) -> (u16, String, String) {
+        self.send(&format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The value of the series `name{queue="0x53455600"<extra>}`.
+fn value(body: &str, name: &str, extra: &str) -> f64 {
+    let prefix = format!("{name}{{{LABEL}{extra}}} ");
+    let line = body.lines().find(|l| l.starts_with(&prefix));
+    let line = line.unwrap_or_else(|| panic!("no series {prefix:?} in\n{body}"));
+    line[prefix.len()..].parse().unwrap()
+}
+
+#[test]
+fn metrics_endpoint_exposes_every_metric_with_help_type_and_queue_label() {
+    let server = Server::start();
+    let (status, head, body) = server.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(head.contains("Connection: close"), "{head}");
+    let metrics = [
+        ("shopify_events_received_total", "counter"),
+        ("shopify_events_produced_total", "counter"),
+        ("shopify_events_retried_total", "counter"),
+        ("shopify_events_dead_lettered_total", "counter"),
+        ("shopify_events_recovered_total", "counter"),
+        ("shopify_events_in_flight", "gauge"),
+        ("shopify_events_journal_pending_bytes", "gauge"),
+        ("shopify_events_queue_depth", "gauge"),
+        ("shopify_events_queue_bytes", "gauge"),
+        ("shopify_events_queue_capacity_bytes", "gauge"),
+        ("shopify_events_oldest_event_age_seconds", "gauge"),
+        ("shopify_events_delivery_latency_seconds", "histogram"),
+    ];
+    for (name, kind) in metrics {
+        let help = format!("# HELP {name} ");
+        assert!(body.lines().any(|l| l.starts_with(&help)), "{name}");
+        assert!(
+            body.lines().any(|l| l == format!("# TYPE {name} {kind}")),
+            "{name}"
+        );
+    }
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            line.contains(LABEL),
+            "series without the queue label: {line}"
+        );
+    }
+}
+
+#[test]
+fn counters_and_gauges_show_their_values_after_updates() {
+    let server = Server::start();
+    let m = &server.metrics;
+    m.received.add(10);
+    m.produced.inc();
+    m.produced.inc();
+    m.dead_lettered.inc();
+    m.in_flight.add(7);
+    m.in_flight.sub(2);
+    m.queue_capacity.set(2 << 30);
+    m.oldest_event_age.set(1.5);
+    let (_, _, body) = server.get("/metrics");
+    assert_eq!(value(&body, "shopify_events_received_total", ""), 10.0);
+    assert_eq!(value(&body, "shopify_events_produced_total", ""), 2.0);
+    assert_eq!(value(&body, "shopify_events_retried_total", ""), 0.0);
+    assert_eq!(value(&body, "shopify_events_dead_lettered_total", ""), 1.0);
+    assert_eq!(value(&body, "shopify_events_in_flight", ""), 5.0);
+    assert_eq!(
+        value(&body, "shopify_events_queue_capacity_bytes", ""),
+        2147483648.0
+    );
+    assert_eq!(
+        value(&body, "shopify_events_oldest_event_age_seconds", ""),
+        1.5
+    );
+}
+
+#[test]
+fn histogram_buckets_are_cumulative_with_inf_equal_to_count_and_a_sum() {
+    let server = Server::start();
+    for seconds in [0.0005, 0.003, 0.003, 0.2, 7.0, 7200.0] {
+        server.metrics.delivery_latency.observe(seconds);
+    }
+    let (_, _, body) = server.get("/metrics");
+    let name = "shopify_events_delivery_latency_seconds";
+    let bucket = |le: &str| value(&body, &format!("{name}_bucket"), &format!(",le=\"{le}\""));
+    let expected = [
+        ("0.001", 1.0),
+        ("0.005", 3.0),
+        ("0.01", 3.0),
+        ("0.05", 3.0),
+        ("0.1", 3.0),
+        ("0.5", 4.0),
+        ("1", 4.0),
+        ("5", 4.0),
+        ("10", 5.0),
+        ("60", 5.0),
+        ("300", 5.0),
+        ("900", 5.0),
+        ("3600", 5.0),
+        ("+Inf", 6.0),
+    ];
+    for (le, count) in expected {
+        assert_eq!(bucket(le), count, "le={le}");
+    }
+    assert_eq!(value(&body, &format!("{name}_count"), ""), 6.0);
+    let sum = value(&body, &format!("{name}_sum"), "");
+    assert!((sum - 7207.2065).abs() < 1e-6, "sum {sum}");
+}
+
+#[test]
+fn health_is_200_or_503_as_the_check_reports() {
+    let server = Server::start();
+    let (status, _, body) = server.get("/health");
+    assert_eq!((status, body.as_str()), (200, "ok producing\n"));
+    server.healthy.store(false, Ordering::Relaxed);
+    let (status, _, body) = server.get("/health");
+    assert_eq!(status, 503);
+    assert!(body.contains("kafka unreachable for 42s"), "{body}");
+}
+
+#[test]
+fn unknown_path_is_404_and_other_methods_are_405() {
+    let server = Server::start();
+    assert_eq!(server.get("/nope").0, 404);
+    let (status, head, _) = server.send("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(status, 405);
+    assert!(head.contains("Allow: GET"), "{head}");
+    assert_eq!(
+        server.get("/metrics?name[]=x").0,
+        200,
+        "a query string is ignored"
+    );
+}
+
+#[test]
+fn head_request_gets_the_headers_without_a_body() {
+    let server = Server::start();
+    let (status, head, body) = server.send("HEAD /metrics HTTP/1.1\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(!head.contains("Content-Length: 0"), "{head}");
+    assert_eq!(body, "");
+}
+
+#[test]
+fn oversized_or_malformed_requests_are_refused() {
+    let server = Server::start();
+    let huge = format!(
+        "GET /metrics HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    assert_eq!(server.send(&huge).0, 431);
+    assert_eq!(server.send("hello\r\n\r\n").0, 400);
+}
+
+#[test]
+fn silent_client_does_not_block_the_next_one() {
+    let server = Server::start();
+    let _silent = TcpStream::connect(server.addr).unwrap();
+    // Let the server pick the silent connection first.
+    std::thread::sleep(Duration::from_millis(150));
+    let started = Instant::now();
+    assert_eq!(server.get("/health").0, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn setting_shutdown_stops_the_server_within_a_second() {
+    let mut server = Server::start();
+    assert_eq!(server.get("/health").0, 200);
+    server.shutdown.store(true, Ordering::Relaxed);
+    let thread = server.thread.take().unwrap();
+    let started = Instant::now();
+    while !thread.is_finished() {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "server still running after 1 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    thread.join().unwrap();
+}
+
+#[test]
+fn bind_refuses_a_public_address_unless_allowed() {
+    let err = metrics::bind("0.0.0.0:0", false).unwrap_err();
+    assert!(matches!(err, MetricsError::NotLoopback { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("0.0.0.0:0"), "{message}");
+    assert!(message.contains("--metrics-allow-public"), "{message}");
+    metrics::bind("0.0.0.0:0", true).expect("public when allowed");
+}
+
+#[test]
+fn bind_accepts_loopback() {
+    let listener = metrics::bind("127.0.0.1:0", false).unwrap();
+    assert!(listener.local_addr().unwrap().ip().is_loopback());
+}
+
+#[test]
+fn snapshot_serialises_as_plain_numbers() {
+    let m = DrainMetrics::for_queue(0x5345_5600);
+    m.produced.add(3);
+    m.delivery_latency.observe(0.002);
+    let json = serde_json::to_value(m.snapshot()).unwrap();
+    assert_eq!(json["produced"], 3);
+    assert_eq!(json["delivery_latency"]["count"], 1);
+    assert_eq!(json["delivery_latency"]["buckets"][1]["le"], 0.005);
+    assert_eq!(json["delivery_latency"]["buckets"][1]["count"], 1);
+}
