@@ -7,4 +7,5 @@ pub mod envelope;
 pub mod event_id;
 pub mod json;
 pub mod metrics;
+pub mod ops;
 pub mod topic;

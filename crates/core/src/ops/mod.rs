@@ -1,0 +1,24 @@
+//! Operator commands behind `shopify-events setup` and `shopify-events stats`:
+//! sizing and creating the queue against the host's sysctls, and reporting
+//! its depth with the drain's counters.
+//!
+//! Nothing here prints or exits: each command returns a report that is
+//! `serde::Serialize` (for `--json`) and `Display` (for people), and the CLI
+//! decides what to show and which exit status to use.
+
+mod report;
+mod setup;
+mod size;
+mod stats;
+mod sysctl;
+
+pub use report::{
+    Advice, LimitSettings, Outcome, QueueState, SetupReport, SysctlConf, SysctlWrite,
+};
+pub use setup::{setup, SetupError, SetupPlan};
+pub use size::{format_size, parse_size, SizeError};
+pub use stats::{
+    drain_snapshot_path, queue_stats, read_drain_snapshot, write_drain_snapshot, QueueStats,
+    DEFAULT_STATE_DIR, SNAPSHOT_MAX_AGE,
+};
+pub use sysctl::{has_cap_sys_resource, SysctlFs, SYSCTL_CONF_PATH, SYSCTL_MAX};

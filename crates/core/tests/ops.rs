@@ -1,0 +1,460 @@
+//! `shopify-events setup` and `stats` library code against real SysV queues.
+//!
+//! Each test uses its own key and removes its queue on drop, even when it
+//! fails. The host's sysctls are only read: `--apply-sysctls` writes into a
+//! stand-in `/proc/sys` in a temp dir.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use shopify_events_core::ops::{
+    self, has_cap_sys_resource, parse_size, queue_stats, read_drain_snapshot, write_drain_snapshot,
+    Outcome, SetupError, SetupPlan, SizeError, SysctlFs,
+};
+use sysvmq::{Key, Limits, Message, Queue};
+
+/// Removes the queue with its key when dropped.
+struct QueueGuard(Key);
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        if let Ok(queue) = Queue::open(self.0) {
+            let _ = queue.remove();
+        }
+    }
+}
+
+/// A key no other test (or test process) uses, guarded.
+fn unique_key() -> QueueGuard {
+    static NEXT: AtomicI32 = AtomicI32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id() as i32 & 0xffff;
+    QueueGuard(0x5e00_0000 | (pid << 8) | n)
+}
+
+fn limits() -> Limits {
+    Limits::read().expect("read /proc/sys/kernel/msg*")
+}
+
+/// A stand-in /proc/sys with the kernel defaults.
+fn fake_proc_sys() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("kernel")).expect("kernel dir");
+    for (name, value) in [("msgmax", 8192), ("msgmnb", 16384), ("msgmni", 32000)] {
+        std::fs::write(dir.path().join("kernel").join(name), format!("{value}\n")).expect("write");
+    }
+    dir
+}
+
+fn read_fake(root: &Path, name: &str) -> String {
+    std::fs::read_to_string(root.join("kernel").join(name)).expect("read fake sysctl")
+}
+
+fn send(queue: &Queue, body_len: usize) {
+    queue
+        .try_send(&Message::with_body(1, &vec![b'x'; body_len]))
+        .expect("send");
+}
+
+#[test]
+fn parse_size_accepts_bytes_binary_and_decimal_units_in_any_case() {
+    let table: &[(&str, u64)] = &[
+        ("1048576", 1_048_576),
+        ("0", 0),
+        ("512B", 512),
+        ("64KiB", 64 << 10),
+        ("512MiB", 512 << 20),
+        ("2GiB", 2 << 30),
+        ("2gib", 2 << 30),
+        ("2 GiB", 2 << 30),
+        (" 3Gi ", 3 << 30),
+        ("1TiB", 1 << 40),
+        ("1K", 1_000),
+        ("1kb", 1_000),
+        ("5M", 5_000_000),
+        ("1G", 1_000_000_000),
+        ("1GB", 1_000_000_000),
+        ("2T", 2_000_000_000_000),
+    ];
+    for &(text, bytes) in table {
+        assert_eq!(parse_size(text), Ok(bytes), "{text:?}");
+    }
+}
+
+#[test]
+fn parse_size_rejects_garbage_naming_the_input_and_the_accepted_forms() {
+    for text in ["", "GiB", "-1", "1.5GiB", "12 parsecs", "1GiBs", "0x10"] {
+        let err = parse_size(text).expect_err(text);
+        let message = err.to_string();
+        assert!(
+            matches!(err, SizeError::Invalid { .. }),
+            "{text:?}: {err:?}"
+        );
+        assert!(message.contains(&format!("{text:?}")), "{message}");
+        assert!(
+            message.contains("2GiB") && message.contains("1GB"),
+            "{message}"
+        );
+    }
+    let err = parse_size("99999999999999999999").expect_err("overflow");
+    assert!(matches!(err, SizeError::TooLarge { .. }), "{err:?}");
+    let err = parse_size("16EiB").expect_err("unit");
+    assert!(err.to_string().contains("\"16EiB\""), "{err}");
+    let err = parse_size("17179869184GiB").expect_err("overflow after unit");
+    assert!(matches!(err, SizeError::TooLarge { .. }), "{err:?}");
+}
+
+#[test]
+fn setup_creates_the_queue_with_the_requested_capacity_when_it_fits_under_msgmnb() {
+    let guard = unique_key();
+    let limits = limits();
+    let capacity = limits.msgmax + limits.msgmnb.saturating_sub(limits.msgmax) / 2;
+    let report = ops::setup(guard.0, capacity, 0o640, None).expect("setup");
+    assert_eq!(report.outcome, Outcome::Created, "{report}");
+    assert!(report.is_ready() && report.advice.is_empty(), "{report}");
+    let stat = Queue::open(guard.0).expect("created").stat().expect("stat");
+    assert_eq!((stat.capacity, stat.mode), (capacity, 0o640));
+    let queue = report.queue.as_ref().expect("queue in report");
+    assert_eq!((queue.capacity, queue.mode.as_str()), (capacity, "0640"));
+}
+
+#[test]
+fn setup_grows_an_existing_smaller_queue_in_place_keeping_its_messages() {
+    let guard = unique_key();
+    let limits = limits();
+    let queue = Queue::create(guard.0, 0o600).expect("create");
+    queue.set_capacity(limits.msgmax).expect("shrink");
+    send(&queue, 100);
+    let report = ops::setup(guard.0, limits.msgmnb, 0o600, None).expect("setup");
+    assert_eq!(
+        report.outcome,
+        Outcome::Grown {
+            from: limits.msgmax
+        },
+        "{report}"
+    );
+    let stat = queue.stat().expect("stat");
+    assert_eq!((stat.capacity, stat.messages), (limits.msgmnb, 1));
+    assert!(report.is_ready(), "{report}");
+}
+
+#[test]
+fn setup_leaves_a_larger_queue_as_it_is() {
+    let guard = unique_key();
+    let limits = limits();
+    let queue = Queue::create(guard.0, 0o600).expect("create");
+    let report = ops::setup(guard.0, limits.msgmax, 0o600, None).expect("setup");
+    assert_eq!(report.outcome, Outcome::Unchanged, "{report}");
+    assert_eq!(queue.stat().expect("stat").capacity, limits.msgmnb);
+}
+
+#[test]
+fn setup_above_msgmnb_without_apply_advises_the_exact_sysctl_and_creates_no_queue() {
+    if has_cap_sys_resource() {
+        eprintln!("skipped: with CAP_SYS_RESOURCE setup may exceed kernel.msgmnb");
+        return;
+    }
+    let guard = unique_key();
+    let Some(capacity) = above_msgmnb() else { return };
+    let report = ops::setup(guard.0, capacity, 0o600, None).expect("setup");
+    assert_eq!(report.outcome, Outcome::NotCreated, "{report}");
+    assert!(!report.is_ready());
+    let advice = &report.advice[0];
+    assert_eq!(advice.setting, "kernel.msgmnb");
+    assert!(
+        advice
+            .command
+            .starts_with(&format!("sysctl -w kernel.msgmnb={capacity};")),
+        "{report}"
+    );
+    let conf = report.persistent_config.as_ref().expect("sysctl.d snippet");
+    assert_eq!(conf.path, "/etc/sysctl.d/60-shopify-events.conf");
+    assert!(
+        conf.contents
+            .contains(&format!("kernel.msgmnb = {capacity}\n")),
+        "{report}"
+    );
+    assert!(matches!(
+        Queue::open(guard.0),
+        Err(sysvmq::Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn setup_above_msgmnb_on_a_queue_with_messages_says_how_many_stay_and_keeps_it() {
+    if has_cap_sys_resource() {
+        eprintln!("skipped: with CAP_SYS_RESOURCE setup may exceed kernel.msgmnb");
+        return;
+    }
+    let guard = unique_key();
+    let queue = Queue::create(guard.0, 0o600).expect("create");
+    send(&queue, 10);
+    send(&queue, 10);
+    let Some(capacity) = above_msgmnb() else { return };
+    let report = ops::setup(guard.0, capacity, 0o600, None).expect("setup");
+    assert_eq!(report.outcome, Outcome::TooSmall, "{report}");
+    let command = &report.advice[0].command;
+    assert!(
+        command.contains(&format!("sysctl -w kernel.msgmnb={capacity}")),
+        "{command}"
+    );
+    assert!(command.contains("its 2 messages stay"), "{command}");
+    assert_eq!(queue.stat().expect("still there").messages, 2);
+}
+
+#[test]
+fn setup_refuses_a_capacity_that_cannot_hold_one_message() {
+    let guard = unique_key();
+    let err = ops::setup(guard.0, 1024, 0o600, None).expect_err("too small");
+    assert!(
+        matches!(err, SetupError::CapacityBelowMessage { capacity: 1024, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("--capacity of at least"), "{err}");
+    let err = ops::setup(guard.0, 16384, 0o600, Some(65536)).expect_err("below max event");
+    assert!(
+        err.to_string().contains("65536 bytes (--max-event)"),
+        "{err}"
+    );
+    assert!(matches!(
+        Queue::open(guard.0),
+        Err(sysvmq::Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn setup_without_apply_advises_raising_msgmax_for_a_larger_max_event() {
+    let guard = unique_key();
+    let proc_sys = fake_proc_sys();
+    let plan = SetupPlan {
+        max_event: Some(12288),
+        sysctl: SysctlFs::at(proc_sys.path()),
+        ..SetupPlan::new(guard.0, 16384)
+    };
+    let report = plan.run().expect("setup");
+    assert_eq!(report.outcome, Outcome::Created, "{report}");
+    assert_eq!(report.advice[0].command, "sysctl -w kernel.msgmax=12288");
+    assert!(!report.is_ready());
+    assert_eq!(read_fake(proc_sys.path(), "msgmax"), "8192\n");
+}
+
+#[test]
+fn apply_sysctls_writes_msgmnb_and_msgmax_into_the_given_proc_root() {
+    let guard = unique_key();
+    let proc_sys = fake_proc_sys();
+    let plan = SetupPlan {
+        max_event: Some(64 << 10),
+        raise_sysctls: true,
+        sysctl: SysctlFs::at(proc_sys.path()),
+        ..SetupPlan::new(guard.0, 1 << 20)
+    };
+    let report = plan.run().expect("setup");
+    assert_eq!(read_fake(proc_sys.path(), "msgmnb"), "1048576\n");
+    assert_eq!(read_fake(proc_sys.path(), "msgmax"), "65536\n");
+    assert_eq!(report.sysctls_written.len(), 2, "{report}");
+    assert_eq!(
+        (report.limits.msgmnb, report.limits.msgmax),
+        (1 << 20, 64 << 10)
+    );
+    let conf = &report.persistent_config.as_ref().expect("snippet").contents;
+    assert!(
+        conf.contains("kernel.msgmax = 65536\nkernel.msgmnb = 1048576\n"),
+        "{conf}"
+    );
+    // The real kernel still has its own msgmnb: without CAP_SYS_RESOURCE it
+    // refuses the size, and setup must not leave a too-small queue behind.
+    if !has_cap_sys_resource() && limits().msgmnb < 1 << 20 {
+        assert_eq!(report.outcome, Outcome::NotCreated, "{report}");
+        assert!(matches!(
+            Queue::open(guard.0),
+            Err(sysvmq::Error::NotFound { .. })
+        ));
+    }
+}
+
+#[test]
+fn apply_sysctls_refuses_a_msgmnb_above_the_kernel_maximum_of_2_gib_minus_one() {
+    if has_cap_sys_resource() {
+        eprintln!("skipped: with CAP_SYS_RESOURCE no sysctl is needed above 2 GiB");
+        return;
+    }
+    let guard = unique_key();
+    let proc_sys = fake_proc_sys();
+    let plan = SetupPlan {
+        raise_sysctls: true,
+        max_event: Some(65536),
+        sysctl: SysctlFs::at(proc_sys.path()),
+        ..SetupPlan::new(guard.0, parse_size("2GiB").expect("size"))
+    };
+    let err = plan.run().expect_err("2 GiB is one byte over INT_MAX");
+    assert!(
+        matches!(
+            err,
+            SetupError::SysctlOutOfRange {
+                value: 2147483648,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("2147483647"), "{err}");
+    assert_eq!(read_fake(proc_sys.path(), "msgmnb"), "16384\n");
+    assert_eq!(
+        read_fake(proc_sys.path(), "msgmax"),
+        "8192\n",
+        "nothing written"
+    );
+}
+
+/// Set in the copy of this test binary that runs inside `unshare -i`.
+const IN_PRIVATE_IPC: &str = "SHOPIFY_EVENTS_OPS_TEST_IN_PRIVATE_IPC";
+
+/// The real `/proc/sys` of a fresh IPC namespace (the host's is untouched):
+/// no CAP_SYS_RESOURCE needed, raising kernel.msgmnb is enough both for a new
+/// queue and, in place, for an existing one that holds messages.
+#[test]
+fn apply_sysctls_in_a_private_ipc_namespace_creates_and_grows_queues_above_the_default() {
+    if std::env::var_os(IN_PRIVATE_IPC).is_none() {
+        let unshare = |args: &[&str]| std::process::Command::new("unshare").args(args).status();
+        if !unshare(&["-i", "true"]).is_ok_and(|status| status.success()) {
+            eprintln!("skipped: `unshare -i` is not available here");
+            return;
+        }
+        let exe = std::env::current_exe().expect("test binary");
+        let name =
+            "apply_sysctls_in_a_private_ipc_namespace_creates_and_grows_queues_above_the_default";
+        let status = std::process::Command::new("unshare")
+            .arg("-i")
+            .arg(exe)
+            .args(["--exact", name, "--nocapture"])
+            .env(IN_PRIVATE_IPC, "1")
+            .status()
+            .expect("run in a private IPC namespace");
+        assert!(status.success(), "inner run failed: {status}");
+        return;
+    }
+    let grown = unique_key();
+    let queue = Queue::create(grown.0, 0o600).expect("create");
+    send(&queue, 100);
+    let fresh = unique_key();
+    for (key, outcome) in [
+        (grown.0, Outcome::Grown { from: 16384 }),
+        (fresh.0, Outcome::Created),
+    ] {
+        let plan = SetupPlan {
+            raise_sysctls: true,
+            max_event: Some(64 << 10),
+            ..SetupPlan::new(key, 1 << 20)
+        };
+        let report = plan.run().expect("setup");
+        assert_eq!(report.outcome, outcome, "{report}");
+        assert!(report.is_ready(), "{report}");
+        let stat = Queue::open(key).expect("open").stat().expect("stat");
+        assert_eq!(stat.capacity, 1 << 20);
+    }
+    assert_eq!(
+        queue.stat().expect("stat").messages,
+        1,
+        "growing kept the message"
+    );
+    assert_eq!(limits().msgmax, 64 << 10);
+}
+
+#[test]
+fn queue_stats_reports_depth_bytes_capacity_and_fill_after_sends() {
+    let guard = unique_key();
+    let queue = Queue::create(guard.0, 0o600).expect("create");
+    queue.set_capacity(10_000).expect("capacity");
+    for _ in 0..3 {
+        send(&queue, 100);
+    }
+    let stats = queue_stats(guard.0).expect("stats");
+    assert_eq!((stats.depth, stats.bytes, stats.capacity), (3, 300, 10_000));
+    assert!(
+        (stats.fill_percent - 3.0).abs() < 1e-9,
+        "{}",
+        stats.fill_percent
+    );
+    assert_eq!(stats.key, format!("{:#010x}", guard.0));
+    assert_eq!(stats.last_send_pid, std::process::id() as i32);
+    assert!(stats.last_send_time.is_some() && stats.last_receive_time.is_none());
+    assert_eq!(stats.mode, "0600");
+    let json = serde_json::to_value(&stats).expect("json");
+    assert_eq!(json["depth"], 3);
+    assert!(json["drain"].is_null());
+    let text = stats.to_string();
+    assert!(
+        text.contains("9.8 KiB (10000 bytes)") && text.contains("3.0 %"),
+        "{text}"
+    );
+}
+
+#[test]
+fn queue_stats_of_a_missing_queue_is_not_found() {
+    let guard = unique_key();
+    let err = queue_stats(guard.0).expect_err("missing");
+    assert!(matches!(err, sysvmq::Error::NotFound { .. }), "{err:?}");
+}
+
+/// A capacity above the current kernel.msgmnb that the sysctl could still be
+/// raised to (other tests on this host may have raised msgmnb already).
+fn above_msgmnb() -> Option<u64> {
+    let msgmnb = limits().msgmnb;
+    if msgmnb >= ops::SYSCTL_MAX {
+        eprintln!("skipped: kernel.msgmnb is already at its maximum");
+        return None;
+    }
+    Some((msgmnb * 4).min(ops::SYSCTL_MAX))
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+#[test]
+fn drain_snapshot_is_read_back_when_fresh_and_its_pid_alive() {
+    let dir = tempfile::tempdir().expect("dir");
+    // A whole number of seconds: serde_json's default float parsing is not
+    // round-trip exact, and this test is about freshness, not precision.
+    let snapshot = json!({"pid": std::process::id(), "updated_at": now().floor(), "produced": 42});
+    write_drain_snapshot(dir.path(), 0x5345_5600, &snapshot).expect("write");
+    let path = ops::drain_snapshot_path(dir.path(), 0x5345_5600);
+    assert!(path.ends_with("drain-53455600.json"), "{}", path.display());
+    assert_eq!(read_drain_snapshot(dir.path(), 0x5345_5600), Some(snapshot));
+    let leftovers = std::fs::read_dir(dir.path()).expect("list").count();
+    assert_eq!(leftovers, 1, "the temp file was renamed away");
+}
+
+#[test]
+fn drain_snapshot_is_ignored_when_stale() {
+    let dir = tempfile::tempdir().expect("dir");
+    let snapshot = json!({"pid": std::process::id(), "updated_at": now() - 11.0});
+    write_drain_snapshot(dir.path(), 7, &snapshot).expect("write");
+    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
+}
+
+#[test]
+fn drain_snapshot_is_ignored_when_its_pid_has_exited() {
+    let mut child = std::process::Command::new("true").spawn().expect("spawn");
+    let pid = child.id();
+    child.wait().expect("reap");
+    let dir = tempfile::tempdir().expect("dir");
+    write_drain_snapshot(dir.path(), 7, &json!({"pid": pid, "updated_at": now()})).expect("write");
+    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
+}
+
+#[test]
+fn drain_snapshot_is_ignored_when_missing_or_malformed() {
+    let dir = tempfile::tempdir().expect("dir");
+    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
+    std::fs::write(ops::drain_snapshot_path(dir.path(), 7), "{\"pid\": 0").expect("write");
+    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
+    let pid_zero = json!({"pid": 0, "updated_at": now()});
+    write_drain_snapshot(dir.path(), 7, &pid_zero).expect("write");
+    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
+}
