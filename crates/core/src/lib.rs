@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+pub mod drain;
 pub mod emitter;
 pub mod envelope;
 pub mod event_id;

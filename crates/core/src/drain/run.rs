@@ -1,0 +1,418 @@
+//! The drain loop.
+//!
+//! One thread does everything, in this order each turn: receive a batch from
+//! the queue straight into the journal and hand each event to the sink
+//! (while the window has room), re-send retries that are due, serve the
+//! sink's outcomes, and move the journal checkpoint past the finished
+//! prefix. With nothing to do it waits inside the sink's poll with a sleep
+//! that doubles from 1 ms to 50 ms, so an idle drain costs almost no CPU and
+//! a new event waits at most 50 ms.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sysvmq::{Key, Queue, HEADER_LEN};
+
+use super::journal::{Journal, JournalError, RecordRef};
+use super::sink::{Delivery, Outcome, Rejected, Sink};
+use super::window::Window;
+use super::{lock, DeadLetters, DrainConfig};
+use crate::envelope::Envelope;
+use crate::metrics::{DrainMetrics, Health};
+
+const MIN_IDLE: Duration = Duration::from_millis(1);
+const MAX_IDLE: Duration = Duration::from_millis(50);
+const RECEIVE_BATCH: usize = 1024;
+const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+const TICK: Duration = Duration::from_secs(1);
+
+/// Why the drain stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DrainError {
+    /// Another drain holds the queue's lock.
+    #[error("another drain{} is already running for queue {key:#010x} (lock {path}); run one drain per queue",
+            pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    AlreadyRunning {
+        /// Queue key.
+        key: Key,
+        /// The other drain's pid, if it wrote one.
+        pid: Option<u32>,
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What the drain was doing.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The journal could not be opened or used.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The queue could not be used.
+    #[error(transparent)]
+    Queue(#[from] sysvmq::Error),
+    /// A message is larger than the journal's records (kernel.msgmax was raised).
+    #[error("a message in queue {key:#010x} is larger than the {limit} bytes the journal was sized for \
+             (kernel.msgmax was raised while the drain ran); restart the drain to resize its journal")]
+    MessageTooLarge {
+        /// Queue key.
+        key: Key,
+        /// The journal's record limit.
+        limit: u64,
+    },
+}
+
+/// What a run did, for the exit log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Events re-sent from the journal at startup.
+    pub recovered: u64,
+    /// Events still unacknowledged at exit (they stay in the journal).
+    pub left_in_flight: usize,
+}
+
+/// A drain bound to one queue, one journal and one sink.
+pub struct Drain<S: Sink> {
+    key: Key,
+    queue_mode: u32,
+    state_dir: PathBuf,
+    queue: Queue,
+    journal: Journal,
+    sink: S,
+    window: Window,
+    retries: VecDeque<(u64, Instant)>,
+    dead: DeadLetters,
+    metrics: Arc<DrainMetrics>,
+    health: Arc<Mutex<Health>>,
+    max_in_flight: usize,
+    shutdown_timeout: Duration,
+    outcomes: Vec<Delivery>,
+    peek: Vec<u8>,
+    _lock: lock::DrainLock,
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DrainError {
+    let what = what.into();
+    move |source| DrainError::Io { what, source }
+}
+
+impl<S: Sink> Drain<S> {
+    /// Takes the queue's lock, opens the journal (sized for the host's
+    /// `kernel.msgmax`), the queue (created if missing) and the dead-letter file.
+    pub fn open(
+        config: &DrainConfig,
+        sink: S,
+        metrics: Arc<DrainMetrics>,
+    ) -> Result<Drain<S>, DrainError> {
+        let key = config.queue_key;
+        std::fs::create_dir_all(&config.state_dir).map_err(io(format!(
+            "creating state directory {}",
+            config.state_dir.display()
+        )))?;
+        let lock = lock::acquire(&config.state_dir, key)?;
+        let max_record = sysvmq::message_size_limit();
+        let path = config
+            .state_dir
+            .join(format!("journal-{:08x}.bin", key as u32));
+        let journal = Journal::open(&path, config.journal_size, max_record)?;
+        let queue = Queue::open_or_create(key, config.queue_mode)?;
+        let dead = DeadLetters::open(config.dead_letter_dir()).map_err(io(format!(
+            "opening dead-letter file in {}",
+            config.dead_letter_dir().display()
+        )))?;
+        let peek = vec![0; HEADER_LEN + journal.max_record() as usize];
+        Ok(Drain {
+            key,
+            queue_mode: config.queue_mode,
+            state_dir: config.state_dir.clone(),
+            queue,
+            journal,
+            sink,
+            window: Window::default(),
+            retries: VecDeque::new(),
+            dead,
+            metrics,
+            health: Arc::new(Mutex::new(Health {
+                ok: true,
+                detail: "starting".into(),
+            })),
+            max_in_flight: config.max_in_flight,
+            shutdown_timeout: config.shutdown_timeout(),
+            outcomes: Vec::new(),
+            peek,
+            _lock: lock,
+        })
+    }
+
+    /// Health as `/health` reports it, updated every second.
+    pub fn health(&self) -> Arc<Mutex<Health>> {
+        self.health.clone()
+    }
+
+    /// The sink (tests inspect what it received).
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// Runs until `shutdown` is set, then waits up to the shutdown timeout
+    /// for in-flight deliveries. Whatever is not delivered stays in the
+    /// journal (sent first at the next start) or in the queue.
+    pub fn run(&mut self, shutdown: &AtomicBool) -> Result<RunSummary, DrainError> {
+        let recovered = self.journal.recovered();
+        for record in &recovered {
+            self.admit(record.clone());
+        }
+        self.metrics.recovered.add(recovered.len() as u64);
+        if !recovered.is_empty() {
+            eprintln!(
+                "shopify-events drain: re-sending {} events left in the journal",
+                recovered.len()
+            );
+        }
+        let mut idle = MIN_IDLE;
+        let mut next_tick = Instant::now();
+        while !shutdown.load(Ordering::Relaxed) {
+            let mut progress = self.receive_batch()?;
+            progress += self.resend_due();
+            self.sink.poll(
+                if progress > 0 { Duration::ZERO } else { idle },
+                &mut self.outcomes,
+            );
+            progress += self.settle();
+            idle = if progress > 0 {
+                MIN_IDLE
+            } else {
+                (idle * 2).min(MAX_IDLE)
+            };
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + TICK;
+            }
+        }
+        let deadline = Instant::now() + self.shutdown_timeout;
+        while self.window.open() > 0 && Instant::now() < deadline {
+            self.resend_due();
+            self.sink
+                .poll(Duration::from_millis(10), &mut self.outcomes);
+            self.settle();
+        }
+        self.tick();
+        Ok(RunSummary {
+            recovered: recovered.len() as u64,
+            left_in_flight: self.window.open(),
+        })
+    }
+
+    /// Receives up to a batch into the journal; returns how many.
+    fn receive_batch(&mut self) -> Result<usize, DrainError> {
+        let mut received = 0;
+        while received < RECEIVE_BATCH && self.window.len() < self.max_in_flight {
+            let Some(frame) = self.journal.reserve() else {
+                // Journal full: once everything in it is acknowledged, start over.
+                if self.window.is_empty() && self.journal.rewind_if_drained()? {
+                    continue;
+                }
+                break;
+            };
+            match self.queue.try_receive_into(frame, 0) {
+                Ok(Some(len)) => {
+                    let record = self.journal.commit(len);
+                    self.metrics.received.inc();
+                    self.admit(record);
+                    received += 1;
+                }
+                Ok(None) | Err(sysvmq::Error::Interrupted) => break,
+                Err(sysvmq::Error::Removed { .. }) => {
+                    self.queue = Queue::open_or_create(self.key, self.queue_mode)?;
+                    eprintln!(
+                        "shopify-events drain: queue {:#010x} was removed; opened it again (id {})",
+                        self.key,
+                        self.queue.id()
+                    );
+                    break;
+                }
+                Err(sysvmq::Error::BufferTooSmall { .. }) => {
+                    return Err(DrainError::MessageTooLarge {
+                        key: self.key,
+                        limit: self.journal.max_record(),
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(received)
+    }
+
+    /// Puts a journal record in the window and sends it.
+    fn admit(&mut self, record: RecordRef) {
+        let time_us = Envelope::decode(self.journal.body(&record))
+            .map(|e| e.time_us)
+            .unwrap_or(0);
+        let token = self.window.push(record, time_us);
+        self.send(token);
+    }
+
+    fn send(&mut self, token: u64) {
+        let Some(record) = self.window.record(token) else {
+            return;
+        };
+        let bytes = self.journal.body(&record);
+        let rejected = match Envelope::decode(bytes) {
+            Err(e) => Some(format!("malformed envelope: {e}")),
+            Ok(event) => match self.sink.send(&event, token) {
+                Ok(()) => None,
+                Err(Rejected::Full) => {
+                    self.retries.push_back((token, Instant::now()));
+                    None
+                }
+                Err(Rejected::Permanent(reason)) => Some(reason),
+            },
+        };
+        if let Some(reason) = rejected {
+            self.dead_letter(token, &reason);
+        }
+    }
+
+    fn dead_letter(&mut self, token: u64, reason: &str) {
+        let Some(record) = self.window.record(token) else {
+            return;
+        };
+        let bytes = self.journal.body(&record);
+        let event = Envelope::decode(bytes).ok();
+        if let Err(e) = self.dead.write(reason, bytes, event.as_ref()) {
+            // Keep the event rather than lose it; try again later.
+            eprintln!(
+                "shopify-events drain: cannot write dead letter to {}: {e}",
+                self.dead.path().display()
+            );
+            self.retries
+                .push_back((token, Instant::now() + RETRY_BACKOFF));
+            return;
+        }
+        eprintln!(
+            "shopify-events drain: dead-lettered event{}: {reason}",
+            event
+                .map(|e| format!(" {} (topic {})", e.id, e.topic))
+                .unwrap_or_default()
+        );
+        self.window.finish(token);
+        self.metrics.dead_lettered.inc();
+    }
+
+    /// Re-sends retries whose backoff has passed; returns how many.
+    fn resend_due(&mut self) -> usize {
+        let now = Instant::now();
+        let mut sent = 0;
+        for _ in 0..self.retries.len() {
+            match self.retries.front() {
+                Some(&(token, due)) if due <= now => {
+                    self.retries.pop_front();
+                    self.send(token);
+                    sent += 1;
+                }
+                _ => break,
+            }
+        }
+        sent
+    }
+
+    /// Applies the sink's outcomes and moves the checkpoint; returns how many.
+    fn settle(&mut self) -> usize {
+        let count = self.outcomes.len();
+        let now_us = crate::clock::now_micros();
+        let outcomes = std::mem::take(&mut self.outcomes);
+        for Delivery { token, outcome } in &outcomes {
+            match outcome {
+                Outcome::Delivered => {
+                    if let Some(time_us) = self.window.finish(*token) {
+                        self.metrics.produced.inc();
+                        self.metrics
+                            .delivery_latency
+                            .observe((now_us - time_us).max(0) as f64 / 1e6);
+                    }
+                }
+                Outcome::Retry(_) => {
+                    self.metrics.retried.inc();
+                    self.retries
+                        .push_back((*token, Instant::now() + RETRY_BACKOFF));
+                }
+                Outcome::Permanent(reason) => self.dead_letter(*token, reason),
+            }
+        }
+        self.outcomes = outcomes;
+        self.outcomes.clear();
+        if let Some(checkpoint) = self.window.advance() {
+            self.journal.checkpoint(checkpoint);
+        }
+        count
+    }
+
+    /// Once a second: gauges, health and the stats snapshot.
+    fn tick(&mut self) {
+        let metrics = self.metrics.clone();
+        let m = &metrics;
+        m.in_flight.set(self.window.open() as i64);
+        m.journal_pending_bytes
+            .set(self.journal.pending_bytes() as i64);
+        let stat = self.queue.stat();
+        if let Ok(stat) = &stat {
+            m.queue_depth.set(stat.messages as i64);
+            m.queue_bytes.set(stat.bytes as i64);
+            m.queue_capacity.set(stat.capacity as i64);
+        }
+        let oldest = self
+            .window
+            .oldest_time_us()
+            .or_else(|| self.queue_head_time_us());
+        let now_us = crate::clock::now_micros();
+        m.oldest_event_age
+            .set(oldest.map_or(0.0, |t| (now_us - t).max(0) as f64 / 1e6));
+        let health = match (&stat, self.sink.healthy()) {
+            (Err(e), _) => Health {
+                ok: false,
+                detail: format!("queue {:#010x}: {e}", self.key),
+            },
+            (_, Err(reason)) => Health {
+                ok: false,
+                detail: reason,
+            },
+            (Ok(_), Ok(())) => Health {
+                ok: true,
+                detail: format!(
+                    "draining queue {:#010x} to {}",
+                    self.key,
+                    self.sink.describe()
+                ),
+            },
+        };
+        if let Ok(mut shared) = self.health.lock() {
+            *shared = health;
+        }
+        let mut snapshot = serde_json::to_value(m.snapshot()).unwrap_or_default();
+        if let Some(fields) = snapshot.as_object_mut() {
+            fields.insert("pid".into(), std::process::id().into());
+            fields.insert("updated_at".into(), (now_us as f64 / 1e6).into());
+            fields.insert("sink".into(), self.sink.describe().into());
+        }
+        if let Err(e) = crate::ops::write_drain_snapshot(&self.state_dir, self.key, &snapshot) {
+            eprintln!("shopify-events drain: cannot write stats snapshot: {e}");
+        }
+        if self.window.is_empty() && self.journal.write_offset() > 0 {
+            let _ = self.journal.rewind_if_drained();
+        }
+    }
+
+    /// Emit time of the event at the head of the queue (peeked, not removed).
+    fn queue_head_time_us(&mut self) -> Option<i64> {
+        let len = self.queue.copy_into(0, &mut self.peek).ok()??;
+        let body = self.peek.get(HEADER_LEN..HEADER_LEN + len)?;
+        Envelope::decode(body).ok().map(|e| e.time_us)
+    }
+}

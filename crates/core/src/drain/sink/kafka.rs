@@ -1,0 +1,228 @@
+//! The Kafka sink: one librdkafka `BaseProducer` polled by the drain's own
+//! thread (no background delivery thread of ours: delivery callbacks run
+//! inside [`Sink::poll`], so outcomes arrive in the drain loop's order of
+//! work and need no cross-thread hand-off).
+//!
+//! Defaults favour not losing or reordering events: `acks=all` and the
+//! idempotent producer; lz4 compression and a 5 ms linger for throughput.
+//! Every `kafka.*` setting of the configuration is passed to librdkafka
+//! unchanged afterwards, so TLS and SASL are configured the librdkafka way.
+//!
+//! Failures are classified here: an unknown topic, a record too large or a
+//! missing authorization is permanent (the drain dead-letters the event);
+//! anything else (brokers down, timeouts, leader moves) is retried. If the
+//! idempotent producer hits a fatal error, the sink rebuilds the producer;
+//! the events it failed come back as retries.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+
+use super::record::{timestamp_ms, EVENT_ID_HEADER};
+use super::{Delivery, Outcome, Rejected, Sink};
+use crate::envelope::Envelope;
+
+/// librdkafka settings the drain applies before the user's `kafka.*` keys.
+pub const DEFAULTS: &[(&str, &str)] = &[
+    ("acks", "all"),
+    ("enable.idempotence", "true"),
+    ("compression.type", "lz4"),
+    ("linger.ms", "5"),
+    // After two minutes without an ack librdkafka gives the event back to
+    // us and we send it again: retried without end, visibly.
+    ("message.timeout.ms", "120000"),
+];
+
+/// Whether a producer error means the event can never be delivered.
+pub fn is_permanent(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        code,
+        UnknownTopicOrPartition
+            | UnknownTopic
+            | UnknownPartition
+            | MessageSizeTooLarge
+            | InvalidMessageSize
+            | InvalidTopic
+            | TopicAuthorizationFailed
+            | ClusterAuthorizationFailed
+            | InvalidRecord
+            | InvalidTimestamp
+            | PolicyViolation
+            | UnsupportedForMessageFormat
+    )
+}
+
+fn classify(error: &KafkaError) -> Outcome {
+    match error.rdkafka_error_code() {
+        Some(code) if is_permanent(code) => Outcome::Permanent(error.to_string()),
+        _ => Outcome::Retry(error.to_string()),
+    }
+}
+
+/// Collects delivery outcomes while librdkafka serves callbacks in `poll`.
+struct Context {
+    outcomes: Mutex<Vec<Delivery>>,
+    all_brokers_down: AtomicBool,
+}
+
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.all_brokers_down.store(true, Ordering::Relaxed);
+        }
+        eprintln!("shopify-events drain: kafka: {error}: {reason}");
+    }
+}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, token: usize) {
+        let outcome = match result {
+            Ok(_) => {
+                self.all_brokers_down.store(false, Ordering::Relaxed);
+                Outcome::Delivered
+            }
+            Err((error, _)) => classify(error),
+        };
+        if let Ok(mut outcomes) = self.outcomes.lock() {
+            outcomes.push(Delivery {
+                token: token as u64,
+                outcome,
+            });
+        }
+    }
+}
+
+/// Delivers events to Kafka.
+pub struct KafkaSink {
+    config: ClientConfig,
+    producer: BaseProducer<Context>,
+    brokers: String,
+}
+
+fn new_context() -> Context {
+    Context {
+        outcomes: Mutex::new(Vec::new()),
+        all_brokers_down: AtomicBool::new(false),
+    }
+}
+
+/// Builds a producer's configuration: defaults, then `settings` unchanged.
+pub fn client_config(settings: &BTreeMap<String, String>) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (key, value) in DEFAULTS {
+        config.set(*key, *value);
+    }
+    for (key, value) in settings {
+        config.set(key, value);
+    }
+    config
+}
+
+impl KafkaSink {
+    /// A sink for the librdkafka `settings` (which must name
+    /// `bootstrap.servers`). Fails if librdkafka rejects a setting.
+    pub fn new(settings: &BTreeMap<String, String>) -> Result<KafkaSink, KafkaError> {
+        let config = client_config(settings);
+        let producer = config.create_with_context(new_context())?;
+        let brokers = settings
+            .get("bootstrap.servers")
+            .cloned()
+            .unwrap_or_default();
+        Ok(KafkaSink {
+            config,
+            producer,
+            brokers,
+        })
+    }
+
+    fn take_outcomes(&self, out: &mut Vec<Delivery>) {
+        if let Ok(mut outcomes) = self.producer.context().outcomes.lock() {
+            out.append(&mut outcomes);
+        }
+    }
+
+    /// Replaces a producer that hit a fatal error: librdkafka fails every
+    /// event it still held (they come back as retries) and a fresh producer
+    /// takes over with a new idempotence epoch.
+    fn rebuild_after_fatal(&mut self, reason: &str, out: &mut Vec<Delivery>) {
+        eprintln!(
+            "shopify-events drain: kafka producer failed fatally ({reason}); starting a new one"
+        );
+        self.producer
+            .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+        self.producer.poll(Duration::from_millis(100));
+        self.take_outcomes(out);
+        match self.config.create_with_context(new_context()) {
+            Ok(producer) => self.producer = producer,
+            Err(e) => eprintln!("shopify-events drain: could not start a new kafka producer: {e}"),
+        }
+    }
+}
+
+impl Sink for KafkaSink {
+    fn send(&mut self, event: &Envelope<'_>, token: u64) -> Result<(), Rejected> {
+        let id = event.id.hyphenated();
+        let mut headers = OwnedHeaders::new_with_capacity(event.headers.len() + 1);
+        for (name, value) in event.headers.iter() {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value),
+            });
+        }
+        headers = headers.insert(Header {
+            key: EVENT_ID_HEADER,
+            value: Some(&id[..]),
+        });
+        let mut record =
+            BaseRecord::<[u8], [u8], usize>::with_opaque_to(event.topic, token as usize)
+                .payload(event.payload)
+                .timestamp(timestamp_ms(event.time_us))
+                .headers(headers);
+        if let Some(key) = event.key {
+            record = record.key(key);
+        }
+        match self.producer.send(record) {
+            Ok(()) => Ok(()),
+            Err((error, _)) => match error.rdkafka_error_code() {
+                Some(code) if is_permanent(code) => Err(Rejected::Permanent(error.to_string())),
+                // QueueFull and other local refusals: try again after a poll.
+                _ => Err(Rejected::Full),
+            },
+        }
+    }
+
+    fn poll(&mut self, timeout: Duration, out: &mut Vec<Delivery>) {
+        self.producer.poll(timeout);
+        self.take_outcomes(out);
+        if let Some((_, reason)) = self.producer.client().fatal_error() {
+            self.rebuild_after_fatal(&reason, out);
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("kafka {}", self.brokers)
+    }
+
+    fn healthy(&self) -> Result<(), String> {
+        if self
+            .producer
+            .context()
+            .all_brokers_down
+            .load(Ordering::Relaxed)
+        {
+            Err(format!("all kafka brokers are down ({})", self.brokers))
+        } else {
+            Ok(())
+        }
+    }
+}
