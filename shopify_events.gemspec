@@ -22,8 +22,10 @@ Gem::Specification.new do |spec|
     "Cargo.toml", "Cargo.lock",
     "crates/*/Cargo.toml", "crates/*/src/**/*.rs",
     "ext/shopify_events/Cargo.toml", "ext/shopify_events/extconf.rb", "ext/shopify_events/src/**/*.rs",
-    "README.md", "LICENSE.txt"
+    "exe/shopify-events", "README.md", "LICENSE.txt"
   ]
+  spec.bindir = "exe"
+  spec.executables = ["shopify-events"]
   spec.require_paths = ["lib"]
   spec.extensions = ["ext/shopify_events/extconf.rb"]
 end

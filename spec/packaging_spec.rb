@@ -19,7 +19,7 @@ RSpec.describe "the shopify_events gem package" do
     output
   end
 
-  it "builds, installs with --local, and loads from any directory and from a Bundler app" do
+  it "builds, installs with --local, loads from anywhere and from a Bundler app, and ships the command" do
     Dir.mktmpdir("shopify_events-gem") do |dir|
       gem_home = File.join(dir, "gems")
       env = { "GEM_HOME" => gem_home, "GEM_PATH" => [gem_home, *Gem.path].join(File::PATH_SEPARATOR),
@@ -27,7 +27,8 @@ RSpec.describe "the shopify_events gem package" do
       run!(env, "gem", "build", "shopify_events.gemspec", "--output", File.join(dir, "shopify_events.gem"), chdir: root)
 
       files = Gem::Package.new(File.join(dir, "shopify_events.gem")).spec.files
-      expect(files).to include("Cargo.lock", "ext/shopify_events/extconf.rb", "crates/sysvmq/src/lib.rs",
+      expect(files).to include("Cargo.lock", "ext/shopify_events/extconf.rb", "exe/shopify-events",
+                               "crates/sysvmq/src/lib.rs", "crates/cli/src/main.rs",
                                "crates/core/src/lib.rs", "lib/shopify_events.rb")
       expect(files.grep(%r{\A(spec|bench|docs|target|tmp|\.ci|script)/|/tests/|\.so\z})).to be_empty
 
@@ -38,6 +39,9 @@ RSpec.describe "the shopify_events gem package" do
       output = run!(env, RbConfig.ruby, "-e", script, chdir: "/")
       expect(output).to start_with("36 ")
       expect(output).to include(gem_home)
+
+      version = run!(env, File.join(gem_home, "bin", "shopify-events"), "--version", chdir: "/")
+      expect(version).to include("shopify-events #{ShopifyEvents::VERSION}")
 
       app = File.join(dir, "app")
       Dir.mkdir(app)

@@ -1,0 +1,397 @@
+//! Drain throughput into Tansu next to librdkafka's own producer, in the same
+//! run: `bench/drain.sh` (or `cargo run --release -p shopify-events-cli
+//! --example drain_bench -- [--events N] [--runs R] [--payload BYTES]
+//! [--max-in-flight N] [--idle-secs S] [--drain-bin PATH]`).
+//!
+//! Per run, interleaved (baseline, drain, baseline, drain, ...), each on a
+//! fresh memory-backed Tansu broker with a fresh 3-partition topic:
+//!
+//! - baseline: `support::produce_baseline` - one librdkafka `BaseProducer`
+//!   (acks=all, idempotent, lz4, linger.ms=5) sends N unkeyed records of
+//!   random hex and flushes; events/s = N / (first send .. flush).
+//! - drain: N envelopes with the same payloads are put into a fresh SysV
+//!   queue first, then the release `shopify-events drain` starts (fresh
+//!   state dir, `--max-in-flight`); events/s = N / (spawn .. queue empty and
+//!   `shopify_events_produced_total` == N). Process start, journal creation
+//!   and the producer's first connection are inside the time.
+//!
+//! After the last drain run the drain stays up with an empty queue for the
+//! idle measurement (utime+stime from /proc/PID/stat over `--idle-secs`).
+
+// The shared test support (`tests/support/drain.rs`) names the drain with
+// `env!("CARGO_BIN_EXE_shopify-events")`, which cargo sets for integration
+// tests only. A `macro_rules!` in textual scope wins over the prelude's
+// `env!`, so this example answers that one name itself (the release binary;
+// the benchmark takes its own `--drain-bin`) and passes every other name on.
+macro_rules! env {
+    ("CARGO_BIN_EXE_shopify-events") => {
+        concat!(
+            ::core::env!("CARGO_MANIFEST_DIR"),
+            "/../../target/release/shopify-events"
+        )
+    };
+    ($name:literal) => {
+        ::core::env!($name)
+    };
+}
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use support::mock::{
+    clock_ticks_per_second, cpu_ticks, event_frame, hex_payload, mib, raise_msgmnb,
+    topic_record_count, DrainProcess, Mem, OwnedQueue,
+};
+use support::{produce_baseline, unique_topic, Tansu};
+
+const PARTITIONS: i32 = 3;
+
+struct Options {
+    events: usize,
+    runs: usize,
+    payload: usize,
+    max_in_flight: usize,
+    idle_secs: u64,
+    drain_bin: PathBuf,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        events: 200_000,
+        runs: 5,
+        payload: 200,
+        max_in_flight: 10_000,
+        idle_secs: 10,
+        drain_bin: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/release/shopify-events"),
+    };
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        o.drain_bin = PathBuf::from(dir).join("release/shopify-events");
+    }
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| panic!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--events" => o.events = value().parse().expect("--events N"),
+            "--runs" => o.runs = value().parse().expect("--runs N"),
+            "--payload" => o.payload = value().parse().expect("--payload BYTES"),
+            "--max-in-flight" => o.max_in_flight = value().parse().expect("--max-in-flight N"),
+            "--idle-secs" => o.idle_secs = value().parse().expect("--idle-secs S"),
+            "--drain-bin" => o.drain_bin = PathBuf::from(value()),
+            "--help" | "-h" => {
+                println!(
+                    "drain_bench [--events N] [--runs R] [--payload BYTES] \
+                     [--max-in-flight N] [--idle-secs S] [--drain-bin PATH]"
+                );
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    o
+}
+
+/// What one drain run measured.
+struct DrainRun {
+    elapsed: Duration,
+    /// From the metrics endpoint answering (drain opened) to all acked.
+    from_ready: Duration,
+    peak: Mem,
+}
+
+fn baseline_run(o: &Options) -> Duration {
+    let tansu = Tansu::start();
+    let topic = unique_topic("bench-baseline");
+    tansu.create_topic(&topic, PARTITIONS);
+    let (elapsed, acked) = produce_baseline(&tansu.bootstrap, &topic, o.events, o.payload);
+    assert_eq!(acked, o.events, "baseline: not every record acknowledged");
+    elapsed
+}
+
+/// One drain run; with `idle` the drain is handed back alive for the idle
+/// measurement.
+fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
+    let tansu = Tansu::start();
+    let topic = unique_topic("bench-drain");
+    tansu.create_topic(&topic, PARTITIONS);
+    // Room for N envelopes plus slack (root may exceed kernel.msgmnb).
+    let capacity = ((o.events * (o.payload + 160)) as u64).max(64 << 20);
+    let queue = OwnedQueue::create(n, capacity);
+    let mut frame = Vec::new();
+    let mut payload = vec![0u8; o.payload];
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..o.events {
+        hex_payload(&mut rng, &mut payload);
+        event_frame(&mut frame, &topic, None, &payload);
+        queue
+            .queue
+            .try_send_frame(&frame)
+            .unwrap_or_else(|e| panic!("filling the queue: {e}"));
+    }
+    assert_eq!(queue.depth(), o.events as u64);
+    let state = tempfile::Builder::new()
+        .prefix("drain-bench-")
+        .tempdir()
+        .expect("tempdir");
+    let start = Instant::now();
+    let mut drain = DrainProcess::spawn(
+        &o.drain_bin,
+        &queue.key_arg(),
+        &tansu.bootstrap,
+        &state.path().join("state"),
+        &state.path().join("drain.log"),
+        &["--max-in-flight", &o.max_in_flight.to_string()],
+    );
+    drain.wait_serving(Duration::from_secs(30));
+    let ready = Instant::now();
+    let pid = drain.pid();
+    let mut peak = Mem::default();
+    let deadline = start + Duration::from_secs(300);
+    loop {
+        if let Some(m) = Mem::read(pid) {
+            peak.vm_rss = peak.vm_rss.max(m.vm_rss);
+            peak.rss_anon = peak.rss_anon.max(m.rss_anon);
+            peak.rss_file = peak.rss_file.max(m.rss_file);
+            peak.vm_hwm = peak.vm_hwm.max(m.vm_hwm);
+        }
+        // Cheap msgctl first; scrape only once the queue is empty.
+        if queue.depth() == 0 {
+            let produced = drain
+                .scrape()
+                .and_then(|m| m.get("shopify_events_produced_total").copied())
+                .unwrap_or(0.0);
+            if produced >= o.events as f64 {
+                break;
+            }
+        }
+        drain.assert_running();
+        assert!(Instant::now() < deadline, "drain run took over 300 s");
+        sleep(Duration::from_millis(5));
+    }
+    let end = Instant::now();
+    let run = DrainRun {
+        elapsed: end - start,
+        from_ready: end - ready,
+        peak,
+    };
+    let records = topic_record_count(&tansu.bootstrap, &topic, PARTITIONS);
+    assert_eq!(
+        records,
+        Some(o.events as i64),
+        "records in the drain's topic"
+    );
+    let idle = keep.then(|| Idle::measure(&drain, o.idle_secs));
+    let status = drain.terminate(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "drain exit after SIGTERM: {status:?}\n{}",
+        drain.log_text()
+    );
+    drop(queue);
+    (run, idle)
+}
+
+struct Idle {
+    cpu_percent: f64,
+    mem: Mem,
+    secs: u64,
+}
+
+impl Idle {
+    fn measure(drain: &DrainProcess, secs: u64) -> Idle {
+        let pid = drain.pid();
+        // Let the last deliveries and the 1 s tick settle first.
+        sleep(Duration::from_secs(2));
+        let hz = clock_ticks_per_second() as f64;
+        let t0 = cpu_ticks(pid).expect("read /proc/PID/stat");
+        let w0 = Instant::now();
+        sleep(Duration::from_secs(secs));
+        let t1 = cpu_ticks(pid).expect("read /proc/PID/stat");
+        let wall = w0.elapsed().as_secs_f64();
+        Idle {
+            cpu_percent: (t1 - t0) as f64 / hz / wall * 100.0,
+            mem: Mem::read(pid).unwrap_or_default(),
+            secs,
+        }
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    format!("{model}, {cores} cores, Linux {kernel} (load average at start {load})")
+}
+
+fn main() {
+    let o = options();
+    assert!(
+        o.drain_bin.is_file(),
+        "no drain binary at {} (cargo build --release -p shopify-events-cli, or --drain-bin)",
+        o.drain_bin.display()
+    );
+    assert!(o.runs > 0 && o.events > 0);
+    let msgmnb = raise_msgmnb(support::mock::MIN_MSGMNB);
+    let tansu_version = Command::new(support::tansu_bin())
+        .arg("--version")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default();
+    eprintln!(
+        "drain_bench: {} events x {} B, {} runs, drain {} (--max-in-flight {}), kernel.msgmnb {msgmnb}",
+        o.events,
+        o.payload,
+        o.runs,
+        o.drain_bin.display(),
+        o.max_in_flight
+    );
+    let machine = machine();
+    let mut baseline = Vec::new();
+    let mut drained = Vec::new();
+    let mut idle = None;
+    for run in 0..o.runs {
+        let b = baseline_run(&o);
+        let b_rate = o.events as f64 / b.as_secs_f64();
+        eprintln!(
+            "run {}: baseline {:.3} s = {:.0} events/s",
+            run + 1,
+            b.as_secs_f64(),
+            b_rate
+        );
+        let (d, i) = drain_run(&o, run as u8 + 1, run + 1 == o.runs);
+        let d_rate = o.events as f64 / d.elapsed.as_secs_f64();
+        eprintln!(
+            "run {}: drain    {:.3} s = {:.0} events/s ({:.0}/s from ready), peak RssAnon {:.1} MiB, \
+             VmRSS {:.1} MiB",
+            run + 1,
+            d.elapsed.as_secs_f64(),
+            d_rate,
+            o.events as f64 / d.from_ready.as_secs_f64(),
+            mib(d.peak.rss_anon),
+            mib(d.peak.vm_rss)
+        );
+        baseline.push(b_rate);
+        drained.push(d);
+        if i.is_some() {
+            idle = i;
+        }
+    }
+
+    let d_rates: Vec<f64> = drained
+        .iter()
+        .map(|d| o.events as f64 / d.elapsed.as_secs_f64())
+        .collect();
+    let d_ready: Vec<f64> = drained
+        .iter()
+        .map(|d| o.events as f64 / d.from_ready.as_secs_f64())
+        .collect();
+    let ratios: Vec<f64> = d_rates.iter().zip(&baseline).map(|(d, b)| d / b).collect();
+    let (mb, md) = (median(&baseline), median(&d_rates));
+    let peak = |f: fn(&Mem) -> u64| drained.iter().map(|d| f(&d.peak)).max().unwrap_or(0);
+
+    println!();
+    println!("## Drain throughput into Tansu vs librdkafka's own producer");
+    println!();
+    println!("Machine: {machine}");
+    println!("Broker: {tansu_version} (memory storage, one broker, fresh per measurement), topic with {PARTITIONS} partitions");
+    println!(
+        "Load: {} events of {} B random-hex payload per measurement, {} runs interleaved \
+         (baseline, drain, baseline, drain, ...); both with acks=all, idempotence, lz4, linger.ms=5",
+        o.events, o.payload, o.runs
+    );
+    println!();
+    println!("| run | librdkafka BaseProducer (events/s) | drain (events/s) | drain / baseline |");
+    println!("|---:|---:|---:|---:|");
+    for run in 0..o.runs {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} |",
+            run + 1,
+            baseline[run],
+            d_rates[run],
+            ratios[run]
+        );
+    }
+    println!(
+        "| **median** | **{mb:.0}** | **{md:.0}** | **{:.2}** |",
+        md / mb
+    );
+    println!();
+    println!(
+        "Median drain rate counted from the drain being ready (journal open, metrics up) \
+         instead of from spawn: {:.0} events/s ({:.2} x baseline). Median of the per-run ratios: {:.2}.",
+        median(&d_ready),
+        median(&d_ready) / mb,
+        median(&ratios)
+    );
+    println!();
+    println!("| drain resources | value |");
+    println!("|---|---:|");
+    println!(
+        "| peak VmRSS during a run | {:.1} MiB |",
+        mib(peak(|m| m.vm_rss))
+    );
+    println!(
+        "| peak RssAnon during a run | {:.1} MiB |",
+        mib(peak(|m| m.rss_anon))
+    );
+    println!(
+        "| peak RssFile during a run (journal mapping + binary) | {:.1} MiB |",
+        mib(peak(|m| m.rss_file))
+    );
+    if let Some(i) = &idle {
+        println!(
+            "| idle CPU (empty queue, {} s) | {:.2} % of one core |",
+            i.secs, i.cpu_percent
+        );
+        println!("| idle VmRSS | {:.1} MiB |", mib(i.mem.vm_rss));
+        println!("| idle RssAnon | {:.1} MiB |", mib(i.mem.rss_anon));
+        println!("| idle RssFile | {:.1} MiB |", mib(i.mem.rss_file));
+    }
+    println!();
+    println!(
+        "Method: baseline = `produce_baseline` (one BaseProducer, send + poll(0) per record, then \
+         flush; timed from the first send to the end of the flush, producer creation excluded). \
+         Drain = the queue is filled with {} envelopes before the release drain starts (fresh \
+         state dir, --max-in-flight {}); timed from spawning the process (exec, journal \
+         preallocation, first broker connection included) until the queue is empty and \
+         `shopify_events_produced_total` = N (polled every 5 ms; queue depth via msgctl, \
+         /metrics only once the queue is empty); the drain adds a 36-byte `event_id` header and \
+         the emit timestamp to each record. Record counts are checked against the topic's \
+         watermarks. Memory from /proc/PID/status sampled every 5 ms; idle CPU = utime+stime \
+         from /proc/PID/stat over {} s after the last run. Everything (broker, benchmark, drain) \
+         shares the machine's cores with other concurrent work, so rates vary run to run.",
+        o.events, o.max_in_flight, o.idle_secs
+    );
+}

@@ -1,0 +1,155 @@
+//! Command-line arguments, and the small `setup` and `stats` commands.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shopify_events_core::drain::config::parse_queue_key;
+use shopify_events_core::ops;
+use sysvmq::Key;
+
+/// Moves events from a host SysV queue to Kafka, and manages that queue.
+#[derive(Debug, Parser)]
+#[command(name = "shopify-events", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Move events from the queue to Kafka (or stdout) until SIGTERM/SIGINT.
+    Drain(DrainArgs),
+    /// Create the queue with a capacity and check the host's SysV limits.
+    Setup(SetupArgs),
+    /// Show the queue's depth, bytes, capacity and the running drain's counters.
+    Stats(StatsArgs),
+}
+
+fn key(text: &str) -> Result<Key, String> {
+    parse_queue_key(text).map_err(|e| e.to_string())
+}
+
+fn size(text: &str) -> Result<u64, String> {
+    ops::parse_size(text).map_err(|e| e.to_string())
+}
+
+/// `kafka` or `stdout`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SinkArg {
+    Kafka,
+    Stdout,
+}
+
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// TOML configuration file (flags and environment override it).
+    #[arg(long, env = "SHOPIFY_EVENTS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// SysV queue key (decimal or 0x hex) [default: 0x53455600].
+    #[arg(long, env = "SHOPIFY_EVENTS_QUEUE_KEY", value_parser = key)]
+    pub queue_key: Option<Key>,
+    /// Kafka bootstrap servers (sets kafka."bootstrap.servers").
+    #[arg(long, env = "SHOPIFY_EVENTS_BROKERS")]
+    pub brokers: Option<String>,
+    /// Where events go [default: kafka with brokers, else stdout].
+    #[arg(long, value_enum)]
+    pub sink: Option<SinkArg>,
+    /// Journal, lock file, dead letters and stats snapshot [default: /var/lib/shopify-events].
+    #[arg(long, env = "SHOPIFY_EVENTS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Serve /metrics and /health here (loopback only unless --metrics-allow-public).
+    #[arg(long, env = "SHOPIFY_EVENTS_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+    /// Allow a non-loopback --metrics-addr.
+    #[arg(long)]
+    pub metrics_allow_public: bool,
+    /// Events sent and not yet acknowledged, at most [default: 10000].
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Journal size, e.g. 64MiB.
+    #[arg(long, value_parser = size)]
+    pub journal_size: Option<u64>,
+    /// Seconds to wait for in-flight deliveries at shutdown [default: 10].
+    #[arg(long)]
+    pub shutdown_timeout: Option<f64>,
+    /// A librdkafka setting, KEY=VALUE (repeatable; overrides the file).
+    #[arg(long = "kafka", value_name = "KEY=VALUE")]
+    pub kafka: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// SysV queue key (decimal or 0x hex).
+    #[arg(long, env = "SHOPIFY_EVENTS_QUEUE_KEY", value_parser = key, default_value = "0x53455600")]
+    pub queue_key: Key,
+    /// Queue capacity, e.g. 2GiB.
+    #[arg(long, value_parser = size)]
+    pub capacity: u64,
+    /// Largest event you will send, e.g. 64KiB (checked against kernel.msgmax).
+    #[arg(long, value_parser = size)]
+    pub max_event: Option<u64>,
+    /// Queue permissions (octal).
+    #[arg(long, default_value = "660", value_parser = mode)]
+    pub mode: u32,
+    /// Raise kernel.msgmnb / kernel.msgmax first where they are too small (root).
+    #[arg(long)]
+    pub apply_sysctls: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("mode {text:?} is not an octal file mode like 660"))
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// SysV queue key (decimal or 0x hex).
+    #[arg(long, env = "SHOPIFY_EVENTS_QUEUE_KEY", value_parser = key, default_value = "0x53455600")]
+    pub queue_key: Key,
+    /// The drain's state directory (for its counters).
+    #[arg(
+        long,
+        env = "SHOPIFY_EVENTS_STATE_DIR",
+        default_value = "/var/lib/shopify-events"
+    )]
+    pub state_dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
+    let mut plan = ops::SetupPlan::new(args.queue_key, args.capacity);
+    plan.mode = args.mode;
+    plan.max_event = args.max_event;
+    plan.raise_sysctls = args.apply_sysctls;
+    let report = plan.run().context("setup failed")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    if report.is_ready() {
+        Ok(())
+    } else {
+        anyhow::bail!("the queue is not ready: change the settings above and run setup again")
+    }
+}
+
+pub fn stats(args: StatsArgs) -> anyhow::Result<()> {
+    let mut stats = ops::queue_stats(args.queue_key)
+        .with_context(|| format!("cannot read queue {:#010x}", args.queue_key))?;
+    stats.drain = ops::read_drain_snapshot(&args.state_dir, args.queue_key);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+    } else {
+        print!("{stats}");
+    }
+    Ok(())
+}
