@@ -5,8 +5,7 @@ require "shopify_events/error"
 require "shopify_events/native"
 require "shopify_events/configuration"
 require "shopify_events/event"
-require "shopify_events/transports/sysv"
-require "shopify_events/transports/test"
+require "shopify_events/transports"
 
 # Emit events from Ruby into a Kafka pipeline for about a microsecond each.
 #
@@ -56,6 +55,25 @@ module ShopifyEvents
       transport.stats
     end
 
+    # Waits up to `timeout` seconds until every event emitted so far has
+    # left the process (socket: acknowledged by the proxy; direct:
+    # acknowledged by Kafka). Returns true if it did. Transports that never
+    # buffer (sysv, test, log) return true at once.
+    def flush(timeout = nil)
+      current = @transport
+      return true if current.nil? || !current.respond_to?(:flush)
+
+      current.flush(timeout || config.flush_timeout)
+    end
+
+    # The bounded flush run at process exit.
+    def flush_at_exit
+      flush
+    rescue StandardError => e
+      config.logger.warn("shopify_events: flush at exit failed: #{e.class}: #{e.message}")
+      false
+    end
+
     # Forgets the configuration and transport; the next use reads ENV again.
     def reset!
       @lock.synchronize do
@@ -67,12 +85,9 @@ module ShopifyEvents
     private
 
     def build_transport(config)
-      case config.transport
-      when :sysv
-        Transports::Sysv.new(queue_key: config.queue_key, queue_permissions: config.queue_permissions,
-                             logger: config.logger)
-      when :test then Transports::Test.new
-      end
+      Transports.build(config)
     end
   end
+
+  at_exit { ShopifyEvents.flush_at_exit }
 end

@@ -6,21 +6,39 @@ module ShopifyEvents
   # Every setting, with its default from SHOPIFY_EVENTS_* environment
   # variables. This is the one place the environment is read.
   class Configuration
-    TRANSPORTS = %i[sysv test].freeze
+    TRANSPORTS = %i[sysv socket direct test log].freeze
     DEFAULT_TRANSPORT = :sysv
     # "SEV\0": documented in README.md; `shopify-events` uses the same default.
     DEFAULT_QUEUE_KEY = 0x5345_5600
     DEFAULT_QUEUE_PERMISSIONS = 0o660
+    DEFAULT_FLUSH_TIMEOUT = 5.0
 
-    attr_reader :transport, :queue_key, :queue_permissions
+    attr_reader :transport, :queue_key, :queue_permissions, :flush_timeout
+    # socket transport: the host proxy's address, "tcp://host:port" or "unix:///path".
+    attr_accessor :proxy
+    # socket transport: shared secret the proxy may require in its handshake.
+    attr_accessor :proxy_token
+    # direct transport: Kafka bootstrap servers ("host:port,host:port").
+    attr_accessor :brokers
+    # direct transport: librdkafka settings passed unchanged ({"compression.type" => "zstd"}).
+    attr_accessor :kafka
     attr_writer :logger
+
+    # The environment variables read, and the setting each one sets.
+    ENVIRONMENT = {
+      "SHOPIFY_EVENTS_TRANSPORT" => :transport=,
+      "SHOPIFY_EVENTS_QUEUE_KEY" => :queue_key=,
+      "SHOPIFY_EVENTS_QUEUE_PERMISSIONS" => :queue_permissions=,
+      "SHOPIFY_EVENTS_PROXY" => :proxy=,
+      "SHOPIFY_EVENTS_PROXY_TOKEN" => :proxy_token=,
+      "SHOPIFY_EVENTS_BROKERS" => :brokers=,
+      "SHOPIFY_EVENTS_FLUSH_TIMEOUT" => :flush_timeout=
+    }.freeze
 
     def self.from_env(env = ENV)
       new.tap do |config|
-        config.transport = env["SHOPIFY_EVENTS_TRANSPORT"] if present?(env["SHOPIFY_EVENTS_TRANSPORT"])
-        config.queue_key = env["SHOPIFY_EVENTS_QUEUE_KEY"] if present?(env["SHOPIFY_EVENTS_QUEUE_KEY"])
-        if present?(env["SHOPIFY_EVENTS_QUEUE_PERMISSIONS"])
-          config.queue_permissions = env["SHOPIFY_EVENTS_QUEUE_PERMISSIONS"]
+        ENVIRONMENT.each do |variable, setter|
+          config.public_send(setter, env[variable]) if present?(env[variable])
         end
       end
     end
@@ -34,6 +52,11 @@ module ShopifyEvents
       @transport = DEFAULT_TRANSPORT
       @queue_key = DEFAULT_QUEUE_KEY
       @queue_permissions = DEFAULT_QUEUE_PERMISSIONS
+      @flush_timeout = DEFAULT_FLUSH_TIMEOUT
+      @proxy = nil
+      @proxy_token = nil
+      @brokers = nil
+      @kafka = {}
       @logger = nil
     end
 
@@ -61,6 +84,17 @@ module ShopifyEvents
                                   "are not a file mode: use octal like 0660"
       end
       @queue_permissions = mode
+    end
+
+    # Seconds `ShopifyEvents.flush` waits by default, and the bound of the
+    # flush at process exit (transports that buffer: socket, direct).
+    def flush_timeout=(value)
+      seconds = Float(value, exception: false) || Float::NAN
+      unless seconds.finite? && seconds >= 0
+        raise ConfigurationError, "flush timeout #{value.inspect} (SHOPIFY_EVENTS_FLUSH_TIMEOUT) " \
+                                  "is not a number of seconds >= 0"
+      end
+      @flush_timeout = seconds
     end
 
     def logger

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use shopify_events_core::envelope::Envelope;
 use support::drain::{
-    base64_decode, by_id, ensure_msgmnb, http_get, key, now_ms, payload, read_emitted,
-    consume_until, serial, stats_json, wait_until, DrainProc, DrainSpec, Emitted, RubyEmitter,
+    base64_decode, by_id, consume_until, ensure_msgmnb, http_get, key, now_ms, payload,
+    read_emitted, serial, stats_json, wait_until, DrainProc, DrainSpec, Emitted, RubyEmitter,
     TestQueue, XorShift,
 };
 use support::{consume_all, unique_topic, Consumed, Tansu};
@@ -216,18 +216,24 @@ fn consume_emitted(
 ) -> Vec<Consumed> {
     let mut seen = HashSet::with_capacity(emitted.len());
     let mut checked = 0;
-    consume_until(bootstrap, topic, timeout, Duration::from_secs(2), |records| {
-        for record in &records[checked..] {
-            if let Some(id) = record.header("event_id") {
-                let id = String::from_utf8_lossy(id).into_owned();
-                if emitted.contains_key(&id) {
-                    seen.insert(id);
+    consume_until(
+        bootstrap,
+        topic,
+        timeout,
+        Duration::from_secs(2),
+        |records| {
+            for record in &records[checked..] {
+                if let Some(id) = record.header("event_id") {
+                    let id = String::from_utf8_lossy(id).into_owned();
+                    if emitted.contains_key(&id) {
+                        seen.insert(id);
+                    }
                 }
             }
-        }
-        checked = records.len();
-        seen.len() == emitted.len()
-    })
+            checked = records.len();
+            seen.len() == emitted.len()
+        },
+    )
 }
 
 /// `[1, 2, 3, 7]` as `1-3 7` (at most 40 ranges).
@@ -588,7 +594,11 @@ fn sigterm_waits_for_in_flight_and_exits_zero() {
     );
     let snap = support::drain::snapshot(&dirs.state(), &queue).unwrap_or_default();
     let delivered_first = snap["produced"].as_u64().unwrap_or(0);
-    assert_eq!(snap["in_flight"].as_u64(), Some(0), "first drain's last snapshot: {snap}");
+    assert_eq!(
+        snap["in_flight"].as_u64(),
+        Some(0),
+        "first drain's last snapshot: {snap}"
+    );
 
     ruby.wait(Duration::from_secs(60));
     let emitted = ruby.emitted();
@@ -651,4 +661,3 @@ fn stdout_sink_prints_each_event_as_a_json_line() {
         assert_eq!(line["payload"], expected, "event {}", e.i);
     }
 }
-

@@ -8,11 +8,13 @@
 
 mod bench;
 mod codec;
+mod direct_emitter;
 mod errors;
 mod event;
 mod json;
 mod nogvl;
 mod queue;
+mod socket_emitter;
 mod sysv_emitter;
 
 use magnus::{prelude::*, Error, Ruby};
@@ -24,6 +26,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
         .define_module("Native")?;
     codec::init(ruby, native)?;
     sysv_emitter::init(ruby, native)?;
+    socket_emitter::init(ruby, native)?;
+    direct_emitter::init(ruby, native)?;
     queue::init(ruby, native)?;
     bench::init(ruby, native)?;
     Ok(())
