@@ -44,8 +44,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use support::mock::{
-    clock_ticks_per_second, cpu_ticks, event_frame, hex_payload, mib, raise_msgmnb,
-    topic_record_count, DrainProcess, Mem, OwnedQueue,
+    clock_ticks_per_second, cpu_ticks, event_frame, hex_payload, mib, raise_msgmnb, DrainProcess,
+    Mem, OwnedQueue,
 };
 use support::{produce_baseline, unique_topic, Tansu};
 
@@ -58,6 +58,7 @@ struct Options {
     max_in_flight: usize,
     idle_secs: u64,
     drain_bin: PathBuf,
+    verify: bool,
 }
 
 fn options() -> Options {
@@ -69,6 +70,7 @@ fn options() -> Options {
         idle_secs: 10,
         drain_bin: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../target/release/shopify-events"),
+        verify: false,
     };
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         o.drain_bin = PathBuf::from(dir).join("release/shopify-events");
@@ -86,10 +88,12 @@ fn options() -> Options {
             "--max-in-flight" => o.max_in_flight = value().parse().expect("--max-in-flight N"),
             "--idle-secs" => o.idle_secs = value().parse().expect("--idle-secs S"),
             "--drain-bin" => o.drain_bin = PathBuf::from(value()),
+            "--verify" => o.verify = true,
             "--help" | "-h" => {
                 println!(
                     "drain_bench [--events N] [--runs R] [--payload BYTES] \
-                     [--max-in-flight N] [--idle-secs S] [--drain-bin PATH]"
+                     [--max-in-flight N] [--idle-secs S] [--drain-bin PATH] [--verify]\n\
+                     --verify: also read both topics back (untimed) and count records and ids"
                 );
                 std::process::exit(0);
             }
@@ -113,6 +117,9 @@ fn baseline_run(o: &Options) -> Duration {
     tansu.create_topic(&topic, PARTITIONS);
     let (elapsed, acked) = produce_baseline(&tansu.bootstrap, &topic, o.events, o.payload);
     assert_eq!(acked, o.events, "baseline: not every record acknowledged");
+    if o.verify {
+        verify(&tansu.bootstrap, &topic, o.events, "baseline");
+    }
     elapsed
 }
 
@@ -122,12 +129,14 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
     let tansu = Tansu::start();
     let topic = unique_topic("bench-drain");
     tansu.create_topic(&topic, PARTITIONS);
-    // Room for N envelopes plus slack (root may exceed kernel.msgmnb).
-    let capacity = ((o.events * (o.payload + 160)) as u64).max(64 << 20);
-    let queue = OwnedQueue::create(n, capacity);
     let mut frame = Vec::new();
     let mut payload = vec![0u8; o.payload];
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    // Every envelope has the same size: room for N of them plus 1 MiB.
+    event_frame(&mut frame, &topic, None, &payload);
+    let envelope = (frame.len() - sysvmq::HEADER_LEN) as u64;
+    let capacity = (o.events as u64 * envelope + (1 << 20)).max(64 << 20);
+    let queue = OwnedQueue::create(n, capacity);
     for _ in 0..o.events {
         hex_payload(&mut rng, &mut payload);
         event_frame(&mut frame, &topic, None, &payload);
@@ -182,11 +191,25 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
         from_ready: end - ready,
         peak,
     };
-    let records = topic_record_count(&tansu.bootstrap, &topic, PARTITIONS);
+    let counters = drain.scrape().unwrap_or_default();
+    let counter = |name: &str| counters.get(name).copied().unwrap_or(f64::NAN);
+    eprintln!(
+        "    drain counters: received {}, produced {}, retried {}, dead_lettered {}, recovered {}",
+        counter("shopify_events_received_total"),
+        counter("shopify_events_produced_total"),
+        counter("shopify_events_retried_total"),
+        counter("shopify_events_dead_lettered_total"),
+        counter("shopify_events_recovered_total"),
+    );
+    // The topic must hold every event (read back outside the timed part;
+    // Tansu 0.6.0's high watermark is the last batch's base offset, so
+    // watermarks cannot count records there).
+    let distinct = verify(&tansu.bootstrap, &topic, o.events, "drain");
     assert_eq!(
-        records,
-        Some(o.events as i64),
-        "records in the drain's topic"
+        distinct,
+        o.events,
+        "distinct event ids in the drain's topic\n--- drain log ---\n{}",
+        drain.log_text()
     );
     let idle = keep.then(|| Idle::measure(&drain, o.idle_secs));
     let status = drain.terminate(Duration::from_secs(30));
@@ -197,6 +220,34 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
     );
     drop(queue);
     (run, idle)
+}
+
+/// Reads `topic` back (untimed), prints how many records, distinct
+/// `event_id` headers, records per partition and the broker's watermarks it
+/// holds, and returns the distinct ids.
+fn verify(bootstrap: &str, topic: &str, expected: usize, what: &str) -> usize {
+    let records = support::consume_all(bootstrap, topic, expected, Duration::from_secs(20));
+    let mut ids = std::collections::HashSet::new();
+    let mut per_partition = std::collections::BTreeMap::new();
+    let mut max_offset = std::collections::BTreeMap::new();
+    for r in &records {
+        if let Some(id) = r.header("event_id") {
+            ids.insert(id.to_vec());
+        }
+        *per_partition.entry(r.partition).or_insert(0usize) += 1;
+        let m = max_offset.entry(r.partition).or_insert(-1i64);
+        *m = (*m).max(r.offset);
+    }
+    let watermarks: Vec<_> = (0..PARTITIONS)
+        .map(|p| support::mock::watermarks(bootstrap, topic, p))
+        .collect();
+    eprintln!(
+        "    verify {what}: read {} records ({} distinct event ids) of {expected}; \
+         per partition {per_partition:?}; max offset {max_offset:?}; watermarks {watermarks:?}",
+        records.len(),
+        ids.len()
+    );
+    ids.len()
 }
 
 struct Idle {
@@ -388,8 +439,8 @@ fn main() {
          preallocation, first broker connection included) until the queue is empty and \
          `shopify_events_produced_total` = N (polled every 5 ms; queue depth via msgctl, \
          /metrics only once the queue is empty); the drain adds a 36-byte `event_id` header and \
-         the emit timestamp to each record. Record counts are checked against the topic's \
-         watermarks. Memory from /proc/PID/status sampled every 5 ms; idle CPU = utime+stime \
+         the emit timestamp to each record. The drain's topic is read back after each run \
+         (untimed): all N event ids must be there. Memory from /proc/PID/status sampled every 5 ms; idle CPU = utime+stime \
          from /proc/PID/stat over {} s after the last run. Everything (broker, benchmark, drain) \
          shares the machine's cores with other concurrent work, so rates vary run to run.",
         o.events, o.max_in_flight, o.idle_secs

@@ -390,3 +390,103 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+// ---------------------------------------------------------------------------
+// Regression tests for a KafkaSink::poll defect, fixed by serving with
+// `poll(0)` and waiting in KafkaSink itself. rdkafka 0.39's `BaseProducer::poll(t)` loops until
+// its deadline even after it served events, and passes the remaining time to
+// `rd_kafka_queue_poll` truncated to whole milliseconds, so the last <1 ms of
+// every call spins on `clock_gettime`. `Sink::poll` promises to wait only
+// "when there is nothing to serve"; the drain loop relies on that (its idle
+// step doubles up to 50 ms), and the design promises idle CPU ~0.
+
+/// A KafkaSink on a fresh one-broker mock cluster, with one event delivered
+/// (connection and metadata warm); returns the event's envelope bytes too.
+fn warm_sink(
+    cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+) -> (shopify_events_core::drain::sink::KafkaSink, Vec<u8>) {
+    use shopify_events_core::drain::sink::{Outcome, Sink};
+    use shopify_events_core::envelope::{self, Envelope};
+    use shopify_events_core::{clock::now_micros, event_id::EventId};
+    let topic = unique_topic("poll");
+    cluster.create_topic(&topic, 1, 1).expect("create topic");
+    let settings = std::collections::BTreeMap::from([(
+        "bootstrap.servers".to_owned(),
+        cluster.bootstrap_servers(),
+    )]);
+    let mut sink = shopify_events_core::drain::sink::KafkaSink::new(&settings).expect("sink");
+    let mut body = Vec::new();
+    let t = now_micros();
+    envelope::encode(&mut body, EventId::generate(t), t, &topic, None, &[], b"{}").expect("encode");
+    sink.send(&Envelope::decode(&body).expect("decode"), 1)
+        .expect("send");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while out.is_empty() {
+        assert!(Instant::now() < deadline, "no delivery report within 10 s");
+        sink.poll(Duration::from_millis(10), &mut out);
+    }
+    assert_eq!(out[0].outcome, Outcome::Delivered);
+    (sink, body)
+}
+
+#[test]
+fn kafka_sink_poll_returns_once_an_outcome_is_served() {
+    use shopify_events_core::drain::sink::Sink;
+    use shopify_events_core::envelope::Envelope;
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let (mut sink, body) = warm_sink(&cluster);
+    sink.send(&Envelope::decode(&body).expect("decode"), 2)
+        .expect("send");
+    let mut out = Vec::new();
+    let started = Instant::now();
+    sink.poll(Duration::from_secs(2), &mut out);
+    let waited = started.elapsed();
+    eprintln!(
+        "poll(2 s) returned after {waited:?} with {} outcome(s)",
+        out.len()
+    );
+    assert_eq!(out.len(), 1, "the delivery report was served");
+    assert!(
+        waited < Duration::from_millis(500),
+        "poll(2 s) had the outcome (a mock-cluster ack takes a few ms) but returned only after {waited:?}"
+    );
+}
+
+/// CPU time of the calling thread (`/proc/thread-self/schedstat`, ns).
+fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    let ns: u64 = text
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("schedstat runtime");
+    Duration::from_nanos(ns)
+}
+
+#[test]
+fn idle_kafka_sink_poll_does_not_spin() {
+    use shopify_events_core::drain::sink::Sink;
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let (mut sink, _) = warm_sink(&cluster);
+    let mut out = Vec::new();
+    // What the idle drain does: poll(50 ms) in a loop, nothing to serve.
+    let polls = 40;
+    let (cpu0, wall0) = (thread_cpu(), Instant::now());
+    for _ in 0..polls {
+        sink.poll(Duration::from_millis(50), &mut out);
+    }
+    let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());
+    eprintln!(
+        "{polls} idle polls of 50 ms: {wall:?} wall, {cpu:?} CPU on this thread \
+         ({:.2} ms per poll, {:.2} % of a core)",
+        cpu.as_secs_f64() * 1e3 / f64::from(polls),
+        cpu.as_secs_f64() / wall.as_secs_f64() * 100.0
+    );
+    assert!(out.is_empty());
+    // A blocking wait costs a few µs per call; 40 calls well under 4 ms.
+    assert!(
+        cpu < Duration::from_millis(4),
+        "idle polling used {cpu:?} of CPU in {wall:?}: a busy wait"
+    );
+}

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use sysvmq::{Key, Queue};
 
@@ -381,25 +380,7 @@ pub fn consume_until(
     while Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                out.push(Consumed {
-                    topic: m.topic().to_owned(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                    headers: m
-                        .headers()
-                        .map(|h| {
-                            h.iter()
-                                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    timestamp_ms: match m.timestamp() {
-                        Timestamp::NotAvailable => None,
-                        t => t.to_millis(),
-                    },
-                });
+                out.push(Consumed::from_message(&m));
                 last_new = Instant::now();
             }
             Some(Err(e)) => eprintln!("consume_until({topic}): {e}"),

@@ -331,6 +331,31 @@ pub struct Consumed {
 }
 
 impl Consumed {
+    /// Copies what the tests compare out of a consumed message.
+    pub fn from_message(m: &rdkafka::message::BorrowedMessage<'_>) -> Consumed {
+        Consumed {
+            topic: m.topic().to_owned(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            timestamp_ms: match m.timestamp() {
+                Timestamp::NotAvailable => None,
+                t => t.to_millis(),
+            },
+        }
+    }
+}
+
+impl Consumed {
     /// The first header called `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
@@ -396,25 +421,7 @@ pub fn consume_all(
     while out.len() < expected && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
-            Some(Ok(m)) => out.push(Consumed {
-                topic: m.topic().to_owned(),
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                timestamp_ms: match m.timestamp() {
-                    Timestamp::NotAvailable => None,
-                    t => t.to_millis(),
-                },
-            }),
+            Some(Ok(m)) => out.push(Consumed::from_message(&m)),
             Some(Err(e)) => *errors.entry(e.to_string()).or_default() += 1,
         }
     }
