@@ -24,6 +24,36 @@ pub enum Command {
     Setup(SetupArgs),
     /// Show the queue's depth, bytes, capacity and the running drain's counters.
     Stats(StatsArgs),
+    /// Accept events from containers over TCP/Unix sockets into the host queue.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Where to listen, repeatable: tcp://HOST:PORT or unix:///PATH.
+    #[arg(long = "listen", required = true, value_name = "ADDRESS")]
+    pub listen: Vec<String>,
+    /// SysV queue key (decimal or 0x hex).
+    #[arg(long, env = "SHOPIFY_EVENTS_QUEUE_KEY", value_parser = key, default_value = "0x53455600")]
+    pub queue_key: Key,
+    /// Shared secret clients must send (SHOPIFY_EVENTS_PROXY_TOKEN in the app).
+    #[arg(long, env = "SHOPIFY_EVENTS_PROXY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Connections served at once.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a connection may stay silent before it is closed.
+    #[arg(long, default_value_t = 60.0)]
+    pub idle_timeout: f64,
+    /// Seconds a new connection has to complete its handshake.
+    #[arg(long, default_value_t = 5.0)]
+    pub handshake_timeout: f64,
+    /// Serve /metrics and /health here (loopback only unless --allow-public).
+    #[arg(long, env = "SHOPIFY_EVENTS_PROXY_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+    /// Allow non-loopback --listen and --metrics-addr addresses.
+    #[arg(long)]
+    pub allow_public: bool,
 }
 
 fn key(text: &str) -> Result<Key, String> {

@@ -3,6 +3,7 @@
 
 mod args;
 mod drain;
+mod proxy;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
         Command::Drain(args) => drain::run(args),
         Command::Setup(args) => args::setup(args),
         Command::Stats(args) => args::stats(args),
+        Command::Proxy(args) => proxy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

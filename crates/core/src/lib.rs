@@ -9,4 +9,5 @@ pub mod event_id;
 pub mod json;
 pub mod metrics;
 pub mod ops;
+pub mod proxy;
 pub mod topic;

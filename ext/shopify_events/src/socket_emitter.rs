@@ -1,7 +1,160 @@
-//! Placeholder: filled in by the transport's implementation.
+//! `ShopifyEvents::Native::SocketEmitter`: the `socket` transport's native half.
+//!
+//! `emit` encodes the envelope into a frame and hands it to the core's
+//! [`SocketClient`], which only buffers it: no network I/O happens under the
+//! GVL. `flush` waits for the proxy's acks and releases the GVL meanwhile
+//! (interruptible by Thread#kill, Timeout and signals).
 
-use magnus::{Error, RModule, Ruby};
+use std::sync::Mutex;
+use std::time::Duration;
 
-pub(crate) fn init(_ruby: &Ruby, _native: RModule) -> Result<(), Error> {
+use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby, Value};
+use shopify_events_core::proxy::{ClientConfig, ClientError, ProxyAddress, SocketClient};
+
+use crate::{codec, errors, event::id_string, nogvl::nogvl};
+
+#[magnus::wrap(class = "ShopifyEvents::Native::SocketEmitter", free_immediately, size)]
+struct SocketEmitter {
+    inner: SocketClient,
+    /// Why the last non-raising emit gave up; read by the Ruby side to log it.
+    last_error: Mutex<Option<String>>,
+}
+
+impl SocketEmitter {
+    /// `new(address, token_or_nil, max_buffered_events, max_buffered_bytes)`.
+    fn new(
+        ruby: &Ruby,
+        address: String,
+        token: Option<String>,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Self, Error> {
+        let address: ProxyAddress =
+            address
+                .parse()
+                .map_err(|e: shopify_events_core::proxy::AddressError| {
+                    errors::raise(
+                        ruby,
+                        "ConfigurationError",
+                        format!("{e} (SHOPIFY_EVENTS_PROXY)"),
+                    )
+                })?;
+        let mut config = ClientConfig::new(address);
+        config.token = token.unwrap_or_default().into_bytes();
+        config.max_buffered_events = max_events.max(1);
+        config.max_buffered_bytes = max_bytes.max(1024);
+        let inner = SocketClient::new(config)
+            .map_err(|e| errors::raise(ruby, "ConfigurationError", e.to_string()))?;
+        Ok(SocketEmitter {
+            inner,
+            last_error: Mutex::new(None),
+        })
+    }
+
+    fn send(
+        &self,
+        ruby: &Ruby,
+        topic: Value,
+        payload: Value,
+        key: Value,
+        headers: Value,
+    ) -> Result<Result<RString, ClientError>, Error> {
+        codec::with_buffer(|buf| {
+            self.inner.begin_frame(buf);
+            let id = codec::encode_event(ruby, buf, topic, payload, key, headers)?;
+            Ok(self.inner.send_frame(buf).map(|_| id_string(ruby, &id)))
+        })
+    }
+
+    /// The event id, or nil when the buffer is full (counted, reason kept).
+    /// Programming errors (bad topic, payload, size) raise.
+    fn emit(
+        ruby: &Ruby,
+        rb_self: &Self,
+        topic: Value,
+        payload: Value,
+        key: Value,
+        headers: Value,
+    ) -> Result<Option<RString>, Error> {
+        match rb_self.send(ruby, topic, payload, key, headers)? {
+            Ok(id) => Ok(Some(id)),
+            Err(e @ ClientError::Full { .. }) => {
+                rb_self.inner.record_dropped();
+                if let Ok(mut last) = rb_self.last_error.lock() {
+                    *last = Some(e.to_string());
+                }
+                Ok(None)
+            }
+            Err(e) => Err(client_error(ruby, &e)),
+        }
+    }
+
+    /// Like `emit`, but raises `QueueFull` instead of dropping.
+    fn emit_bang(
+        ruby: &Ruby,
+        rb_self: &Self,
+        topic: Value,
+        payload: Value,
+        key: Value,
+        headers: Value,
+    ) -> Result<RString, Error> {
+        rb_self
+            .send(ruby, topic, payload, key, headers)?
+            .map_err(|e| client_error(ruby, &e))
+    }
+
+    /// Waits up to `timeout` seconds for every emitted event to be acked.
+    fn flush(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<bool, Error> {
+        let timeout = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
+        nogvl(ruby, |interrupted| {
+            rb_self.inner.flush(timeout, interrupted)
+        })
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|last| last.clone())
+    }
+
+    fn address(&self) -> String {
+        self.inner.address().to_string()
+    }
+
+    fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
+        let s = rb_self.inner.snapshot();
+        let hash = ruby.hash_new();
+        let set = |name: &str, value: u64| hash.aset(ruby.to_symbol(name), value);
+        set("emitted", s.emitted)?;
+        set("acked", s.acked)?;
+        set("dropped", s.dropped)?;
+        set("buffer_full", s.buffer_full)?;
+        set("rejected", s.rejected)?;
+        set("connects", s.connects)?;
+        set("connect_failures", s.connect_failures)?;
+        set("resent", s.resent)?;
+        set("buffered", s.buffered as u64)?;
+        set("buffered_bytes", s.buffered_bytes as u64)?;
+        hash.aset(ruby.to_symbol("connected"), s.connected)?;
+        hash.aset(ruby.to_symbol("last_error"), s.last_error)?;
+        Ok(hash)
+    }
+}
+
+fn client_error(ruby: &Ruby, error: &ClientError) -> Error {
+    match error {
+        ClientError::Full { .. } => errors::raise(ruby, "QueueFull", error.to_string()),
+        ClientError::TooLarge { .. } => errors::raise(ruby, "PayloadTooLarge", error.to_string()),
+        _ => errors::raise(ruby, "TransportError", error.to_string()),
+    }
+}
+
+pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
+    let class = native.define_class("SocketEmitter", ruby.class_object())?;
+    class.define_singleton_method("new", function!(SocketEmitter::new, 4))?;
+    class.define_method("emit", method!(SocketEmitter::emit, 4))?;
+    class.define_method("emit!", method!(SocketEmitter::emit_bang, 4))?;
+    class.define_method("flush", method!(SocketEmitter::flush, 1))?;
+    class.define_method("last_error", method!(SocketEmitter::last_error, 0))?;
+    class.define_method("address", method!(SocketEmitter::address, 0))?;
+    class.define_method("stats", method!(SocketEmitter::stats, 0))?;
     Ok(())
 }

@@ -33,4 +33,6 @@ pub use histogram::{BucketCount, Histogram, HistogramSnapshot, LATENCY_BUCKETS};
 pub use http::{serve, Health, HealthCheck};
 pub use listen::{bind, MetricsError};
 pub use text::CONTENT_TYPE;
+// The proxy renders its own metrics with the same writer.
+pub(crate) use text::{render_labels, TextWriter};
 pub use values::{Counter, Gauge, GaugeF64};

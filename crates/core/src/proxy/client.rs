@@ -1,0 +1,453 @@
+//! [`SocketClient`]: the `socket` transport's client of the proxy.
+//!
+//! # Run-time behaviour
+//!
+//! - [`SocketClient::send_frame`] never touches the network: it numbers the
+//!   frame, copies it into a bounded in-memory buffer of unacknowledged
+//!   frames and returns. A background IO thread writes buffered frames
+//!   (pipelined, in batches of up to 256 KiB) and reads the proxy's
+//!   cumulative acks, which free them. Waking that thread costs a syscall,
+//!   so `send_frame` only does it when the thread sleeps for lack of work.
+//! - The connection is made lazily, on the first frame; a proxy that is
+//!   down is retried with exponential backoff (10 ms to 1 s by default).
+//!   After a reconnect every unacknowledged frame is written again, with its
+//!   original sequence number: at-least-once, the event id tells duplicates
+//!   apart. The proxy closes idle connections; the client reconnects when it
+//!   has something to send.
+//! - The buffer is bounded by events and bytes. When it is full,
+//!   `send_frame` returns [`ClientError::Full`] (the caller drops or raises);
+//!   nothing blocks.
+//! - A frame the proxy refuses (nack: malformed, too large) is dropped from
+//!   the buffer, counted as `rejected`, and its reason kept in `last_error`.
+//! - Fork: a `pthread_atfork` child handler bumps a generation counter; the
+//!   first call in the child sees it, abandons the parent's state (whose
+//!   frames the parent still delivers), closes the inherited descriptors and
+//!   starts a fresh buffer and IO thread with its own connection.
+//! - Frames still buffered when the process exits are lost: call
+//!   [`SocketClient::flush`] first (the gem does at exit, bounded).
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::address::ProxyAddress;
+use super::client_io;
+use super::frame::{DataHeader, DATA_HEADER_LEN, MAX_TOKEN_LEN};
+
+/// Settings of a [`SocketClient`].
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// The proxy.
+    pub address: ProxyAddress,
+    /// Shared secret for the handshake (empty: none).
+    pub token: Vec<u8>,
+    /// Most frames kept unacknowledged.
+    pub max_buffered_events: usize,
+    /// Most frame bytes kept unacknowledged.
+    pub max_buffered_bytes: usize,
+    /// Time to connect and complete the handshake.
+    pub connect_timeout: Duration,
+    /// First pause after a failed connect; doubles up to `backoff_max`.
+    pub backoff_min: Duration,
+    /// Longest pause between connection attempts.
+    pub backoff_max: Duration,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("address", &self.address)
+            .field(
+                "token",
+                &if self.token.is_empty() {
+                    ""
+                } else {
+                    "<hidden>"
+                },
+            )
+            .field("max_buffered_events", &self.max_buffered_events)
+            .field("max_buffered_bytes", &self.max_buffered_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConfig {
+    /// Defaults: no token, 100,000 events / 32 MiB buffered, 2 s connect
+    /// timeout, backoff 10 ms to 1 s.
+    pub fn new(address: ProxyAddress) -> ClientConfig {
+        ClientConfig {
+            address,
+            token: Vec::new(),
+            max_buffered_events: 100_000,
+            max_buffered_bytes: 32 << 20,
+            connect_timeout: Duration::from_secs(2),
+            backoff_min: Duration::from_millis(10),
+            backoff_max: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a frame was not taken.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The buffer of unacknowledged frames is full: the proxy is down,
+    /// slow, or withholding acks because the host queue is full.
+    #[error("socket transport buffer is full ({events} events, {bytes} bytes not yet acknowledged by the proxy at {address}; last error: {last_error}): check that `shopify-events proxy` runs and the host's drain keeps up")]
+    Full {
+        /// The proxy's address.
+        address: String,
+        /// Frames buffered.
+        events: usize,
+        /// Bytes buffered.
+        bytes: usize,
+        /// The last connection or proxy error, or "none".
+        last_error: String,
+    },
+    /// The envelope is larger than the proxy's host queue accepts.
+    #[error("event envelope is {size} bytes, larger than the {limit}-byte limit of the proxy's host queue (kernel.msgmax on the host); send a smaller payload or raise kernel.msgmax on the host")]
+    TooLarge {
+        /// Envelope size.
+        size: usize,
+        /// The proxy's limit.
+        limit: usize,
+    },
+    /// The token does not fit in a handshake.
+    #[error("proxy token is {len} bytes, at most {MAX_TOKEN_LEN} are allowed (SHOPIFY_EVENTS_PROXY_TOKEN)")]
+    TokenTooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// The frame buffer lacks the header reserved by [`SocketClient::begin_frame`].
+    #[error("frame of {len} bytes has no room for the {DATA_HEADER_LEN}-byte header; start it with begin_frame")]
+    NoHeader {
+        /// Its length.
+        len: usize,
+    },
+}
+
+/// Counters of one client (kept across fork: the child continues them).
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    pub(crate) emitted: AtomicU64,
+    pub(crate) acked: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) buffer_full: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) connects: AtomicU64,
+    pub(crate) connect_failures: AtomicU64,
+    pub(crate) resent: AtomicU64,
+}
+
+/// A copy of a client's counters and buffer state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientSnapshot {
+    /// Frames taken into the buffer.
+    pub emitted: u64,
+    /// Frames the proxy acknowledged (in the host queue).
+    pub acked: u64,
+    /// Events the caller dropped after [`ClientError::Full`].
+    pub dropped: u64,
+    /// Sends refused because the buffer was full.
+    pub buffer_full: u64,
+    /// Frames the proxy refused (nack) and the client discarded.
+    pub rejected: u64,
+    /// Successful connections (handshake done), the first included.
+    pub connects: u64,
+    /// Connection attempts that failed.
+    pub connect_failures: u64,
+    /// Frames written again after a reconnect.
+    pub resent: u64,
+    /// Frames buffered now.
+    pub buffered: usize,
+    /// Bytes buffered now.
+    pub buffered_bytes: usize,
+    /// Whether a connection is up.
+    pub connected: bool,
+    /// The last connection or proxy error.
+    pub last_error: Option<String>,
+}
+
+/// One numbered frame: the 12-byte header then the envelope.
+pub(crate) struct Frame {
+    pub(crate) seq: u64,
+    pub(crate) bytes: Vec<u8>,
+}
+
+pub(crate) struct State {
+    pub(crate) frames: VecDeque<Frame>,
+    pub(crate) bytes: usize,
+    next_seq: u64,
+    /// `frames[..sent]` were written on the current connection.
+    pub(crate) sent: usize,
+    /// The IO thread waits for work and must be woken for a new frame.
+    pub(crate) io_idle: bool,
+    pub(crate) closing: bool,
+    pub(crate) connected: bool,
+    pub(crate) last_error: Option<String>,
+    pub(crate) spare: Vec<Vec<u8>>,
+}
+
+/// Everything shared by the callers and one IO thread (one per process).
+pub(crate) struct Engine {
+    generation: u64,
+    pub(crate) config: Arc<ClientConfig>,
+    pub(crate) stats: Arc<ClientStats>,
+    pub(crate) state: Mutex<State>,
+    /// Notified whenever frames leave the buffer (flush waits on it).
+    pub(crate) settled: Condvar,
+    /// An eventfd, readable when the IO thread has something new to do
+    /// (`None` if it could not be created: the thread then relies on its
+    /// poll timeout).
+    pub(crate) wake: Option<OwnedFd>,
+    /// The connection's descriptor (-1 when none), for the fork path.
+    pub(crate) socket_fd: AtomicI32,
+    /// The proxy's envelope limit from the last handshake (0: unknown).
+    pub(crate) max_envelope: AtomicUsize,
+}
+
+impl Engine {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn notify_io(&self) {
+        if let Some(wake) = &self.wake {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to our eventfd; a full
+            // counter (EAGAIN) still leaves it readable, which is all we need.
+            unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+}
+
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+static AT_FORK: Once = Once::new();
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Relaxed);
+}
+
+/// The client the `socket` transport uses: see the module docs.
+pub struct SocketClient {
+    config: Arc<ClientConfig>,
+    stats: Arc<ClientStats>,
+    engine: Mutex<Arc<Engine>>,
+}
+
+impl std::fmt::Debug for SocketClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketClient {
+    /// A client for `config`; nothing connects until the first frame.
+    pub fn new(config: ClientConfig) -> Result<SocketClient, ClientError> {
+        if config.token.len() > MAX_TOKEN_LEN {
+            return Err(ClientError::TokenTooLong {
+                len: config.token.len(),
+            });
+        }
+        AT_FORK.call_once(|| {
+            // SAFETY: registers a handler that only does an atomic add,
+            // which is async-signal-safe as a forked child requires.
+            unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        });
+        let config = Arc::new(config);
+        let stats = Arc::new(ClientStats::default());
+        let engine = start(&config, &stats);
+        Ok(SocketClient {
+            config,
+            stats,
+            engine: Mutex::new(engine),
+        })
+    }
+
+    /// The proxy's address.
+    pub fn address(&self) -> &ProxyAddress {
+        &self.config.address
+    }
+
+    /// Clears `buf` and reserves the data frame header; the caller appends
+    /// one envelope, then calls [`send_frame`](Self::send_frame).
+    pub fn begin_frame(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        buf.resize(DATA_HEADER_LEN, 0);
+    }
+
+    /// Takes one frame (from [`begin_frame`](Self::begin_frame) plus an
+    /// envelope) into the buffer and returns its sequence number. Never
+    /// blocks on the network.
+    pub fn send_frame(&self, frame: &[u8]) -> Result<u64, ClientError> {
+        if frame.len() < DATA_HEADER_LEN {
+            return Err(ClientError::NoHeader { len: frame.len() });
+        }
+        let engine = self.engine();
+        let size = frame.len() - DATA_HEADER_LEN;
+        let limit = engine.max_envelope.load(Relaxed);
+        if limit != 0 && size > limit {
+            return Err(ClientError::TooLarge { size, limit });
+        }
+        let mut state = engine.lock();
+        if state.frames.len() >= self.config.max_buffered_events
+            || state.bytes + frame.len() > self.config.max_buffered_bytes
+        {
+            self.stats.buffer_full.fetch_add(1, Relaxed);
+            return Err(ClientError::Full {
+                address: self.config.address.to_string(),
+                events: state.frames.len(),
+                bytes: state.bytes,
+                last_error: state.last_error.clone().unwrap_or_else(|| "none".into()),
+            });
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let mut bytes = state.spare.pop().unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(frame);
+        DataHeader::write(&mut bytes, size, seq);
+        state.bytes += bytes.len();
+        state.frames.push_back(Frame { seq, bytes });
+        let wake = std::mem::replace(&mut state.io_idle, false);
+        drop(state);
+        if wake {
+            engine.notify_io();
+        }
+        self.stats.emitted.fetch_add(1, Relaxed);
+        Ok(seq)
+    }
+
+    /// Waits until every frame sent so far is acknowledged (or refused), up
+    /// to `timeout`, or until `cancel` turns true. Returns whether it was.
+    pub fn flush(&self, timeout: Duration, cancel: &AtomicBool) -> bool {
+        let engine = self.engine();
+        let deadline = Instant::now() + timeout;
+        let mut state = engine.lock();
+        let Some(target) = state.next_seq.checked_sub(1) else {
+            return true;
+        };
+        loop {
+            if state.frames.front().map_or(true, |f| f.seq > target) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || cancel.load(Relaxed) {
+                return false;
+            }
+            let slice = left.min(Duration::from_millis(20));
+            state = match engine.settled.wait_timeout(state, slice) {
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// Counts an event the caller dropped after [`ClientError::Full`].
+    pub fn record_dropped(&self) {
+        self.stats.dropped.fetch_add(1, Relaxed);
+    }
+
+    /// The counters and the buffer's state.
+    pub fn snapshot(&self) -> ClientSnapshot {
+        let engine = self.engine();
+        let state = engine.lock();
+        let s = &self.stats;
+        ClientSnapshot {
+            emitted: s.emitted.load(Relaxed),
+            acked: s.acked.load(Relaxed),
+            dropped: s.dropped.load(Relaxed),
+            buffer_full: s.buffer_full.load(Relaxed),
+            rejected: s.rejected.load(Relaxed),
+            connects: s.connects.load(Relaxed),
+            connect_failures: s.connect_failures.load(Relaxed),
+            resent: s.resent.load(Relaxed),
+            buffered: state.frames.len(),
+            buffered_bytes: state.bytes,
+            connected: state.connected,
+            last_error: state.last_error.clone(),
+        }
+    }
+
+    /// The current engine, replaced by a fresh one in a forked child.
+    fn engine(&self) -> Arc<Engine> {
+        let mut slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.generation != FORK_GENERATION.load(Relaxed) {
+            let old = std::mem::replace(&mut *slot, start(&self.config, &self.stats));
+            abandon(old);
+        }
+        Arc::clone(&slot)
+    }
+}
+
+impl Drop for SocketClient {
+    fn drop(&mut self) {
+        let slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.generation != FORK_GENERATION.load(Relaxed) {
+            return; // the parent's engine: not ours to stop
+        }
+        slot.lock().closing = true;
+        slot.notify_io();
+    }
+}
+
+/// Forgets the parent's engine in a forked child: its IO thread does not
+/// exist here and its lock may be held forever, so it is never touched
+/// again, only its descriptors closed (the parent's connection is unaffected).
+fn abandon(old: Arc<Engine>) {
+    let fd = old.socket_fd.swap(-1, Relaxed);
+    if fd >= 0 {
+        // SAFETY: the child's copy of the parent's socket; nothing here uses it.
+        unsafe { libc::close(fd) };
+    }
+    // Dropping would close the eventfd through OwnedFd, which is what we
+    // want, but could also run other destructors on state locked in the
+    // parent: close it by hand and leak the rest.
+    if let Some(wake) = &old.wake {
+        let raw: RawFd = wake.as_raw_fd();
+        // SAFETY: as above, unused in the child from now on.
+        unsafe { libc::close(raw) };
+    }
+    std::mem::forget(old);
+}
+
+fn start(config: &Arc<ClientConfig>, stats: &Arc<ClientStats>) -> Arc<Engine> {
+    // SAFETY: plain eventfd creation; the result is checked.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    // SAFETY: a fresh descriptor we own (descriptor exhaustion leaves
+    // none: the IO thread then relies on its poll timeout).
+    let wake = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
+    let engine = Arc::new(Engine {
+        generation: FORK_GENERATION.load(Relaxed),
+        config: Arc::clone(config),
+        stats: Arc::clone(stats),
+        state: Mutex::new(State {
+            frames: VecDeque::new(),
+            bytes: 0,
+            next_seq: 1,
+            sent: 0,
+            io_idle: true,
+            closing: false,
+            connected: false,
+            last_error: None,
+            spare: Vec::new(),
+        }),
+        settled: Condvar::new(),
+        wake,
+        socket_fd: AtomicI32::new(-1),
+        max_envelope: AtomicUsize::new(0),
+    });
+    let worker = Arc::clone(&engine);
+    if let Err(e) = thread::Builder::new()
+        .name("shopify-events-socket".into())
+        .spawn(move || client_io::run(worker))
+    {
+        engine.lock().last_error = Some(format!("cannot start the socket IO thread: {e}"));
+    }
+    engine
+}

@@ -1,0 +1,72 @@
+# frozen_string_literal: true
+
+module ShopifyEvents
+  module Transports
+    # Sends each event to the host's `shopify-events proxy` over TCP or a
+    # Unix socket (containers, which cannot reach the host's SysV queue).
+    # `emit` only buffers the frame; a native IO thread writes it and frees it
+    # when the proxy acknowledges it (the event is then in the host queue).
+    # Unacknowledged events are resent after a reconnect and lost if the
+    # process dies: `flush` waits for them (a bounded flush runs at exit).
+    class Socket
+      FORMS = "tcp://HOST:PORT (e.g. tcp://172.17.0.1:9395) or " \
+              "unix:///PATH (e.g. unix:///run/shopify-events/proxy.sock)"
+      ADDRESS = %r{\A(tcp://[^/\s]+:\d{1,5}|unix:(//)?/[^/\s]\S*)\z}
+      MAX_BUFFERED_EVENTS = 100_000
+      MAX_BUFFERED_BYTES = 32 * 1024 * 1024
+
+      attr_reader :native
+
+      def initialize(config, max_buffered_events: MAX_BUFFERED_EVENTS, max_buffered_bytes: MAX_BUFFERED_BYTES)
+        address = config.proxy.to_s.strip
+        unless address.match?(ADDRESS)
+          raise ConfigurationError, "proxy address #{config.proxy.inspect} (SHOPIFY_EVENTS_PROXY) is not valid " \
+                                    "for the socket transport: use #{FORMS}"
+        end
+        token = config.proxy_token.to_s.empty? ? nil : config.proxy_token.to_s
+        @native = Native::SocketEmitter.new(address, token, max_buffered_events, max_buffered_bytes)
+        @logger = config.logger
+        @dropping = false
+      end
+
+      def emit(topic, payload, key, headers)
+        id = @native.emit(topic, payload, key, headers)
+        if id
+          recovered if @dropping
+          return id
+        end
+        dropped
+      end
+
+      def emit!(topic, payload, key, headers)
+        @native.emit!(topic, payload, key, headers)
+      end
+
+      # Waits up to `timeout` seconds until the proxy acknowledged every
+      # event emitted so far; returns whether it did.
+      def flush(timeout)
+        @native.flush(Float(timeout))
+      end
+
+      def stats
+        { transport: :socket, proxy: @native.address }.merge!(@native.stats)
+      end
+
+      private
+
+      def dropped
+        unless @dropping
+          @dropping = true
+          @logger.warn("shopify_events: dropping events: #{@native.last_error}. Further drops are " \
+                       "counted in ShopifyEvents.stats[:dropped] and logged again once emitting recovers.")
+        end
+        nil
+      end
+
+      def recovered
+        @dropping = false
+        @logger.info("shopify_events: emitting again; #{@native.stats[:dropped]} events dropped so far")
+      end
+    end
+  end
+end
