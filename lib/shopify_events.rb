@@ -6,6 +6,7 @@ require "shopify_events/native"
 require "shopify_events/configuration"
 require "shopify_events/event"
 require "shopify_events/transports"
+require "shopify_events/instrumentation"
 
 # Emit events from Ruby into a Kafka pipeline for about a microsecond each.
 #
@@ -16,6 +17,12 @@ module ShopifyEvents
   @config = nil
   @transport = nil
   @lock = Mutex.new
+  # Set when ActiveSupport::Notifications is loaded (see Instrumentation).
+  @instrumentation = nil
+  # True while someone may listen to our notifications: only then does emit
+  # take the instrumented path. Without ActiveSupport, or with nobody
+  # subscribed, emitting pays this one check.
+  @watched = false
 
   class << self
     # Sends one event; returns its id (a UUIDv7 String), or nil if the
@@ -23,17 +30,36 @@ module ShopifyEvents
     # per burst). Raises at once for programming errors: InvalidTopic,
     # PayloadTooLarge, TypeError/ArgumentError for payload, key or headers.
     def emit(topic, payload, key: nil, headers: nil)
-      transport.emit(topic, payload, key, headers)
+      current = @transport || transport
+      return @instrumentation.emit(current, topic, payload, key, headers) if @watched
+
+      current.emit(topic, payload, key, headers)
     end
 
     # Like `emit`, but raises QueueFull (or another TransportError) instead
     # of dropping.
     def emit!(topic, payload, key: nil, headers: nil)
-      transport.emit!(topic, payload, key, headers)
+      current = @transport || transport
+      return @instrumentation.emit!(current, topic, payload, key, headers) if @watched
+
+      current.emit!(topic, payload, key, headers)
     end
+
+    # @api private: Instrumentation turns the instrumented path on when
+    # subscribers change and off once it found nobody listening.
+    attr_writer :watched
 
     def config
       @config || @lock.synchronize { @config ||= Configuration.from_env }
+    end
+
+    # Replaces the configuration (the Railtie builds one from
+    # config/shopify_events.yml); the transport is rebuilt on next use.
+    def config=(configuration)
+      @lock.synchronize do
+        @config = configuration
+        @transport = nil
+      end
     end
 
     # Yields the configuration; the transport is rebuilt on next use.
@@ -48,6 +74,15 @@ module ShopifyEvents
         settings = config
         @lock.synchronize { @transport ||= build_transport(settings) }
       end
+    end
+
+    # Uses `replacement` as the transport while the block runs, then puts the
+    # previous one back (ShopifyEvents::Testing.capture_events uses it).
+    def with_transport(replacement)
+      previous = @lock.synchronize { @transport.tap { @transport = replacement } }
+      yield
+    ensure
+      @lock.synchronize { @transport = previous }
     end
 
     # Counters of the current transport (emitted, dropped, ...).
@@ -85,9 +120,15 @@ module ShopifyEvents
     private
 
     def build_transport(config)
+      if defined?(::ActiveSupport::Notifications)
+        @instrumentation ||= Instrumentation.new
+        @watched = true
+      end
       Transports.build(config)
     end
   end
 
   at_exit { ShopifyEvents.flush_at_exit }
 end
+
+require "shopify_events/railtie" if defined?(Rails::Railtie)

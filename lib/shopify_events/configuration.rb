@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "logger"
+require "shopify_events/configuration/rails_settings"
 
 module ShopifyEvents
   # Every setting, with its default from SHOPIFY_EVENTS_* environment
@@ -12,8 +13,9 @@ module ShopifyEvents
     DEFAULT_QUEUE_KEY = 0x5345_5600
     DEFAULT_QUEUE_PERMISSIONS = 0o660
     DEFAULT_FLUSH_TIMEOUT = 5.0
+    DEFAULT_DIRECT_BUFFER = 10_000
 
-    attr_reader :transport, :queue_key, :queue_permissions, :flush_timeout
+    attr_reader :transport, :queue_key, :queue_permissions, :flush_timeout, :direct_buffer
     # socket transport: the host proxy's address, "tcp://host:port" or "unix:///path".
     attr_accessor :proxy
     # socket transport: shared secret the proxy may require in its handshake.
@@ -32,21 +34,22 @@ module ShopifyEvents
       "SHOPIFY_EVENTS_PROXY" => :proxy=,
       "SHOPIFY_EVENTS_PROXY_TOKEN" => :proxy_token=,
       "SHOPIFY_EVENTS_BROKERS" => :brokers=,
-      "SHOPIFY_EVENTS_FLUSH_TIMEOUT" => :flush_timeout=
+      "SHOPIFY_EVENTS_FLUSH_TIMEOUT" => :flush_timeout=,
+      "SHOPIFY_EVENTS_DIRECT_BUFFER" => :direct_buffer=
     }.freeze
 
     def self.from_env(env = ENV)
-      new.tap do |config|
-        ENVIRONMENT.each do |variable, setter|
-          config.public_send(setter, env[variable]) if present?(env[variable])
-        end
-      end
+      new.apply_env(env)
     end
 
-    def self.present?(value)
-      !value.nil? && !value.strip.empty?
+    # Sets every setting whose SHOPIFY_EVENTS_* variable is present in `env`.
+    def apply_env(env = ENV)
+      ENVIRONMENT.each do |variable, setter|
+        value = env[variable]
+        public_send(setter, value) unless value.nil? || value.strip.empty?
+      end
+      self
     end
-    private_class_method :present?
 
     def initialize
       @transport = DEFAULT_TRANSPORT
@@ -57,6 +60,7 @@ module ShopifyEvents
       @proxy_token = nil
       @brokers = nil
       @kafka = {}
+      @direct_buffer = DEFAULT_DIRECT_BUFFER
       @logger = nil
     end
 
@@ -95,6 +99,17 @@ module ShopifyEvents
                                   "is not a number of seconds >= 0"
       end
       @flush_timeout = seconds
+    end
+
+    # direct transport: events buffered in the process before `emit` drops
+    # (and `emit!` raises BufferFull).
+    def direct_buffer=(value)
+      count = value.is_a?(Integer) ? value : Integer(value.to_s.strip, 10, exception: false)
+      unless count&.between?(1, 10_000_000)
+        raise ConfigurationError, "direct buffer #{value.inspect} (SHOPIFY_EVENTS_DIRECT_BUFFER) is not valid: " \
+                                  "use a number of events from 1 to 10000000, e.g. 10000"
+      end
+      @direct_buffer = count
     end
 
     def logger

@@ -25,6 +25,10 @@ module ShopifyEvents
   # The SysV queue has no room left: the drain is behind or not running.
   class QueueFull < TransportError; end
 
+  # The direct transport's in-process buffer is full: Kafka is slower than
+  # the app or unreachable (raise `direct_buffer`, or check the brokers).
+  class BufferFull < TransportError; end
+
   # The SysV queue cannot be used (too many queues on the host, removed, ...).
   class QueueError < TransportError; end
 

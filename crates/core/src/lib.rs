@@ -2,6 +2,8 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+#[cfg(feature = "kafka")]
+pub mod direct;
 pub mod drain;
 pub mod emitter;
 pub mod envelope;

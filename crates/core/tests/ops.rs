@@ -157,7 +157,9 @@ fn setup_above_msgmnb_without_apply_advises_the_exact_sysctl_and_creates_no_queu
         return;
     }
     let guard = unique_key();
-    let Some(capacity) = above_msgmnb() else { return };
+    let Some(capacity) = above_msgmnb() else {
+        return;
+    };
     let report = ops::setup(guard.0, capacity, 0o600, None).expect("setup");
     assert_eq!(report.outcome, Outcome::NotCreated, "{report}");
     assert!(!report.is_ready());
@@ -192,7 +194,9 @@ fn setup_above_msgmnb_on_a_queue_with_messages_says_how_many_stay_and_keeps_it()
     let queue = Queue::create(guard.0, 0o600).expect("create");
     send(&queue, 10);
     send(&queue, 10);
-    let Some(capacity) = above_msgmnb() else { return };
+    let Some(capacity) = above_msgmnb() else {
+        return;
+    };
     let report = ops::setup(guard.0, capacity, 0o600, None).expect("setup");
     assert_eq!(report.outcome, Outcome::TooSmall, "{report}");
     let command = &report.advice[0].command;

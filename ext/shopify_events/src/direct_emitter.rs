@@ -1,7 +1,166 @@
-//! Placeholder: filled in by the transport's implementation.
+//! `ShopifyEvents::Native::DirectEmitter`: the `direct` transport's native
+//! half, a thin skin over `shopify_events_core::direct::DirectProducer`.
+//!
+//! `emit` encodes under the GVL and `try_send`s the bytes into the bounded
+//! channel (never blocks). `flush` waits for Kafka without the GVL, and an
+//! interrupt (Thread#kill, Timeout, a signal) ends the wait.
 
-use magnus::{Error, RModule, Ruby};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
 
-pub(crate) fn init(_ruby: &Ruby, _native: RModule) -> Result<(), Error> {
+use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby, Value};
+use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer, SendError};
+
+use crate::{codec, errors, event::id_string, nogvl::nogvl};
+
+#[magnus::wrap(class = "ShopifyEvents::Native::DirectEmitter", free_immediately, size)]
+struct DirectEmitter {
+    inner: DirectProducer,
+    /// Why the last non-raising emit gave up; read by the Ruby side to log it.
+    last_error: Mutex<Option<String>>,
+}
+
+fn config_error(ruby: &Ruby, error: &DirectError) -> Error {
+    errors::raise(ruby, "ConfigurationError", error.to_string())
+}
+
+impl DirectEmitter {
+    /// `DirectEmitter.new(settings, buffer, shutdown_grace_seconds)`:
+    /// `settings` is a Hash of librdkafka String keys to String values.
+    fn new(ruby: &Ruby, settings: RHash, buffer: usize, grace: f64) -> Result<Self, Error> {
+        let mut map = BTreeMap::new();
+        settings.foreach(|key: String, value: String| {
+            map.insert(key, value);
+            Ok(magnus::r_hash::ForEach::Continue)
+        })?;
+        if !grace.is_finite() || grace < 0.0 {
+            return Err(errors::raise(
+                ruby,
+                "ConfigurationError",
+                format!("direct transport shutdown grace {grace} is not a number of seconds >= 0"),
+            ));
+        }
+        let config = DirectConfig {
+            settings: map,
+            buffer,
+            shutdown_grace: Duration::from_secs_f64(grace),
+        };
+        let inner = DirectProducer::new(config).map_err(|e| config_error(ruby, &e))?;
+        Ok(DirectEmitter {
+            inner,
+            last_error: Mutex::new(None),
+        })
+    }
+
+    fn send(
+        &self,
+        ruby: &Ruby,
+        topic: Value,
+        payload: Value,
+        key: Value,
+        headers: Value,
+    ) -> Result<Result<RString, SendError>, Error> {
+        codec::with_buffer(|buf| {
+            buf.clear();
+            let id = codec::encode_event(ruby, buf, topic, payload, key, headers)?;
+            Ok(self
+                .inner
+                .try_send(buf.to_vec())
+                .map(|()| id_string(ruby, &id)))
+        })
+    }
+
+    /// Returns the event id, or nil when the buffer is full (counted, reason
+    /// kept for logging). Programming errors (bad topic, payload, size) raise.
+    fn emit(
+        ruby: &Ruby,
+        rb_self: &Self,
+        topic: Value,
+        payload: Value,
+        key: Value,
+        headers: Value,
+    ) -> Result<Option<RString>, Error> {
+        match rb_self.send(ruby, topic, payload, key, headers)? {
+            Ok(id) => Ok(Some(id)),
+            Err(e @ SendError::TooLarge { .. }) => Err(errors::direct_send_error(ruby, &e)),
+            Err(e) => {
+                if let Ok(mut last) = rb_self.last_error.lock() {
+                    *last = Some(e.to_string());
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Like `emit`, but raises `BufferFull` / `TransportError` instead of dropping.
+    fn emit_bang(
+        ruby: &Ruby,
+        rb_self: &Self,
+        topic: Value,
+        payload: Value,
+        key: Value,
+        headers: Value,
+    ) -> Result<RString, Error> {
+        rb_self
+            .send(ruby, topic, payload, key, headers)?
+            .map_err(|e| errors::direct_send_error(ruby, &e))
+    }
+
+    /// Waits up to `timeout` seconds, without the GVL, until every event
+    /// emitted so far is acknowledged by Kafka or failed for good.
+    fn flush(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<bool, Error> {
+        let timeout = if timeout.is_finite() && timeout > 0.0 {
+            Duration::from_secs_f64(timeout)
+        } else {
+            Duration::ZERO
+        };
+        nogvl(ruby, |interrupted| {
+            rb_self.inner.flush(timeout, interrupted)
+        })
+    }
+
+    /// The last reason an emit dropped, or an event failed or was retried.
+    fn last_error(&self) -> Option<String> {
+        let dropped = self.last_error.lock().ok().and_then(|last| last.clone());
+        self.inner.last_error().or(dropped)
+    }
+
+    /// The last reason an emit dropped an event.
+    fn last_drop(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|last| last.clone())
+    }
+
+    fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
+        let s = rb_self.inner.stats();
+        let hash = ruby.hash_new();
+        hash.aset(ruby.to_symbol("emitted"), s.emitted)?;
+        hash.aset(ruby.to_symbol("dropped"), s.dropped)?;
+        hash.aset(ruby.to_symbol("delivered"), s.delivered)?;
+        hash.aset(ruby.to_symbol("failed"), s.failed)?;
+        hash.aset(ruby.to_symbol("retried"), s.retried)?;
+        hash.aset(ruby.to_symbol("pending"), s.pending)?;
+        hash.aset(ruby.to_symbol("buffer"), rb_self.inner.config().buffer)?;
+        Ok(hash)
+    }
+
+    fn max_envelope_size(&self) -> usize {
+        self.inner.config().max_envelope_size()
+    }
+}
+
+pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
+    let class = native.define_class("DirectEmitter", ruby.class_object())?;
+    class.define_singleton_method("new", function!(DirectEmitter::new, 3))?;
+    class.define_method("emit", method!(DirectEmitter::emit, 4))?;
+    class.define_method("emit!", method!(DirectEmitter::emit_bang, 4))?;
+    class.define_method("flush", method!(DirectEmitter::flush, 1))?;
+    class.define_method("last_error", method!(DirectEmitter::last_error, 0))?;
+    class.define_method("last_drop", method!(DirectEmitter::last_drop, 0))?;
+    class.define_method("stats", method!(DirectEmitter::stats, 0))?;
+    class.define_method(
+        "max_envelope_size",
+        method!(DirectEmitter::max_envelope_size, 0),
+    )?;
     Ok(())
 }

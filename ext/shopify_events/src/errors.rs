@@ -60,3 +60,16 @@ pub(crate) fn queue_error(ruby: &Ruby, error: &sysvmq::Error) -> Error {
     };
     raise(ruby, name, error.to_string())
 }
+
+pub(crate) fn direct_send_error(
+    ruby: &Ruby,
+    error: &shopify_events_core::direct::SendError,
+) -> Error {
+    use shopify_events_core::direct::SendError as Direct;
+    let name = match error {
+        Direct::Full { .. } => "BufferFull",
+        Direct::TooLarge { .. } => "PayloadTooLarge",
+        _ => "TransportError",
+    };
+    raise(ruby, name, error.to_string())
+}

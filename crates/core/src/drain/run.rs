@@ -26,6 +26,7 @@ use crate::metrics::{DrainMetrics, Health};
 const MIN_IDLE: Duration = Duration::from_millis(1);
 const MAX_IDLE: Duration = Duration::from_millis(50);
 const RECEIVE_BATCH: usize = 1024;
+const WINDOW_SLACK: usize = 4;
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_secs(1);
 
@@ -213,7 +214,14 @@ impl<S: Sink> Drain<S> {
     /// Receives up to a batch into the journal; returns how many.
     fn receive_batch(&mut self) -> Result<usize, DrainError> {
         let mut received = 0;
-        while received < RECEIVE_BATCH && self.window.len() < self.max_in_flight {
+        // `open` bounds what is out at the sink; the window may also hold
+        // finished events behind a slow one (acks arrive per partition), up
+        // to a few windows' worth, so one slow partition does not stall the
+        // others while memory stays bounded.
+        while received < RECEIVE_BATCH
+            && self.window.open() < self.max_in_flight
+            && self.window.len() < self.max_in_flight * WINDOW_SLACK
+        {
             let Some(frame) = self.journal.reserve() else {
                 // Journal full: once everything in it is acknowledged, start over.
                 if self.window.is_empty() && self.journal.rewind_if_drained()? {

@@ -1,0 +1,89 @@
+# frozen_string_literal: true
+
+module ShopifyEvents
+  module Transports
+    # Produces to Kafka from inside this process (no host daemon): a
+    # librdkafka producer fed by a bounded buffer and one worker thread, with
+    # the drain's record mapping (headers plus `event_id`, emit time as the
+    # timestamp). Events in the buffer are lost if the process dies, unlike
+    # with `sysv`; `ShopifyEvents.flush` and the flush at exit wait for them.
+    class Direct
+      attr_reader :native
+
+      def initialize(config)
+        @native = Native::DirectEmitter.new(self.class.kafka_settings(config), config.direct_buffer,
+                                            config.flush_timeout)
+        @logger = config.logger
+        @dropping = false
+        @failed_seen = 0
+      end
+
+      # librdkafka settings: `config.kafka` unchanged, with `bootstrap.servers`
+      # from `config.brokers` (SHOPIFY_EVENTS_BROKERS) when set.
+      def self.kafka_settings(config)
+        settings = config.kafka.to_h { |name, value| [name.to_s, value.to_s] }
+        settings["bootstrap.servers"] = config.brokers.to_s if config.brokers
+        unless settings["bootstrap.servers"]&.match?(/\S/)
+          raise ConfigurationError, "the direct transport needs Kafka brokers: set SHOPIFY_EVENTS_BROKERS " \
+                                    "(host:port,host:port) or `brokers` in the configuration"
+        end
+        settings
+      end
+
+      def emit(topic, payload, key, headers)
+        id = @native.emit(topic, payload, key, headers)
+        if id
+          recovered if @dropping
+          return id
+        end
+        dropped
+      end
+
+      def emit!(topic, payload, key, headers)
+        @native.emit!(topic, payload, key, headers)
+      end
+
+      # Waits up to `timeout` seconds (without the GVL) until Kafka has
+      # acknowledged every event emitted so far; true if it did.
+      def flush(timeout)
+        done = @native.flush(timeout.to_f)
+        report_failures
+        @logger.warn("shopify_events: direct flush timed out after #{timeout}s: #{stats[:pending]} events pending") \
+          unless done
+        done
+      end
+
+      def last_error
+        @native.last_error
+      end
+
+      def stats
+        { transport: :direct }.merge!(@native.stats)
+      end
+
+      private
+
+      def report_failures
+        failed = @native.stats[:failed]
+        return if failed == @failed_seen
+
+        @logger.error("shopify_events: #{failed - @failed_seen} events failed in Kafka: #{@native.last_error}")
+        @failed_seen = failed
+      end
+
+      def dropped
+        unless @dropping
+          @dropping = true
+          @logger.warn("shopify_events: dropping events: #{@native.last_drop}. Further drops are counted in " \
+                       "ShopifyEvents.stats[:dropped] and logged again once emitting recovers.")
+        end
+        nil
+      end
+
+      def recovered
+        @dropping = false
+        @logger.info("shopify_events: emitting again; #{@native.stats[:dropped]} events dropped so far")
+      end
+    end
+  end
+end

@@ -1,0 +1,33 @@
+# frozen_string_literal: true
+
+# rspec-rails request specs of the app in `test` mode, with the gem's RSpec
+# matcher. Not named *_spec.rb: rails_app_spec.rb runs it in a child process
+# (`rspec -O /dev/null spec/rails_app/spec/orders_request.rb`).
+ENV["RAILS_ENV"] = "test"
+require_relative "../app"
+require "rspec/rails"
+require "shopify_events/testing"
+
+RSpec.describe "POST /orders", type: :request do
+  it "emits orders.created with the request's id and key" do
+    expect { post "/orders", params: { id: 9 } }
+      .to emit_event("orders.created").with(id: 9, pid: Process.pid).with_key("shop-1").once
+    expect(response).to have_http_status(:created)
+  end
+
+  it "matches payloads with composed matchers" do
+    expect { post "/orders", params: { id: 10 } }
+      .to emit_event("orders.created").with(hash_including("id" => 10))
+  end
+
+  it "fails listing what was emitted instead" do
+    expect do
+      expect { post "/orders", params: { id: 11 } }.to emit_event("orders.deleted")
+    end.to raise_error(RSpec::Expectations::ExpectationNotMetError,
+                       /expected an event on "orders.deleted", but 1 event was emitted:\n  1\. orders.created/)
+  end
+
+  it "does not emit on a bad request" do
+    expect { post "/orders", params: {} }.not_to emit_event("orders.created")
+  end
+end
