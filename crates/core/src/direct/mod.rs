@@ -142,7 +142,7 @@ struct Worker {
 
 impl Worker {
     fn start(config: &DirectConfig) -> Result<Worker, DirectError> {
-        let sink = KafkaSink::new(&config.settings)?;
+        let sink = KafkaSink::with_log_prefix(&config.settings, "shopify_events direct")?;
         let (tx, rx) = crossbeam_channel::bounded(config.buffer);
         let shared = Arc::new(Shared::default());
         let thread_shared = Arc::clone(&shared);

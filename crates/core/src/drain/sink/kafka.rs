@@ -74,6 +74,8 @@ fn classify(error: &KafkaError) -> Outcome {
 struct Context {
     outcomes: Mutex<Vec<Delivery>>,
     all_brokers_down: AtomicBool,
+    /// Who is logging: the drain, or the direct transport inside an app.
+    log_prefix: &'static str,
 }
 
 impl ClientContext for Context {
@@ -81,7 +83,7 @@ impl ClientContext for Context {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             self.all_brokers_down.store(true, Ordering::Relaxed);
         }
-        eprintln!("shopify-events drain: kafka: {error}: {reason}");
+        eprintln!("{}: kafka: {error}: {reason}", self.log_prefix);
     }
 }
 
@@ -112,10 +114,11 @@ pub struct KafkaSink {
     brokers: String,
 }
 
-fn new_context() -> Context {
+fn new_context(log_prefix: &'static str) -> Context {
     Context {
         outcomes: Mutex::new(Vec::new()),
         all_brokers_down: AtomicBool::new(false),
+        log_prefix,
     }
 }
 
@@ -135,8 +138,17 @@ impl KafkaSink {
     /// A sink for the librdkafka `settings` (which must name
     /// `bootstrap.servers`). Fails if librdkafka rejects a setting.
     pub fn new(settings: &BTreeMap<String, String>) -> Result<KafkaSink, KafkaError> {
+        KafkaSink::with_log_prefix(settings, "shopify-events drain")
+    }
+
+    /// Like [`KafkaSink::new`], naming the component in librdkafka's log
+    /// lines (the direct transport logs from inside an app).
+    pub fn with_log_prefix(
+        settings: &BTreeMap<String, String>,
+        log_prefix: &'static str,
+    ) -> Result<KafkaSink, KafkaError> {
         let config = client_config(settings);
-        let producer = config.create_with_context(new_context())?;
+        let producer = config.create_with_context(new_context(log_prefix))?;
         let brokers = settings
             .get("bootstrap.servers")
             .cloned()
@@ -159,15 +171,22 @@ impl KafkaSink {
     /// takes over with a new idempotence epoch.
     fn rebuild_after_fatal(&mut self, reason: &str, out: &mut Vec<Delivery>) {
         eprintln!(
-            "shopify-events drain: kafka producer failed fatally ({reason}); starting a new one"
+            "{}: kafka producer failed fatally ({reason}); starting a new one",
+            self.producer.context().log_prefix
         );
         self.producer
             .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
         self.producer.poll(Duration::from_millis(100));
         self.take_outcomes(out);
-        match self.config.create_with_context(new_context()) {
+        match self
+            .config
+            .create_with_context(new_context(self.producer.context().log_prefix))
+        {
             Ok(producer) => self.producer = producer,
-            Err(e) => eprintln!("shopify-events drain: could not start a new kafka producer: {e}"),
+            Err(e) => eprintln!(
+                "{}: could not start a new kafka producer: {e}",
+                self.producer.context().log_prefix
+            ),
         }
     }
 }
