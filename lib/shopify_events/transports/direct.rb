@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "shopify_events/transports/drop_policy"
+
 module ShopifyEvents
   module Transports
     # Produces to Kafka from inside this process (no host daemon): a
@@ -8,6 +10,8 @@ module ShopifyEvents
     # timestamp). Events in the buffer are lost if the process dies, unlike
     # with `sysv`; `ShopifyEvents.flush` and the flush at exit wait for them.
     class Direct
+      include DropPolicy
+
       attr_reader :native
 
       def initialize(config)
@@ -30,19 +34,6 @@ module ShopifyEvents
         settings
       end
 
-      def emit(topic, payload, key, headers)
-        id = @native.emit(topic, payload, key, headers)
-        if id
-          recovered if @dropping
-          return id
-        end
-        dropped
-      end
-
-      def emit!(topic, payload, key, headers)
-        @native.emit!(topic, payload, key, headers)
-      end
-
       # Waits up to `timeout` seconds (without the GVL) until Kafka has
       # acknowledged every event emitted so far; true if it did.
       def flush(timeout)
@@ -63,26 +54,16 @@ module ShopifyEvents
 
       private
 
+      def drop_reason
+        @native.last_drop
+      end
+
       def report_failures
         failed = @native.stats[:failed]
         return if failed == @failed_seen
 
         @logger.error("shopify_events: #{failed - @failed_seen} events failed in Kafka: #{@native.last_error}")
         @failed_seen = failed
-      end
-
-      def dropped
-        unless @dropping
-          @dropping = true
-          @logger.warn("shopify_events: dropping events: #{@native.last_drop}. Further drops are counted in " \
-                       "ShopifyEvents.stats[:dropped] and logged again once emitting recovers.")
-        end
-        nil
-      end
-
-      def recovered
-        @dropping = false
-        @logger.info("shopify_events: emitting again; #{@native.stats[:dropped]} events dropped so far")
       end
     end
   end

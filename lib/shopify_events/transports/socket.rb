@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "shopify_events/transports/drop_policy"
+
 module ShopifyEvents
   module Transports
     # Sends each event to the host's `shopify-events proxy` over TCP or a
@@ -9,6 +11,8 @@ module ShopifyEvents
     # Unacknowledged events are resent after a reconnect and lost if the
     # process dies: `flush` waits for them (a bounded flush runs at exit).
     class Socket
+      include DropPolicy
+
       FORMS = "tcp://HOST:PORT (e.g. tcp://172.17.0.1:9395) or " \
               "unix:///PATH (e.g. unix:///run/shopify-events/proxy.sock)"
       ADDRESS = %r{\A(tcp://[^/\s]+:\d{1,5}|unix:(//)?/[^/\s]\S*)\z}
@@ -29,19 +33,6 @@ module ShopifyEvents
         @dropping = false
       end
 
-      def emit(topic, payload, key, headers)
-        id = @native.emit(topic, payload, key, headers)
-        if id
-          recovered if @dropping
-          return id
-        end
-        dropped
-      end
-
-      def emit!(topic, payload, key, headers)
-        @native.emit!(topic, payload, key, headers)
-      end
-
       # Waits up to `timeout` seconds until the proxy acknowledged every
       # event emitted so far; returns whether it did.
       def flush(timeout)
@@ -50,22 +41,6 @@ module ShopifyEvents
 
       def stats
         { transport: :socket, proxy: @native.address }.merge!(@native.stats)
-      end
-
-      private
-
-      def dropped
-        unless @dropping
-          @dropping = true
-          @logger.warn("shopify_events: dropping events: #{@native.last_error}. Further drops are " \
-                       "counted in ShopifyEvents.stats[:dropped] and logged again once emitting recovers.")
-        end
-        nil
-      end
-
-      def recovered
-        @dropping = false
-        @logger.info("shopify_events: emitting again; #{@native.stats[:dropped]} events dropped so far")
       end
     end
   end
