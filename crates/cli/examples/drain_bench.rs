@@ -47,7 +47,7 @@ use support::mock::{
     clock_ticks_per_second, cpu_ticks, event_frame, hex_payload, mib, raise_msgmnb, DrainProcess,
     Mem, OwnedQueue,
 };
-use support::{produce_baseline, unique_topic, Tansu};
+use support::{produce_baseline_with, unique_topic, Tansu};
 
 const PARTITIONS: i32 = 3;
 
@@ -59,6 +59,9 @@ struct Options {
     idle_secs: u64,
     drain_bin: PathBuf,
     verify: bool,
+    /// Steady state (default): both producers warmed by one event first.
+    /// `--cold`: the drain starts on a full queue, timed from spawn.
+    warm: bool,
 }
 
 fn options() -> Options {
@@ -71,6 +74,7 @@ fn options() -> Options {
         drain_bin: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../target/release/shopify-events"),
         verify: false,
+        warm: true,
     };
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         o.drain_bin = PathBuf::from(dir).join("release/shopify-events");
@@ -89,11 +93,14 @@ fn options() -> Options {
             "--idle-secs" => o.idle_secs = value().parse().expect("--idle-secs S"),
             "--drain-bin" => o.drain_bin = PathBuf::from(value()),
             "--verify" => o.verify = true,
+            "--cold" => o.warm = false,
             "--help" | "-h" => {
                 println!(
                     "drain_bench [--events N] [--runs R] [--payload BYTES] \
-                     [--max-in-flight N] [--idle-secs S] [--drain-bin PATH] [--verify]\n\
-                     --verify: also read both topics back (untimed) and count records and ids"
+                     [--max-in-flight N] [--idle-secs S] [--drain-bin PATH] [--verify] [--cold]\n\
+                     --verify: also read both topics back (untimed) and count records and ids\n\
+                     --cold: start the drain on a full queue and time from spawn (default: both \
+                     producers warmed by one event, then timed)"
                 );
                 std::process::exit(0);
             }
@@ -115,10 +122,16 @@ fn baseline_run(o: &Options) -> Duration {
     let tansu = Tansu::start();
     let topic = unique_topic("bench-baseline");
     tansu.create_topic(&topic, PARTITIONS);
-    let (elapsed, acked) = produce_baseline(&tansu.bootstrap, &topic, o.events, o.payload);
+    let (elapsed, acked) =
+        produce_baseline_with(&tansu.bootstrap, &topic, o.events, o.payload, o.warm);
     assert_eq!(acked, o.events, "baseline: not every record acknowledged");
     if o.verify {
-        verify(&tansu.bootstrap, &topic, o.events, "baseline");
+        verify(
+            &tansu.bootstrap,
+            &topic,
+            o.events + usize::from(o.warm),
+            "baseline",
+        );
     }
     elapsed
 }
@@ -137,20 +150,25 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
     let envelope = (frame.len() - sysvmq::HEADER_LEN) as u64;
     let capacity = (o.events as u64 * envelope + (1 << 20)).max(64 << 20);
     let queue = OwnedQueue::create(n, capacity);
-    for _ in 0..o.events {
-        hex_payload(&mut rng, &mut payload);
-        event_frame(&mut frame, &topic, None, &payload);
-        queue
-            .queue
-            .try_send_frame(&frame)
-            .unwrap_or_else(|e| panic!("filling the queue: {e}"));
+    let mut fill = |count: usize| {
+        for _ in 0..count {
+            hex_payload(&mut rng, &mut payload);
+            event_frame(&mut frame, &topic, None, &payload);
+            queue
+                .queue
+                .try_send_frame(&frame)
+                .unwrap_or_else(|e| panic!("filling the queue: {e}"));
+        }
+    };
+    if !o.warm {
+        fill(o.events);
+        assert_eq!(queue.depth(), o.events as u64);
     }
-    assert_eq!(queue.depth(), o.events as u64);
     let state = tempfile::Builder::new()
         .prefix("drain-bench-")
         .tempdir()
         .expect("tempdir");
-    let start = Instant::now();
+    let mut start = Instant::now();
     let mut drain = DrainProcess::spawn(
         &o.drain_bin,
         &queue.key_arg(),
@@ -160,8 +178,39 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
         &["--max-in-flight", &o.max_in_flight.to_string()],
     );
     drain.wait_serving(Duration::from_secs(30));
-    let ready = Instant::now();
+    let mut ready = Instant::now();
     let pid = drain.pid();
+    let total = o.events + usize::from(o.warm);
+    if o.warm {
+        // Steady state: one event through the drain first (broker
+        // connections, metadata, idempotent producer id), then the drain is
+        // stopped while the queue fills, and the clock starts at SIGCONT.
+        fill(1);
+        let warm_deadline = Instant::now() + Duration::from_secs(30);
+        while drain
+            .scrape()
+            .and_then(|m| m.get("shopify_events_produced_total").copied())
+            .unwrap_or(0.0)
+            < 1.0
+        {
+            assert!(
+                Instant::now() < warm_deadline,
+                "warm-up event not delivered in 30 s"
+            );
+            sleep(Duration::from_millis(5));
+        }
+        signal(pid, "STOP");
+        fill(o.events);
+        signal(pid, "CONT");
+        // The clock starts when the drain takes its first event: an idle
+        // drain sleeps up to 50 ms between polls of an empty queue, a pickup
+        // latency, not throughput.
+        while queue.depth() >= o.events as u64 {
+            sleep(Duration::from_micros(100));
+        }
+        start = Instant::now();
+        ready = start;
+    }
     let mut peak = Mem::default();
     let deadline = start + Duration::from_secs(300);
     loop {
@@ -177,7 +226,7 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
                 .scrape()
                 .and_then(|m| m.get("shopify_events_produced_total").copied())
                 .unwrap_or(0.0);
-            if produced >= o.events as f64 {
+            if produced >= total as f64 {
                 break;
             }
         }
@@ -204,10 +253,10 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
     // The topic must hold every event (read back outside the timed part;
     // Tansu 0.6.0's high watermark is the last batch's base offset, so
     // watermarks cannot count records there).
-    let distinct = verify(&tansu.bootstrap, &topic, o.events, "drain");
+    let distinct = verify(&tansu.bootstrap, &topic, total, "drain");
     assert_eq!(
         distinct,
-        o.events,
+        total,
         "distinct event ids in the drain's topic\n--- drain log ---\n{}",
         drain.log_text()
     );
@@ -220,6 +269,16 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
     );
     drop(queue);
     (run, idle)
+}
+
+/// Sends `signal` ("STOP", "CONT") to the drain, a process this bench started.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid}");
 }
 
 /// Reads `topic` back (untimed), prints how many records, distinct
@@ -431,12 +490,21 @@ fn main() {
         println!("| idle RssFile | {:.1} MiB |", mib(i.mem.rss_file));
     }
     println!();
+    let timing = if o.warm {
+        "Both warmed (steady state): the baseline producer sends and flushes one record before \
+         its timer starts; the drain delivers one event, is stopped (SIGSTOP) while the queue is \
+         filled, and is timed from its first receive after SIGCONT (polled every 0.1 ms; an idle \
+         drain sleeps up to 50 ms between polls of an empty queue, a pickup latency)"
+    } else {
+        "Cold: the drain is timed from spawning the process (exec, journal preallocation, first \
+         broker connection and producer id included)"
+    };
+    println!("{timing}.");
     println!(
         "Method: baseline = `produce_baseline` (one BaseProducer, send + poll(0) per record, then \
          flush; timed from the first send to the end of the flush, producer creation excluded). \
-         Drain = the queue is filled with {} envelopes before the release drain starts (fresh \
-         state dir, --max-in-flight {}); timed from spawning the process (exec, journal \
-         preallocation, first broker connection included) until the queue is empty and \
+         Drain = the queue holds {} envelopes when the release drain's clock starts (fresh \
+         state dir, --max-in-flight {}); timed until the queue is empty and \
          `shopify_events_produced_total` = N (polled every 5 ms; queue depth via msgctl, \
          /metrics only once the queue is empty); the drain adds a 36-byte `event_id` header and \
          the emit timestamp to each record. The drain's topic is read back after each run \

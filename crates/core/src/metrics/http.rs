@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -71,8 +72,8 @@ pub fn serve(
     health: HealthCheck,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
-    // Non-blocking accept + short sleep: std has no accept with a timeout,
-    // and this keeps shutdown independent of any client showing up.
+    // std has no accept with a timeout: poll(2) the listener, so a client is
+    // served at once and the shutdown flag is still seen within ACCEPT_POLL.
     listener.set_nonblocking(true)?;
     thread::Builder::new()
         .name("metrics-http".into())
@@ -83,21 +84,61 @@ pub fn serve(
                 body: String::new(),
             };
             while !shutdown.load(Relaxed) {
-                match listener.accept() {
+                match accept_within(&listener, ACCEPT_POLL) {
                     // Ignored: a failed exchange only concerns that client,
                     // and the server has no log to write it to.
-                    Ok((mut stream, _)) => {
+                    Ok(Some(mut stream)) => {
                         let _ = server.handle(&mut stream);
                         linger(&mut stream);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    // WouldBlock is the idle case; anything else (EMFILE,
-                    // ECONNABORTED) is retried after the same pause instead
-                    // of spinning.
+                    Ok(None) => {}
+                    // EMFILE, ECONNABORTED, ...: retried after a pause
+                    // instead of spinning.
                     Err(_) => thread::sleep(ACCEPT_POLL),
                 }
             }
         })
+}
+
+/// Waits up to `timeout` for a connection on a non-blocking listener:
+/// `poll(2)` on its descriptor, so a scrape is answered at once while the
+/// caller still checks its shutdown flag between waits.
+pub(crate) fn accept_within(
+    listener: &TcpListener,
+    timeout: Duration,
+) -> io::Result<Option<TcpStream>> {
+    let mut fd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd, alive for the duration of the call.
+    let ready = unsafe { libc::poll(&mut fd, 1, millis) };
+    if ready < 0 {
+        let error = io::Error::last_os_error();
+        return if error.kind() == io::ErrorKind::Interrupted {
+            Ok(None)
+        } else {
+            Err(error)
+        };
+    }
+    if ready == 0 {
+        return Ok(None);
+    }
+    match listener.accept() {
+        Ok((stream, _)) => Ok(Some(stream)),
+        // Another thread, or a client that gave up, took it first.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 struct Server {

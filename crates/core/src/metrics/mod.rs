@@ -34,5 +34,6 @@ pub use http::{serve, Health, HealthCheck};
 pub use listen::{bind, MetricsError};
 pub use text::CONTENT_TYPE;
 // The proxy renders its own metrics with the same writer.
+pub(crate) use http::accept_within;
 pub(crate) use text::{render_labels, TextWriter};
 pub use values::{Counter, Gauge, GaugeF64};

@@ -163,10 +163,11 @@ pub fn serve(
         .spawn(move || {
             let mut body = String::new();
             while !shutdown.load(Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
+                match crate::metrics::accept_within(&listener, Duration::from_millis(50)) {
+                    Ok(Some(stream)) => {
                         let _ = respond(stream, &metrics, &mut body);
                     }
+                    Ok(None) => {}
                     Err(_) => thread::sleep(Duration::from_millis(50)),
                 }
             }
