@@ -6,19 +6,41 @@
 //! interrupt (Thread#kill, Timeout, a signal) ends the wait.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby, Value};
 use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer, SendError};
 
-use crate::{codec, errors, event::id_string, nogvl::nogvl};
+use crate::emit::{self, FrameSink, LastDrop};
+use crate::{errors, nogvl::nogvl};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::DirectEmitter", free_immediately, size)]
 struct DirectEmitter {
     inner: DirectProducer,
-    /// Why the last non-raising emit gave up; read by the Ruby side to log it.
-    last_error: Mutex<Option<String>>,
+    last_drop: LastDrop,
+}
+
+impl FrameSink for DirectProducer {
+    type Failure = SendError;
+
+    /// The channel carries bare envelopes.
+    fn begin(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+    }
+
+    fn send(&self, frame: &[u8]) -> Result<(), SendError> {
+        self.try_send(frame.to_vec())
+    }
+
+    /// An envelope larger than Kafka accepts raises; the rest is dropped
+    /// (the producer counts drops itself).
+    fn droppable(failure: &SendError) -> bool {
+        !matches!(failure, SendError::TooLarge { .. })
+    }
+
+    fn raise(ruby: &Ruby, failure: &SendError) -> Error {
+        errors::direct_send_error(ruby, failure)
+    }
 }
 
 fn config_error(ruby: &Ruby, error: &DirectError) -> Error {
@@ -49,25 +71,7 @@ impl DirectEmitter {
         let inner = DirectProducer::new(config).map_err(|e| config_error(ruby, &e))?;
         Ok(DirectEmitter {
             inner,
-            last_error: Mutex::new(None),
-        })
-    }
-
-    fn send(
-        &self,
-        ruby: &Ruby,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<Result<RString, SendError>, Error> {
-        codec::with_buffer(|buf| {
-            buf.clear();
-            let id = codec::encode_event(ruby, buf, topic, payload, key, headers)?;
-            Ok(self
-                .inner
-                .try_send(buf.to_vec())
-                .map(|()| id_string(ruby, &id)))
+            last_drop: LastDrop::default(),
         })
     }
 
@@ -81,16 +85,12 @@ impl DirectEmitter {
         key: Value,
         headers: Value,
     ) -> Result<Option<RString>, Error> {
-        match rb_self.send(ruby, topic, payload, key, headers)? {
-            Ok(id) => Ok(Some(id)),
-            Err(e @ SendError::TooLarge { .. }) => Err(errors::direct_send_error(ruby, &e)),
-            Err(e) => {
-                if let Ok(mut last) = rb_self.last_error.lock() {
-                    *last = Some(e.to_string());
-                }
-                Ok(None)
-            }
-        }
+        emit::emit(
+            &rb_self.inner,
+            &rb_self.last_drop,
+            ruby,
+            [topic, payload, key, headers],
+        )
     }
 
     /// Like `emit`, but raises `BufferFull` / `TransportError` instead of dropping.
@@ -102,9 +102,7 @@ impl DirectEmitter {
         key: Value,
         headers: Value,
     ) -> Result<RString, Error> {
-        rb_self
-            .send(ruby, topic, payload, key, headers)?
-            .map_err(|e| errors::direct_send_error(ruby, &e))
+        emit::emit_bang(&rb_self.inner, ruby, [topic, payload, key, headers])
     }
 
     /// Waits up to `timeout` seconds, without the GVL, until every event
@@ -122,13 +120,12 @@ impl DirectEmitter {
 
     /// The last reason an emit dropped, or an event failed or was retried.
     fn last_error(&self) -> Option<String> {
-        let dropped = self.last_error.lock().ok().and_then(|last| last.clone());
-        self.inner.last_error().or(dropped)
+        self.inner.last_error().or_else(|| self.last_drop.get())
     }
 
     /// The last reason an emit dropped an event.
     fn last_drop(&self) -> Option<String> {
-        self.last_error.lock().ok().and_then(|last| last.clone())
+        self.last_drop.get()
     }
 
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {

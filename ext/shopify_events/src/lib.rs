@@ -9,6 +9,7 @@
 mod bench;
 mod codec;
 mod direct_emitter;
+mod emit;
 mod errors;
 mod event;
 mod json;

@@ -5,19 +5,43 @@
 //! GVL. `flush` waits for the proxy's acks and releases the GVL meanwhile
 //! (interruptible by Thread#kill, Timeout and signals).
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby, Value};
 use shopify_events_core::proxy::{ClientConfig, ClientError, ProxyAddress, SocketClient};
 
-use crate::{codec, errors, event::id_string, nogvl::nogvl};
+use crate::emit::{self, FrameSink, LastDrop};
+use crate::{errors, nogvl::nogvl};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::SocketEmitter", free_immediately, size)]
 struct SocketEmitter {
     inner: SocketClient,
-    /// Why the last non-raising emit gave up; read by the Ruby side to log it.
-    last_error: Mutex<Option<String>>,
+    last_drop: LastDrop,
+}
+
+impl FrameSink for SocketClient {
+    type Failure = ClientError;
+
+    fn begin(&self, buf: &mut Vec<u8>) {
+        self.begin_frame(buf);
+    }
+
+    fn send(&self, frame: &[u8]) -> Result<(), ClientError> {
+        self.send_frame(frame).map(drop)
+    }
+
+    /// Only a full buffer is dropped; a frame the host can never take raises.
+    fn droppable(failure: &ClientError) -> bool {
+        matches!(failure, ClientError::Full { .. })
+    }
+
+    fn count_drop(&self) {
+        self.record_dropped();
+    }
+
+    fn raise(ruby: &Ruby, failure: &ClientError) -> Error {
+        client_error(ruby, failure)
+    }
 }
 
 impl SocketEmitter {
@@ -47,22 +71,7 @@ impl SocketEmitter {
             .map_err(|e| errors::raise(ruby, "ConfigurationError", e.to_string()))?;
         Ok(SocketEmitter {
             inner,
-            last_error: Mutex::new(None),
-        })
-    }
-
-    fn send(
-        &self,
-        ruby: &Ruby,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<Result<RString, ClientError>, Error> {
-        codec::with_buffer(|buf| {
-            self.inner.begin_frame(buf);
-            let id = codec::encode_event(ruby, buf, topic, payload, key, headers)?;
-            Ok(self.inner.send_frame(buf).map(|_| id_string(ruby, &id)))
+            last_drop: LastDrop::default(),
         })
     }
 
@@ -76,17 +85,12 @@ impl SocketEmitter {
         key: Value,
         headers: Value,
     ) -> Result<Option<RString>, Error> {
-        match rb_self.send(ruby, topic, payload, key, headers)? {
-            Ok(id) => Ok(Some(id)),
-            Err(e @ ClientError::Full { .. }) => {
-                rb_self.inner.record_dropped();
-                if let Ok(mut last) = rb_self.last_error.lock() {
-                    *last = Some(e.to_string());
-                }
-                Ok(None)
-            }
-            Err(e) => Err(client_error(ruby, &e)),
-        }
+        emit::emit(
+            &rb_self.inner,
+            &rb_self.last_drop,
+            ruby,
+            [topic, payload, key, headers],
+        )
     }
 
     /// Like `emit`, but raises `QueueFull` instead of dropping.
@@ -98,9 +102,7 @@ impl SocketEmitter {
         key: Value,
         headers: Value,
     ) -> Result<RString, Error> {
-        rb_self
-            .send(ruby, topic, payload, key, headers)?
-            .map_err(|e| client_error(ruby, &e))
+        emit::emit_bang(&rb_self.inner, ruby, [topic, payload, key, headers])
     }
 
     /// Waits up to `timeout` seconds for every emitted event to be acked.
@@ -112,7 +114,7 @@ impl SocketEmitter {
     }
 
     fn last_error(&self) -> Option<String> {
-        self.last_error.lock().ok().and_then(|last| last.clone())
+        self.last_drop.get()
     }
 
     fn address(&self) -> String {

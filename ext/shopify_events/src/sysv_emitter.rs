@@ -3,18 +3,42 @@
 //! `emit` runs entirely under the GVL: encoding plus one non-blocking
 //! `msgsnd` costs less than releasing and re-acquiring the GVL would.
 
-use std::sync::Mutex;
-
 use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby, Value};
 use shopify_events_core::emitter::{SendError, SysvEmitter as CoreEmitter};
 
-use crate::{codec, errors, event::id_string};
+use crate::emit::{self, FrameSink, LastDrop};
+use crate::errors;
 
 #[magnus::wrap(class = "ShopifyEvents::Native::SysvEmitter", free_immediately, size)]
 struct SysvEmitter {
     inner: CoreEmitter,
-    /// Why the last non-raising emit gave up; read by the Ruby side to log it.
-    last_error: Mutex<Option<String>>,
+    last_drop: LastDrop,
+}
+
+impl FrameSink for CoreEmitter {
+    type Failure = SendError;
+
+    fn begin(&self, buf: &mut Vec<u8>) {
+        self.begin_frame(buf);
+    }
+
+    fn send(&self, frame: &[u8]) -> Result<(), SendError> {
+        self.try_send(frame)
+    }
+
+    /// A full or unusable queue is transport trouble; an envelope larger
+    /// than the host allows is a programming error and raises.
+    fn droppable(failure: &SendError) -> bool {
+        !matches!(failure, SendError::TooLarge { .. })
+    }
+
+    fn count_drop(&self) {
+        self.stats().record_dropped();
+    }
+
+    fn raise(ruby: &Ruby, failure: &SendError) -> Error {
+        errors::send_error(ruby, failure)
+    }
 }
 
 /// A queue key from Ruby: any value that fits `key_t` (i32), or an unsigned
@@ -37,28 +61,11 @@ impl SysvEmitter {
     fn new(ruby: &Ruby, key: i64, mode: u32) -> Result<Self, Error> {
         Ok(SysvEmitter {
             inner: CoreEmitter::new(queue_key(ruby, key)?, mode),
-            last_error: Mutex::new(None),
+            last_drop: LastDrop::default(),
         })
     }
 
-    fn send(
-        &self,
-        ruby: &Ruby,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<Result<RString, SendError>, Error> {
-        codec::with_buffer(|buf| {
-            self.inner.begin_frame(buf);
-            let id = codec::encode_event(ruby, buf, topic, payload, key, headers)?;
-            Ok(self.inner.try_send(buf).map(|()| id_string(ruby, &id)))
-        })
-    }
-
-    /// Returns the event id, or nil when the transport could not take the
-    /// event (queue full, queue unusable): counted, reason kept for logging.
-    /// Programming errors (bad topic, payload, size) raise.
+    /// The event id, or nil when the queue could not take the event.
     fn emit(
         ruby: &Ruby,
         rb_self: &Self,
@@ -67,17 +74,12 @@ impl SysvEmitter {
         key: Value,
         headers: Value,
     ) -> Result<Option<RString>, Error> {
-        match rb_self.send(ruby, topic, payload, key, headers)? {
-            Ok(id) => Ok(Some(id)),
-            Err(e @ SendError::TooLarge { .. }) => Err(errors::send_error(ruby, &e)),
-            Err(e) => {
-                rb_self.inner.stats().record_dropped();
-                if let Ok(mut last) = rb_self.last_error.lock() {
-                    *last = Some(e.to_string());
-                }
-                Ok(None)
-            }
-        }
+        emit::emit(
+            &rb_self.inner,
+            &rb_self.last_drop,
+            ruby,
+            [topic, payload, key, headers],
+        )
     }
 
     /// Like `emit`, but raises `QueueFull` / `QueueError` instead of dropping.
@@ -89,23 +91,24 @@ impl SysvEmitter {
         key: Value,
         headers: Value,
     ) -> Result<RString, Error> {
-        rb_self
-            .send(ruby, topic, payload, key, headers)?
-            .map_err(|e| errors::send_error(ruby, &e))
+        emit::emit_bang(&rb_self.inner, ruby, [topic, payload, key, headers])
     }
 
     fn last_error(&self) -> Option<String> {
-        self.last_error.lock().ok().and_then(|last| last.clone())
+        self.last_drop.get()
     }
 
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         let s = rb_self.inner.stats().snapshot();
-        let hash = ruby.hash_new();
-        hash.aset(ruby.to_symbol("emitted"), s.emitted)?;
-        hash.aset(ruby.to_symbol("dropped"), s.dropped)?;
-        hash.aset(ruby.to_symbol("queue_full"), s.queue_full)?;
-        hash.aset(ruby.to_symbol("reopened"), s.reopened)?;
-        Ok(hash)
+        emit::counters(
+            ruby,
+            &[
+                ("emitted", s.emitted),
+                ("dropped", s.dropped),
+                ("queue_full", s.queue_full),
+                ("reopened", s.reopened),
+            ],
+        )
     }
 
     fn max_envelope_size(ruby: &Ruby, rb_self: &Self) -> Result<u64, Error> {
