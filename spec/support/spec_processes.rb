@@ -20,15 +20,29 @@ module SpecProcesses
 
   # Sends TERM to a child we started and waits (KILL after `timeout`); returns its status.
   def stop_child(pid, timeout: 15)
+    SpecProcesses.terminate(pid, grace: timeout)
+  ensure
+    @spec_children&.delete(pid)
+  end
+
+  # TERM, then KILL if `pid` (our child) has not exited within `grace`
+  # seconds; returns its status, or nil if it was already reaped. Polls with
+  # WNOHANG: a Timeout around a blocking wait can fire after the child was
+  # reaped, and a KILL would then name a pid that may be someone else's.
+  def self.terminate(pid, grace:)
     Process.kill("TERM", pid)
-    Timeout.timeout(timeout) { Process.wait2(pid).last }
-  rescue Timeout::Error
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + grace
+    loop do
+      _, status = Process.wait2(pid, Process::WNOHANG)
+      return status if status
+      break if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+      sleep 0.02
+    end
     Process.kill("KILL", pid)
     Process.wait2(pid).last
   rescue Errno::ESRCH, Errno::ECHILD
     nil
-  ensure
-    @spec_children&.delete(pid)
   end
 
   def stop_spec_children

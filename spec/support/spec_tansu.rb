@@ -5,7 +5,6 @@ require "fileutils"
 require "json"
 require "socket"
 require "tmpdir"
-require "timeout"
 
 # A real Kafka-protocol broker for specs: Tansu on a free loopback port
 # (memory storage), started as this process's child and killed (by its own
@@ -91,15 +90,7 @@ class SpecTansu
   end
 
   def stop
-    return unless @pid
-
-    Process.kill("TERM", @pid)
-    Timeout.timeout(5) { Process.wait(@pid) }
-  rescue Errno::ESRCH, Errno::ECHILD
-    nil
-  rescue Timeout::Error
-    Process.kill("KILL", @pid)
-    Process.wait(@pid)
+    SpecProcesses.terminate(@pid, grace: 5) if @pid
   ensure
     @pid = nil
     FileUtils.rm_rf(@dir) if @dir
@@ -123,7 +114,7 @@ class SpecTansu
   end
 
   def exited?
-    Process.wait(@pid, Process::WNOHANG)
+    !Process.wait(@pid, Process::WNOHANG).nil?
   rescue Errno::ECHILD
     true
   end
