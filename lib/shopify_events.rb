@@ -58,14 +58,14 @@ module ShopifyEvents
     def config=(configuration)
       @lock.synchronize do
         @config = configuration
-        @transport = nil
+        drop_transport
       end
     end
 
     # Yields the configuration; the transport is rebuilt on next use.
     def configure
       yield config
-      @lock.synchronize { @transport = nil }
+      @lock.synchronize { drop_transport }
       config
     end
 
@@ -113,11 +113,19 @@ module ShopifyEvents
     def reset!
       @lock.synchronize do
         @config = nil
-        @transport = nil
+        drop_transport
       end
     end
 
     private
+
+    # Closes the transport being replaced (the direct transport stops its
+    # threads; what it holds is still delivered within `flush_timeout`).
+    def drop_transport
+      previous = @transport
+      @transport = nil
+      previous.close if previous.respond_to?(:close)
+    end
 
     def build_transport(config)
       if defined?(::ActiveSupport::Notifications)

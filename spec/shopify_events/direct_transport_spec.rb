@@ -99,4 +99,28 @@ RSpec.describe "the direct transport" do
     flusher.kill.join
     expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 1
   end
+
+  it "writes librdkafka's errors to the configured logger, a repeated line once" do
+    use_direct(brokers: unreachable)
+    ShopifyEvents.emit("direct.log", "x")
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 10
+    sleep 0.05 until log.string.include?("Connection refused") ||
+                     Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+    lines = log.string.lines.grep(/shopify_events direct: kafka: /)
+    expect(lines).not_to be_empty, "nothing logged within 10s; log:\n#{log.string}"
+    expect(lines.first).to match(/\AE, .*ERROR -- : shopify_events direct: kafka: .*Connection refused/)
+    sleep 1.5 # librdkafka retries the connection meanwhile; the same line is counted, not repeated
+    expect(log.string.lines.grep(/shopify_events direct: kafka: /).tally.values).to all(eq(1))
+  end
+
+  it "closes the replaced transport on reset!: its log thread ends and it takes no more events" do
+    use_direct(brokers: unreachable)
+    ShopifyEvents.emit("direct.close", "x")
+    transport = ShopifyEvents.transport
+    log_thread = transport.instance_variable_get(:@log_thread)
+    ShopifyEvents.reset!
+    expect(log_thread.join(5)).to eq(log_thread)
+    expect { transport.emit!("direct.close", "x", nil, nil) }
+      .to raise_error(ShopifyEvents::TransportError, /closed/)
+  end
 end

@@ -8,8 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby, Value};
+use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, RString, Ruby, Value};
 use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer, SendError};
+use shopify_events_core::drain::sink::LogLevel;
 
 use crate::emit::{self, FrameSink, LastDrop};
 use crate::{errors, nogvl::nogvl};
@@ -108,14 +109,35 @@ impl DirectEmitter {
     /// Waits up to `timeout` seconds, without the GVL, until every event
     /// emitted so far is acknowledged by Kafka or failed for good.
     fn flush(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<bool, Error> {
-        let timeout = if timeout.is_finite() && timeout > 0.0 {
-            Duration::from_secs_f64(timeout)
-        } else {
-            Duration::ZERO
-        };
+        let timeout = seconds(timeout);
         nogvl(ruby, |interrupted| {
             rb_self.inner.flush(timeout, interrupted)
         })
+    }
+
+    /// Waits up to `timeout` seconds, without the GVL, for librdkafka's
+    /// errors; returns `[[level, message], ...]` with level `:warn` or
+    /// `:error` (empty when none came or the thread was interrupted).
+    fn take_logs(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<RArray, Error> {
+        let timeout = seconds(timeout);
+        let lines = nogvl(ruby, |interrupted| {
+            rb_self.inner.take_logs(timeout, interrupted)
+        })?;
+        let array = ruby.ary_new_capa(lines.len());
+        for line in lines {
+            let level = match line.level {
+                LogLevel::Warn => "warn",
+                LogLevel::Error => "error",
+            };
+            array.push((ruby.to_symbol(level), line.message))?;
+        }
+        Ok(array)
+    }
+
+    /// Stops taking events (emit then raises TransportError); what the
+    /// worker holds is delivered in the background within the shutdown grace.
+    fn close(&self) {
+        self.inner.close();
     }
 
     /// The last reason an emit dropped, or an event failed or was retried.
@@ -146,12 +168,24 @@ impl DirectEmitter {
     }
 }
 
+/// A timeout in seconds from Ruby: NaN and anything not positive are zero,
+/// infinity is a very long time.
+fn seconds(timeout: f64) -> Duration {
+    if timeout > 0.0 {
+        Duration::from_secs_f64(timeout.min(1e9))
+    } else {
+        Duration::ZERO
+    }
+}
+
 pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     let class = native.define_class("DirectEmitter", ruby.class_object())?;
     class.define_singleton_method("new", function!(DirectEmitter::new, 3))?;
     class.define_method("emit", method!(DirectEmitter::emit, 4))?;
     class.define_method("emit!", method!(DirectEmitter::emit_bang, 4))?;
     class.define_method("flush", method!(DirectEmitter::flush, 1))?;
+    class.define_method("take_logs", method!(DirectEmitter::take_logs, 1))?;
+    class.define_method("close", method!(DirectEmitter::close, 0))?;
     class.define_method("last_error", method!(DirectEmitter::last_error, 0))?;
     class.define_method("last_drop", method!(DirectEmitter::last_drop, 0))?;
     class.define_method("stats", method!(DirectEmitter::stats, 0))?;

@@ -9,8 +9,16 @@ module ShopifyEvents
     # the drain's record mapping (headers plus `event_id`, emit time as the
     # timestamp). Events in the buffer are lost if the process dies, unlike
     # with `sysv`; `ShopifyEvents.flush` and the flush at exit wait for them.
+    #
+    # librdkafka's errors (brokers down, authentication) reach the configured
+    # logger through a log thread, started with the first emit in each
+    # process (a forked child starts its own); a line repeated within a
+    # minute is logged once with a count.
     class Direct
       include DropPolicy
+
+      # Seconds the log thread waits for lines per native call.
+      LOG_WAIT = 1.0
 
       attr_reader :native
 
@@ -20,6 +28,18 @@ module ShopifyEvents
         @logger = config.logger
         @dropping = false
         @failed_seen = 0
+        @log_thread = nil
+        @log_lock = Mutex.new
+      end
+
+      def emit(topic, payload, key, headers)
+        start_log_thread unless @log_thread&.alive?
+        super
+      end
+
+      def emit!(topic, payload, key, headers)
+        start_log_thread unless @log_thread&.alive?
+        super
       end
 
       # librdkafka settings: `config.kafka` unchanged, with `bootstrap.servers`
@@ -44,6 +64,14 @@ module ShopifyEvents
         done
       end
 
+      # Stops taking events (emit then raises TransportError) and the log
+      # thread. Does not wait: what the worker holds is delivered in the
+      # background within `flush_timeout`; call `flush` first to wait.
+      def close
+        @log_thread&.kill
+        @native.close
+      end
+
       def last_error
         @native.last_error
       end
@@ -53,6 +81,22 @@ module ShopifyEvents
       end
 
       private
+
+      def start_log_thread
+        @log_lock.synchronize { @log_thread = spawn_log_thread unless @log_thread&.alive? }
+      end
+
+      def spawn_log_thread
+        Thread.new do
+          Thread.current.name = "shopify_events-direct-log"
+          Thread.current.report_on_exception = false
+          loop { write_logs(@native.take_logs(LOG_WAIT)) }
+        end
+      end
+
+      def write_logs(lines)
+        lines.each { |level, message| @logger.public_send(level, "shopify_events direct: #{message}") }
+      end
 
       def drop_reason
         @native.last_drop

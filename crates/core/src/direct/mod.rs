@@ -23,6 +23,7 @@
 //! since destroying them would join threads that do not exist in the child.
 
 mod fork;
+mod log;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::drain::sink::KafkaSink;
+pub use log::LogLine;
 use worker::Shared;
 
 /// librdkafka's default `message.max.bytes`: the largest record it sends.
@@ -142,9 +144,9 @@ struct Worker {
 
 impl Worker {
     fn start(config: &DirectConfig) -> Result<Worker, DirectError> {
-        let sink = KafkaSink::with_log_prefix(&config.settings, "shopify_events direct")?;
-        let (tx, rx) = crossbeam_channel::bounded(config.buffer);
         let shared = Arc::new(Shared::default());
+        let sink = KafkaSink::with_log(&config.settings, shared.logs.clone())?;
+        let (tx, rx) = crossbeam_channel::bounded(config.buffer);
         let thread_shared = Arc::clone(&shared);
         let grace = config.shutdown_grace;
         let thread = std::thread::Builder::new()
@@ -186,6 +188,7 @@ impl Drop for Worker {
 pub struct DirectProducer {
     config: DirectConfig,
     worker: Mutex<Option<Worker>>,
+    closed: AtomicBool,
 }
 
 impl DirectProducer {
@@ -206,6 +209,7 @@ impl DirectProducer {
         Ok(DirectProducer {
             config,
             worker: Mutex::new(Some(worker)),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -225,6 +229,9 @@ impl DirectProducer {
         }
         let mut slot = self.lock();
         forget_inherited(&mut slot);
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(SendError::Unavailable("the producer was closed".into()));
+        }
         if slot.is_none() {
             *slot = Some(
                 Worker::start(&self.config).map_err(|e| SendError::Unavailable(e.to_string()))?,
@@ -278,6 +285,34 @@ impl DirectProducer {
             retried: shared.retried.load(Ordering::Relaxed),
             pending: emitted.saturating_sub(delivered + failed),
         }
+    }
+
+    /// Waits up to `timeout` for librdkafka's errors and takes them, for the
+    /// app's logger. Returns early (empty) when `interrupted` turns true.
+    pub fn take_logs(&self, timeout: Duration, interrupted: &AtomicBool) -> Vec<LogLine> {
+        let deadline = Instant::now() + timeout;
+        let stop = || interrupted.load(Ordering::Relaxed);
+        match self.current_shared() {
+            Some(shared) => shared.logs.take(deadline, stop),
+            None => {
+                // No worker (closed, or a forked child that has not sent):
+                // wait out the timeout so a caller's loop does not spin.
+                while Instant::now() < deadline && !stop() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Stops taking events. The worker delivers what it holds, for at most
+    /// the shutdown grace, in the background, then ends with its producer;
+    /// `close` itself does not wait (call [`DirectProducer::flush`] first
+    /// for that).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        let worker = self.lock().take();
+        drop(worker);
     }
 
     /// Why the last event failed or was retried, if any did.

@@ -10,13 +10,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use crate::drain::sink::{Delivery, KafkaSink, Outcome, Rejected, Sink};
 use crate::envelope::Envelope;
+
+use super::log::LogBuffer;
 
 /// Envelopes taken from the channel per round before polling the producer.
 const BATCH: usize = 1024;
@@ -44,6 +46,8 @@ pub(crate) struct Shared {
     settled_changed: Condvar,
     /// Why the last event failed, for the Ruby side to log.
     pub last_error: Mutex<Option<String>>,
+    /// librdkafka's errors, waiting for the app's logger.
+    pub logs: Arc<LogBuffer>,
 }
 
 impl Shared {

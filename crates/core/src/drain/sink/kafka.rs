@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -70,12 +70,38 @@ fn classify(error: &KafkaError) -> Outcome {
     }
 }
 
+/// How bad a logged condition is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Something the sink recovers from by itself (a rebuilt producer).
+    Warn,
+    /// An error librdkafka reported (brokers down, authentication, ...).
+    Error,
+}
+
+/// Where a sink's librdkafka errors and its own notices go: stderr for the
+/// drain, the app's logger for the direct transport. Called from
+/// librdkafka's threads and from the one polling the sink.
+pub trait KafkaLog: Send + Sync {
+    /// Records one line (without a trailing newline).
+    fn log(&self, level: LogLevel, message: String);
+}
+
+/// Writes each line to stderr after a prefix naming the component.
+#[derive(Debug, Clone, Copy)]
+pub struct StderrLog(pub &'static str);
+
+impl KafkaLog for StderrLog {
+    fn log(&self, _level: LogLevel, message: String) {
+        eprintln!("{}: {message}", self.0);
+    }
+}
+
 /// Collects delivery outcomes while librdkafka serves callbacks in `poll`.
 struct Context {
     outcomes: Mutex<Vec<Delivery>>,
     all_brokers_down: AtomicBool,
-    /// Who is logging: the drain, or the direct transport inside an app.
-    log_prefix: &'static str,
+    log: Arc<dyn KafkaLog>,
 }
 
 impl ClientContext for Context {
@@ -83,7 +109,8 @@ impl ClientContext for Context {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             self.all_brokers_down.store(true, Ordering::Relaxed);
         }
-        eprintln!("{}: kafka: {error}: {reason}", self.log_prefix);
+        self.log
+            .log(LogLevel::Error, format!("kafka: {error}: {reason}"));
     }
 }
 
@@ -114,11 +141,11 @@ pub struct KafkaSink {
     brokers: String,
 }
 
-fn new_context(log_prefix: &'static str) -> Context {
+fn new_context(log: Arc<dyn KafkaLog>) -> Context {
     Context {
         outcomes: Mutex::new(Vec::new()),
         all_brokers_down: AtomicBool::new(false),
-        log_prefix,
+        log,
     }
 }
 
@@ -137,18 +164,19 @@ pub fn client_config(settings: &BTreeMap<String, String>) -> ClientConfig {
 impl KafkaSink {
     /// A sink for the librdkafka `settings` (which must name
     /// `bootstrap.servers`). Fails if librdkafka rejects a setting.
+    /// librdkafka's errors go to stderr, prefixed "shopify-events drain".
     pub fn new(settings: &BTreeMap<String, String>) -> Result<KafkaSink, KafkaError> {
-        KafkaSink::with_log_prefix(settings, "shopify-events drain")
+        KafkaSink::with_log(settings, Arc::new(StderrLog("shopify-events drain")))
     }
 
-    /// Like [`KafkaSink::new`], naming the component in librdkafka's log
-    /// lines (the direct transport logs from inside an app).
-    pub fn with_log_prefix(
+    /// Like [`KafkaSink::new`], logging to `log` (the direct transport
+    /// hands librdkafka's errors to the app's logger).
+    pub fn with_log(
         settings: &BTreeMap<String, String>,
-        log_prefix: &'static str,
+        log: Arc<dyn KafkaLog>,
     ) -> Result<KafkaSink, KafkaError> {
         let config = client_config(settings);
-        let producer = config.create_with_context(new_context(log_prefix))?;
+        let producer = config.create_with_context(new_context(log))?;
         let brokers = settings
             .get("bootstrap.servers")
             .cloned()
@@ -170,9 +198,10 @@ impl KafkaSink {
     /// event it still held (they come back as retries) and a fresh producer
     /// takes over with a new idempotence epoch.
     fn rebuild_after_fatal(&mut self, reason: &str, out: &mut Vec<Delivery>) {
-        eprintln!(
-            "{}: kafka producer failed fatally ({reason}); starting a new one",
-            self.producer.context().log_prefix
+        let log = Arc::clone(&self.producer.context().log);
+        log.log(
+            LogLevel::Warn,
+            format!("kafka producer failed fatally ({reason}); starting a new one"),
         );
         self.producer
             .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
@@ -180,12 +209,12 @@ impl KafkaSink {
         self.take_outcomes(out);
         match self
             .config
-            .create_with_context(new_context(self.producer.context().log_prefix))
+            .create_with_context(new_context(Arc::clone(&log)))
         {
             Ok(producer) => self.producer = producer,
-            Err(e) => eprintln!(
-                "{}: could not start a new kafka producer: {e}",
-                self.producer.context().log_prefix
+            Err(e) => log.log(
+                LogLevel::Error,
+                format!("could not start a new kafka producer: {e}"),
             ),
         }
     }

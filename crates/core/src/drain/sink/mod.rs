@@ -16,7 +16,7 @@ mod record;
 mod stdout;
 
 #[cfg(feature = "kafka")]
-pub use kafka::KafkaSink;
+pub use kafka::{KafkaLog, KafkaSink, LogLevel, StderrLog};
 pub use record::EVENT_ID_HEADER;
 pub use stdout::StdoutSink;
 
