@@ -14,6 +14,7 @@
 mod address;
 mod client;
 mod client_io;
+mod connection;
 pub mod frame;
 mod metrics;
 pub mod server;
