@@ -1,30 +1,43 @@
 //! The design's proof: a receiver that moves messages from a SysV queue into
 //! the journal, killed with SIGKILL at random moments and restarted on the
-//! same journal, loses no event. Every event sent is afterwards either in the
-//! journal or still in the queue, in order, none missing, none corrupted.
+//! same journal, loses no event. The journal is a small ring that wraps some
+//! 85 times during the run, so the receiver "delivers" what it
+//! acknowledges: it appends the records' bodies to a file before moving the
+//! checkpoint past them, as the drain waits for Kafka. Every event sent is
+//! afterwards delivered, in the journal or still in the queue, in order,
+//! none missing, none corrupted; an event may be delivered again after a
+//! kill between its delivery and the checkpoint (at-least-once).
 //!
 //! The receiver is this test binary run again with `RECEIVER_ENV` set, so
 //! that only `receiver_process` does anything in it.
 
+use std::collections::VecDeque;
 use std::env;
-use std::fs;
-use std::path::Path;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use shopify_events_core::drain::journal::{Journal, HEADER_SIZE, RECORD_MAGIC};
+use shopify_events_core::drain::journal::{lap_tag, Journal, HEADER_SIZE, WRAP_LEN};
 use shopify_events_core::envelope::{encode, Envelope};
 use shopify_events_core::event_id::EventId;
 use sysvmq::{Error, Queue, HEADER_LEN};
 
 const EVENTS: u64 = 300_000;
 const KILLS: usize = 16;
-/// Holds all events: ~100 bytes of envelope plus slot each.
-const CAPACITY: u64 = 64 * 1024 * 1024;
+/// About 3,500 records of ~75 bytes: the ring wraps some 85 times.
+const CAPACITY: u64 = 256 * 1024;
 const MAX_RECORD: u64 = 8192;
-/// The receiver acknowledges (moves the checkpoint) only this rarely.
-const ACK_EVERY: u64 = 25_000;
+/// Every this many records the receiver delivers a random share of what is
+/// pending, so the checkpoint lags by a varying amount and the ring fills
+/// up now and then (then it delivers the older half).
+const ACK_EVERY: u64 = 1000;
+/// Bytes of one entry of the delivered file: a `u32` length and the body,
+/// zero-padded. Entries never straddle a page, so a kill during a write
+/// leaves whole entries.
+const ENTRY: usize = 256;
 /// Events sent after the last kill, with no receiver: they stay queued.
 const LEFT_QUEUED: u64 = 100;
 const COMMIT_DELAY: Duration = Duration::from_micros(3);
@@ -39,11 +52,18 @@ fn receiver_process() {
     let (id, path) = spec.split_once(':').expect("queue id:journal path");
     let queue = Queue::from_id(0, id.parse().expect("queue id"));
     let mut journal = Journal::open(Path::new(path), CAPACITY, MAX_RECORD).expect("open journal");
+    let mut delivered = open_delivered(Path::new(path));
+    let mut pending: VecDeque<_> = journal.recovered().into();
+    let mut seed = u64::from(std::process::id()) | 1;
     let mut received = 0u64;
     loop {
+        if journal.reserve().is_none() {
+            let count = pending.len().div_ceil(2);
+            deliver(&mut journal, &mut delivered, &mut pending, count);
+            continue;
+        }
         let Some(frame) = journal.reserve() else {
-            eprintln!("receiver: journal full");
-            std::process::exit(3);
+            unreachable!("a frame was just reserved");
         };
         match queue.receive_into(frame, 0) {
             Ok(len) => {
@@ -53,10 +73,11 @@ fn receiver_process() {
                 while received_at.elapsed() < COMMIT_DELAY {
                     std::hint::spin_loop();
                 }
-                let record = journal.commit(len);
+                pending.push_back(journal.commit(len));
                 received += 1;
                 if received % ACK_EVERY == 0 {
-                    journal.checkpoint(record.end);
+                    let count = (random(&mut seed) % (pending.len() as u64 + 1)) as usize;
+                    deliver(&mut journal, &mut delivered, &mut pending, count);
                 }
             }
             Err(Error::Interrupted) => {}
@@ -66,6 +87,59 @@ fn receiver_process() {
             }
         }
     }
+}
+
+fn delivered_path(journal: &Path) -> PathBuf {
+    journal.with_extension("delivered")
+}
+
+/// The delivered file, cut back to whole entries.
+fn open_delivered(journal: &Path) -> File {
+    let path = delivered_path(journal);
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .expect("open delivered file");
+    let len = file.metadata().expect("stat delivered file").len();
+    file.set_len(len - len % ENTRY as u64)
+        .expect("truncate delivered file");
+    file
+}
+
+/// Delivers the oldest `count` pending records, then acknowledges them.
+fn deliver(
+    journal: &mut Journal,
+    delivered: &mut File,
+    pending: &mut VecDeque<shopify_events_core::drain::journal::RecordRef>,
+    count: usize,
+) {
+    let mut batch = Vec::with_capacity(count * ENTRY);
+    let mut last = None;
+    for record in pending.drain(..count) {
+        let body = journal.body(&record);
+        assert!(body.len() <= ENTRY - 4, "an event of {} bytes", body.len());
+        let mut entry = [0u8; ENTRY];
+        entry[..4].copy_from_slice(&(body.len() as u32).to_le_bytes());
+        entry[4..4 + body.len()].copy_from_slice(body);
+        batch.extend_from_slice(&entry);
+        last = Some(record);
+    }
+    if let Some(record) = last {
+        delivered.write_all(&batch).expect("write delivered file");
+        journal.checkpoint(record.end);
+    }
+}
+
+/// Bodies in the delivered file, ignoring a torn last entry.
+fn delivered_bodies(journal: &Path) -> Vec<Vec<u8>> {
+    let file = fs::read(delivered_path(journal)).unwrap_or_default();
+    file.chunks_exact(ENTRY)
+        .map(|entry| {
+            let len = u32::from_le_bytes(entry[..4].try_into().expect("length")) as usize;
+            entry[4..4 + len].to_vec()
+        })
+        .collect()
 }
 
 fn spawn_receiver(queue: &Queue, path: &Path) -> Child {
@@ -128,45 +202,40 @@ fn envelope(i: u64) -> Vec<u8> {
     out
 }
 
-/// Bodies of the records before the checkpoint, which `Journal::open` no
-/// longer reports, read by the documented format.
-fn acknowledged_bodies(file: &[u8]) -> Vec<Vec<u8>> {
-    let word = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().expect("8 bytes"));
-    let checkpoint = word(32) as usize;
-    let data = &file[HEADER_SIZE as usize..];
-    let (mut at, mut bodies) = (0, Vec::new());
-    while at < checkpoint {
-        let slot = u64::from_le_bytes(data[at..at + 8].try_into().expect("slot"));
-        assert_eq!(
-            slot >> 32,
-            u64::from(RECORD_MAGIC),
-            "uncommitted slot at {at}"
-        );
-        let len = (slot & 0xFFFF_FFFF) as usize;
-        bodies.push(data[at + 8..at + 8 + len].to_vec());
-        at += 8 + len.div_ceil(8) * 8;
-    }
-    assert_eq!(at, checkpoint, "checkpoint not at a record boundary");
-    bodies
+fn header_word(file: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(file[off..off + 8].try_into().expect("8 bytes"))
 }
 
-/// Whether the receiver died between msgrcv and commit: the first slot past
-/// the committed records holds a raw mtype.
+/// Whether the receiver died between msgrcv and commit: walking the ring
+/// from the checkpoint by the documented format, the first slot that is
+/// neither a record nor a wrap marker of its lap holds a raw mtype.
 fn died_before_commit(path: &Path) -> bool {
     // Killed before it created the journal: nothing to look at.
     let Some(file) = fs::read(path).ok().filter(|f| f.len() as u64 > HEADER_SIZE) else {
         return false;
     };
+    let capacity = header_word(&file, 16);
     let data = &file[HEADER_SIZE as usize..];
-    let mut at = u64::from_le_bytes(file[32..40].try_into().expect("checkpoint")) as usize;
-    while let Some(slot) = data.get(at..at + 8) {
-        let slot = u64::from_le_bytes(slot.try_into().expect("slot"));
-        if slot >> 32 != u64::from(RECORD_MAGIC) {
+    let mut at = header_word(&file, 32);
+    for _ in 0..capacity / 8 {
+        let (lap, offset) = (at / capacity, (at % capacity) as usize);
+        let slot = header_word(data, offset);
+        if slot >> 32 != u64::from(lap_tag(lap)) {
             return slot != 0;
         }
-        at += 8 + ((slot & 0xFFFF_FFFF) as usize).div_ceil(8) * 8;
+        at = match slot as u32 {
+            WRAP_LEN => (lap + 1) * capacity,
+            len => at + 8 + u64::from(len).div_ceil(8) * 8,
+        };
     }
-    false
+    panic!("no end to the records from the checkpoint");
+}
+
+/// The event number an envelope carries in its payload.
+fn sequence(body: &[u8]) -> Result<u64, String> {
+    let event = Envelope::decode(body).map_err(|e| e.to_string())?;
+    let payload = event.payload.try_into().map_err(|_| "payload of 8 bytes")?;
+    Ok(u64::from_le_bytes(payload))
 }
 
 #[test]
@@ -240,31 +309,46 @@ fn receiver_killed_16_times_during_300k_sends_loses_no_event() {
         left_in_queue.push(buf[HEADER_LEN..HEADER_LEN + len].to_vec());
     }
 
-    let mut found = acknowledged_bodies(&fs::read(&path).expect("read journal"));
-    let acknowledged = found.len();
+    let mut found = delivered_bodies(&path);
+    let delivered = found.len();
     let journal = Journal::open(&path, CAPACITY, MAX_RECORD).expect("reopen journal");
     let report = journal.recovery_report().clone();
     assert_eq!(report.stopped_at_garbage, None, "{report:?}");
     found.extend(journal.recovered().iter().map(|r| journal.body(r).to_vec()));
-    let in_journal = found.len();
+    let laps = journal.write_offset() / journal.capacity();
+    let left = left_in_queue.len();
     found.extend(left_in_queue);
 
     assert_eq!(kills, KILLS);
-    for (i, (got, want)) in found.iter().zip(&sent).enumerate() {
-        Envelope::decode(got).unwrap_or_else(|err| panic!("event {i} is corrupted: {err}"));
+    // Delivered, then pending in the journal, then queued: every event in
+    // the order sent, each first seen right after its predecessor; the only
+    // others are events seen before again (delivered, but killed before the
+    // checkpoint moved past them).
+    let (mut next, mut again) = (0u64, 0usize);
+    for (at, got) in found.iter().enumerate() {
+        let i = sequence(got).unwrap_or_else(|err| panic!("entry {at} is corrupted: {err}"));
         assert!(
-            got == want,
-            "event {i} is not the one sent at that position"
+            i <= next,
+            "event {next} is missing (entry {at} is event {i})"
         );
+        assert!(
+            sent.get(i as usize) == Some(got),
+            "entry {at} (event {i}) differs from what was sent"
+        );
+        if i == next {
+            next += 1;
+        } else {
+            again += 1;
+        }
     }
-    assert_eq!(found.len(), sent.len(), "events missing or duplicated");
+    assert_eq!(next, EVENTS, "events missing at the end");
+    assert!(laps >= 50, "the ring wrapped only {laps} times");
     let elapsed = started.elapsed();
     eprintln!(
-        "{EVENTS} events, {kills} kills (+1 before the last {LEFT_QUEUED} sends, {before_commit} between msgrcv and commit): {in_journal} in the journal \
-         ({acknowledged} before the checkpoint, {} recovered), {} left in the queue; \
-         sent in {send_done:.2?} ({:.0}/s), {full_waits} waits on a full queue, total {elapsed:.2?}",
+        "{EVENTS} events, {kills} kills (+1 before the last {LEFT_QUEUED} sends, {before_commit} between msgrcv and commit), \
+         {laps} laps of the ring: {delivered} delivered ({again} of them again after a kill), {} pending in the journal, \
+         {left} left in the queue; sent in {send_done:.2?} ({:.0}/s), {full_waits} waits on a full queue, total {elapsed:.2?}",
         report.records,
-        found.len() - in_journal,
         EVENTS as f64 / send_done.as_secs_f64(),
     );
 }

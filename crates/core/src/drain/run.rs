@@ -223,10 +223,8 @@ impl<S: Sink> Drain<S> {
             && self.window.len() < self.max_in_flight * WINDOW_SLACK
         {
             let Some(frame) = self.journal.reserve() else {
-                // Journal full: once everything in it is acknowledged, start over.
-                if self.window.is_empty() && self.journal.rewind_if_drained()? {
-                    continue;
-                }
+                // Journal full: poll the sink for the acknowledgements that
+                // move the checkpoint and free room.
                 break;
             };
             match self.queue.try_receive_into(frame, 0) {
@@ -411,9 +409,6 @@ impl<S: Sink> Drain<S> {
         }
         if let Err(e) = crate::ops::write_drain_snapshot(&self.state_dir, self.key, &snapshot) {
             eprintln!("shopify-events drain: cannot write stats snapshot: {e}");
-        }
-        if self.window.is_empty() && self.journal.write_offset() > 0 {
-            let _ = self.journal.rewind_if_drained();
         }
     }
 

@@ -63,8 +63,9 @@ impl Window {
         Some(slot.time_us)
     }
 
-    /// Drops the finished events at the front; returns the journal offset
-    /// the checkpoint may move to, if it moved.
+    /// Drops the finished events at the front; returns the journal position
+    /// the checkpoint may move to, if it moved (positions are virtual and
+    /// only grow, also across the journal's wraps).
     pub(crate) fn advance(&mut self) -> Option<u64> {
         let mut checkpoint = None;
         while self.slots.front().is_some_and(|s| s.done) {
@@ -86,6 +87,7 @@ impl Window {
         self.slots.len()
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }

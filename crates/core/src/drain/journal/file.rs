@@ -1,0 +1,56 @@
+//! The journal's file: its lock and its pre-allocated, pre-faulted mapping.
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use memmap2::{MmapMut, MmapOptions};
+
+use super::format::HEADER_SIZE;
+use super::{io_error, JournalError};
+
+/// Takes an exclusive `flock` on the journal, or says who holds it.
+pub(super) fn lock(path: &Path, file: &File) -> Result<(), JournalError> {
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    Err(match err.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => JournalError::Locked {
+            path: path.to_path_buf(),
+        },
+        _ => io_error(path)(err),
+    })
+}
+
+/// Allocates real blocks for `len` bytes, maps them shared and write-faults
+/// every page, so a copy into the mapping cannot fail for want of space.
+pub(super) fn map_file(path: &Path, file: &File, len: u64) -> Result<MmapMut, JournalError> {
+    let too_large = || io_error(path)(io::Error::from_raw_os_error(libc::EFBIG));
+    let size = libc::off_t::try_from(len).map_err(|_| too_large())?;
+    let map_len = usize::try_from(len).map_err(|_| too_large())?;
+    let code = loop {
+        // SAFETY: posix_fallocate on a descriptor we own; no memory involved.
+        match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size) } {
+            libc::EINTR => continue,
+            code => break code,
+        }
+    };
+    if code != 0 {
+        return Err(io_error(path)(io::Error::from_raw_os_error(code)));
+    }
+    // SAFETY: the file is `len` bytes backed by blocks and locked against
+    // other drains; another process truncating it would be an operator error
+    // no mapping can guard against.
+    let mut map =
+        unsafe { MmapOptions::new().len(map_len).map_mut(file) }.map_err(io_error(path))?;
+    for page in (0..map.len()).step_by(HEADER_SIZE as usize) {
+        // A write, not a read: runs the filesystem's page_mkwrite now rather
+        // than inside msgrcv's copy.
+        map[page] = black_box(map[page]);
+    }
+    Ok(map)
+}
