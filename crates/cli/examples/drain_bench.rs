@@ -116,14 +116,75 @@ struct DrainRun {
     /// From the metrics endpoint answering (drain opened) to all acked.
     from_ready: Duration,
     peak: Mem,
+    cpu: CpuUse,
 }
 
-fn baseline_run(o: &Options) -> Duration {
+/// CPU seconds spent while one measurement ran: by the producing process
+/// (this bench for the baseline, the drain process for the drain), by the
+/// broker, and by the whole machine, next to the wall time and core count.
+#[derive(Clone, Copy, Default)]
+struct CpuUse {
+    producer: f64,
+    broker: f64,
+    machine: f64,
+    capacity: f64,
+}
+
+/// A reading of the CPU counters `CpuUse` is the difference of.
+struct CpuMark {
+    producer: u64,
+    broker: u64,
+    busy: u64,
+    all: u64,
+}
+
+impl CpuMark {
+    fn take(producer: u32, broker: u32) -> CpuMark {
+        let (busy, all) = machine_ticks();
+        CpuMark {
+            producer: cpu_ticks(producer).unwrap_or(0),
+            broker: cpu_ticks(broker).unwrap_or(0),
+            busy,
+            all,
+        }
+    }
+
+    fn since(&self, start: &CpuMark) -> CpuUse {
+        let hz = clock_ticks_per_second() as f64;
+        CpuUse {
+            producer: self.producer.saturating_sub(start.producer) as f64 / hz,
+            broker: self.broker.saturating_sub(start.broker) as f64 / hz,
+            machine: self.busy.saturating_sub(start.busy) as f64 / hz,
+            capacity: self.all.saturating_sub(start.all) as f64 / hz,
+        }
+    }
+}
+
+/// Busy and total ticks of all CPUs, from the first line of /proc/stat.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    let all: u64 = fields.iter().take(8).sum();
+    (all.saturating_sub(idle), all)
+}
+
+fn baseline_run(o: &Options) -> (Duration, CpuUse) {
     let tansu = Tansu::start();
     let topic = unique_topic("bench-baseline");
     tansu.create_topic(&topic, PARTITIONS);
+    let mark = CpuMark::take(std::process::id(), tansu.pid());
     let (elapsed, acked) =
         produce_baseline_with(&tansu.bootstrap, &topic, o.events, o.payload, o.warm);
+    let cpu = CpuMark::take(std::process::id(), tansu.pid()).since(&mark);
     assert_eq!(acked, o.events, "baseline: not every record acknowledged");
     if o.verify {
         verify(
@@ -133,7 +194,7 @@ fn baseline_run(o: &Options) -> Duration {
             "baseline",
         );
     }
-    elapsed
+    (elapsed, cpu)
 }
 
 /// One drain run; with `idle` the drain is handed back alive for the idle
@@ -169,6 +230,7 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
         .tempdir()
         .expect("tempdir");
     let mut start = Instant::now();
+    let mut mark = CpuMark::take(0, tansu.pid());
     let mut drain = DrainProcess::spawn(
         &o.drain_bin,
         &queue.key_arg(),
@@ -210,6 +272,7 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
         }
         start = Instant::now();
         ready = start;
+        mark = CpuMark::take(pid, tansu.pid());
     }
     let mut peak = Mem::default();
     let deadline = start + Duration::from_secs(300);
@@ -239,6 +302,7 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
         elapsed: end - start,
         from_ready: end - ready,
         peak,
+        cpu: CpuMark::take(pid, tansu.pid()).since(&mark),
     };
     let counters = drain.scrape().unwrap_or_default();
     let counter = |name: &str| counters.get(name).copied().unwrap_or(f64::NAN);
@@ -389,10 +453,12 @@ fn main() {
     );
     let machine = machine();
     let mut baseline = Vec::new();
+    let mut baseline_cpu = Vec::new();
     let mut drained = Vec::new();
     let mut idle = None;
     for run in 0..o.runs {
-        let b = baseline_run(&o);
+        let (b, b_cpu) = baseline_run(&o);
+        baseline_cpu.push(b_cpu);
         let b_rate = o.events as f64 / b.as_secs_f64();
         eprintln!(
             "run {}: baseline {:.3} s = {:.0} events/s",
@@ -465,6 +531,28 @@ fn main() {
         median(&d_ready) / mb,
         median(&ratios)
     );
+    println!();
+    let per_event = |secs: f64| secs / o.events as f64 * 1e6;
+    let cpu_row = |what: &str, cpu: &[CpuUse]| {
+        let pick = |f: fn(&CpuUse) -> f64| median(&cpu.iter().map(f).collect::<Vec<_>>());
+        println!(
+            "| {what} | {:.2} | {:.2} | {:.2} | {:.0} % |",
+            per_event(pick(|c| c.producer)),
+            per_event(pick(|c| c.broker)),
+            per_event(pick(|c| c.machine)),
+            pick(|c| c.machine / c.capacity.max(f64::MIN_POSITIVE)) * 100.0
+        );
+    };
+    println!(
+        "CPU per event while timed (medians; µs of CPU time from /proc, 10 ms ticks): the producing \
+         process (the bench's BaseProducer, or the drain), the broker, and every process on the \
+         machine, with how busy all cores were:"
+    );
+    println!();
+    println!("| | producer µs/event | broker µs/event | machine µs/event | cores busy |");
+    println!("|---|---:|---:|---:|---:|");
+    cpu_row("baseline", &baseline_cpu);
+    cpu_row("drain", &drained.iter().map(|d| d.cpu).collect::<Vec<_>>());
     println!();
     println!("| drain resources | value |");
     println!("|---|---:|");

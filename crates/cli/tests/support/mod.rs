@@ -229,6 +229,11 @@ impl Tansu {
         self.stop();
     }
 
+    /// The broker's process id (for reading its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Freezes the broker (SIGSTOP to its own child): connections stay open
     /// but nothing answers, and unlike [`Tansu::restart`] its state (topics,
     /// records, idempotent producer ids) survives. Undo with [`Tansu::resume`].

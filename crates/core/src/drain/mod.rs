@@ -14,6 +14,7 @@ pub mod config;
 mod dead_letter;
 pub mod journal;
 mod lock;
+mod receiver;
 mod run;
 pub mod sink;
 mod window;

@@ -1,12 +1,14 @@
 //! The drain loop.
 //!
-//! One thread does everything, in this order each turn: receive a batch from
-//! the queue straight into the journal and hand each event to the sink
-//! (while the window has room), re-send retries that are due, serve the
-//! sink's outcomes, and move the journal checkpoint past the finished
-//! prefix. With nothing to do it waits inside the sink's poll with a sleep
-//! that doubles from 1 ms to 50 ms, so an idle drain costs almost no CPU and
-//! a new event waits at most 50 ms.
+//! Two threads. The receiving thread ([`super::receiver`]) takes messages
+//! from the queue straight into the journal and hands each record over. The
+//! drain loop, in this order each turn: takes records (while the window has
+//! room) and hands each event to the sink, re-sends retries that are due,
+//! serves the sink's outcomes, and acknowledges the finished prefix, which
+//! the receiving thread persists as the journal's checkpoint. With nothing
+//! out it waits for the next record; with events out, inside the sink's
+//! poll, with a sleep that doubles from 1 ms to 50 ms. An idle drain costs
+//! almost no CPU and a new event waits at most 50 ms.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -16,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use sysvmq::{Key, Queue, HEADER_LEN};
 
-use super::journal::{Journal, JournalError, RecordRef};
+use super::journal::{Journal, JournalError, JournalView, RecordRef};
+use super::receiver::{Received, Receiver, Source};
 use super::sink::{Delivery, Outcome, Rejected, Sink};
 use super::window::Window;
 use super::{lock, DeadLetters, DrainConfig};
@@ -85,9 +88,13 @@ pub struct Drain<S: Sink> {
     queue_mode: u32,
     state_dir: PathBuf,
     queue: Queue,
-    journal: Journal,
+    /// Owned here until `run` lends it to the receiving thread.
+    journal: Option<Journal>,
+    view: JournalView,
     sink: S,
     window: Window,
+    /// Received records waiting for room in the window (at most a batch).
+    waiting: VecDeque<RecordRef>,
     retries: VecDeque<(u64, Instant)>,
     dead: DeadLetters,
     metrics: Arc<DrainMetrics>,
@@ -97,6 +104,24 @@ pub struct Drain<S: Sink> {
     outcomes: Vec<Delivery>,
     peek: Vec<u8>,
     _lock: lock::DrainLock,
+}
+
+/// Hands `event` to the sink; a full sink queues a retry. Returns the
+/// reason if the sink can never take it.
+fn offer<S: Sink>(
+    sink: &mut S,
+    retries: &mut VecDeque<(u64, Instant)>,
+    event: &Envelope<'_>,
+    token: u64,
+) -> Option<String> {
+    match sink.send(event, token) {
+        Ok(()) => None,
+        Err(Rejected::Full) => {
+            retries.push_back((token, Instant::now()));
+            None
+        }
+        Err(Rejected::Permanent(reason)) => Some(reason),
+    }
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DrainError {
@@ -129,14 +154,17 @@ impl<S: Sink> Drain<S> {
             config.dead_letter_dir().display()
         )))?;
         let peek = vec![0; HEADER_LEN + journal.max_record() as usize];
+        let view = journal.view();
         Ok(Drain {
             key,
             queue_mode: config.queue_mode,
             state_dir: config.state_dir.clone(),
             queue,
-            journal,
+            journal: Some(journal),
+            view,
             sink,
             window: Window::default(),
+            waiting: VecDeque::new(),
             retries: VecDeque::new(),
             dead,
             metrics,
@@ -166,7 +194,22 @@ impl<S: Sink> Drain<S> {
     /// for in-flight deliveries. Whatever is not delivered stays in the
     /// journal (sent first at the next start) or in the queue.
     pub fn run(&mut self, shutdown: &AtomicBool) -> Result<RunSummary, DrainError> {
-        let recovered = self.journal.recovered();
+        let Some(journal) = self.journal.take() else {
+            return Err(DrainError::Io {
+                what: "running the drain".into(),
+                source: std::io::Error::other("it already ran; open a new one"),
+            });
+        };
+        let recovered = journal.recovered();
+        let receiver = Receiver::start(
+            Source {
+                key: self.key,
+                queue_mode: self.queue_mode,
+                queue: self.queue,
+                journal,
+            },
+            Arc::clone(&self.metrics),
+        )?;
         for record in &recovered {
             self.admit(record.clone());
         }
@@ -177,16 +220,54 @@ impl<S: Sink> Drain<S> {
                 recovered.len()
             );
         }
+        let result = self.serve(&receiver, shutdown);
+        // Stopped (or failed): no more records come in; what the thread
+        // received and the loop did not take stays in the journal.
+        let mut journal = receiver.stop()?;
+        result?;
+        let deadline = Instant::now() + self.shutdown_timeout;
+        while self.window.open() > 0 && Instant::now() < deadline {
+            self.resend_due();
+            self.sink
+                .poll(Duration::from_millis(10), &mut self.outcomes);
+            if let Some(checkpoint) = self.settle() {
+                journal.checkpoint(checkpoint);
+            }
+        }
+        self.metrics
+            .journal_pending_bytes
+            .set(journal.pending_bytes() as i64);
+        self.journal = Some(journal);
+        self.tick();
+        Ok(RunSummary {
+            recovered: recovered.len() as u64,
+            left_in_flight: self.window.open(),
+        })
+    }
+
+    /// The loop, until `shutdown` is set or receiving failed.
+    fn serve(&mut self, receiver: &Receiver, shutdown: &AtomicBool) -> Result<(), DrainError> {
         let mut idle = MIN_IDLE;
         let mut next_tick = Instant::now();
         while !shutdown.load(Ordering::Relaxed) {
-            let mut progress = self.receive_batch()?;
+            let mut progress = self.take_batch(receiver)?;
             progress += self.resend_due();
-            self.sink.poll(
-                if progress > 0 { Duration::ZERO } else { idle },
-                &mut self.outcomes,
-            );
-            progress += self.settle();
+            let wait = if progress > 0 { Duration::ZERO } else { idle };
+            if self.window.open() == 0 && self.waiting.is_empty() && !wait.is_zero() {
+                // Nothing out at the sink: wait for the next record instead.
+                if let Some(received) = receiver.take_timeout(wait) {
+                    self.take(received)?;
+                    progress += 1;
+                }
+                self.sink.poll(Duration::ZERO, &mut self.outcomes);
+            } else {
+                self.sink.poll(wait, &mut self.outcomes);
+            }
+            let settled = self.outcomes.len();
+            if let Some(checkpoint) = self.settle() {
+                receiver.acknowledge(checkpoint);
+            }
+            progress += settled;
             idle = if progress > 0 {
                 MIN_IDLE
             } else {
@@ -197,89 +278,80 @@ impl<S: Sink> Drain<S> {
                 next_tick = Instant::now() + TICK;
             }
         }
-        let deadline = Instant::now() + self.shutdown_timeout;
-        while self.window.open() > 0 && Instant::now() < deadline {
-            self.resend_due();
-            self.sink
-                .poll(Duration::from_millis(10), &mut self.outcomes);
-            self.settle();
-        }
-        self.tick();
-        Ok(RunSummary {
-            recovered: recovered.len() as u64,
-            left_in_flight: self.window.open(),
-        })
+        Ok(())
     }
 
-    /// Receives up to a batch into the journal; returns how many.
-    fn receive_batch(&mut self) -> Result<usize, DrainError> {
-        let mut received = 0;
+    /// Takes received records into the window and sends them, up to a
+    /// batch and while the window has room; returns how many.
+    fn take_batch(&mut self, receiver: &Receiver) -> Result<usize, DrainError> {
+        let mut taken = 0;
         // `open` bounds what is out at the sink; the window may also hold
         // finished events behind a slow one (acks arrive per partition), up
         // to a few windows' worth, so one slow partition does not stall the
-        // others while memory stays bounded.
-        while received < RECEIVE_BATCH
+        // others while memory stays bounded. The rest waits in the channel,
+        // the journal and the kernel queue.
+        while taken < RECEIVE_BATCH
             && self.window.open() < self.max_in_flight
             && self.window.len() < self.max_in_flight * WINDOW_SLACK
         {
-            let Some(frame) = self.journal.reserve() else {
-                // Journal full: poll the sink for the acknowledgements that
-                // move the checkpoint and free room.
+            if let Some(record) = self.waiting.pop_front() {
+                self.admit(record);
+                taken += 1;
+                continue;
+            }
+            let Some(received) = receiver.try_take() else {
                 break;
             };
-            match self.queue.try_receive_into(frame, 0) {
-                Ok(Some(len)) => {
-                    let record = self.journal.commit(len);
-                    self.metrics.received.inc();
-                    self.admit(record);
-                    received += 1;
-                }
-                Ok(None) | Err(sysvmq::Error::Interrupted) => break,
-                Err(sysvmq::Error::Removed { .. }) => {
-                    self.queue = Queue::open_or_create(self.key, self.queue_mode)?;
-                    eprintln!(
-                        "shopify-events drain: queue {:#010x} was removed; opened it again (id {})",
-                        self.key,
-                        self.queue.id()
-                    );
-                    break;
-                }
-                Err(sysvmq::Error::BufferTooSmall { .. }) => {
-                    return Err(DrainError::MessageTooLarge {
-                        key: self.key,
-                        limit: self.journal.max_record(),
-                    })
-                }
-                Err(e) => return Err(e.into()),
-            }
+            self.take(received)?;
         }
-        Ok(received)
+        Ok(taken)
+    }
+
+    /// Acts on what the receiving thread handed over.
+    fn take(&mut self, received: Received) -> Result<(), DrainError> {
+        match received {
+            Received::Records(records) => self.waiting.extend(records),
+            Received::Reopened(queue) => {
+                self.queue = queue;
+                eprintln!(
+                    "shopify-events drain: queue {:#010x} was removed; opened it again (id {})",
+                    self.key,
+                    queue.id()
+                );
+            }
+            Received::Failed(error) => return Err(error),
+        }
+        Ok(())
     }
 
     /// Puts a journal record in the window and sends it.
     fn admit(&mut self, record: RecordRef) {
-        let time_us = Envelope::decode(self.journal.body(&record))
-            .map(|e| e.time_us)
-            .unwrap_or(0);
-        let token = self.window.push(record, time_us);
-        self.send(token);
+        let view = &self.view;
+        let body = view.body(&record);
+        let (token, rejected) = match Envelope::decode(body) {
+            Ok(event) => {
+                let token = self.window.push(record, event.time_us);
+                let rejected = offer(&mut self.sink, &mut self.retries, &event, token);
+                (token, rejected)
+            }
+            Err(e) => {
+                let token = self.window.push(record, 0);
+                (token, Some(format!("malformed envelope: {e}")))
+            }
+        };
+        if let Some(reason) = rejected {
+            self.dead_letter(token, &reason);
+        }
     }
 
+    /// Sends the event of `token` again (a retry).
     fn send(&mut self, token: u64) {
         let Some(record) = self.window.record(token) else {
             return;
         };
-        let bytes = self.journal.body(&record);
-        let rejected = match Envelope::decode(bytes) {
+        let rejected = match Envelope::decode(self.view.body(&record)) {
             Err(e) => Some(format!("malformed envelope: {e}")),
-            Ok(event) => match self.sink.send(&event, token) {
-                Ok(()) => None,
-                Err(Rejected::Full) => {
-                    self.retries.push_back((token, Instant::now()));
-                    None
-                }
-                Err(Rejected::Permanent(reason)) => Some(reason),
-            },
+            Ok(event) => offer(&mut self.sink, &mut self.retries, &event, token),
         };
         if let Some(reason) = rejected {
             self.dead_letter(token, &reason);
@@ -290,7 +362,7 @@ impl<S: Sink> Drain<S> {
         let Some(record) = self.window.record(token) else {
             return;
         };
-        let bytes = self.journal.body(&record);
+        let bytes = self.view.body(&record);
         let event = Envelope::decode(bytes).ok();
         if let Err(e) = self.dead.write(reason, bytes, event.as_ref()) {
             // Keep the event rather than lose it; try again later.
@@ -329,9 +401,9 @@ impl<S: Sink> Drain<S> {
         sent
     }
 
-    /// Applies the sink's outcomes and moves the checkpoint; returns how many.
-    fn settle(&mut self) -> usize {
-        let count = self.outcomes.len();
+    /// Applies the sink's outcomes; returns the checkpoint the journal may
+    /// move to, if the finished prefix grew.
+    fn settle(&mut self) -> Option<u64> {
         let now_us = crate::clock::now_micros();
         let outcomes = std::mem::take(&mut self.outcomes);
         for Delivery { token, outcome } in &outcomes {
@@ -354,10 +426,7 @@ impl<S: Sink> Drain<S> {
         }
         self.outcomes = outcomes;
         self.outcomes.clear();
-        if let Some(checkpoint) = self.window.advance() {
-            self.journal.checkpoint(checkpoint);
-        }
-        count
+        self.window.advance()
     }
 
     /// Once a second: gauges, health and the stats snapshot.
@@ -365,8 +434,6 @@ impl<S: Sink> Drain<S> {
         let metrics = self.metrics.clone();
         let m = &metrics;
         m.in_flight.set(self.window.open() as i64);
-        m.journal_pending_bytes
-            .set(self.journal.pending_bytes() as i64);
         let stat = self.queue.stat();
         if let Ok(stat) = &stat {
             m.queue_depth.set(stat.messages as i64);

@@ -100,13 +100,15 @@
 mod file;
 mod format;
 mod recover;
+mod view;
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use memmap2::MmapMut;
+use memmap2::MmapRaw;
 use sysvmq::HEADER_LEN;
 
 use format::{
@@ -116,6 +118,7 @@ use format::{
 pub use format::{
     lap_tag, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_RECORD_LIMIT, TAG_BIT, WRAP_LEN,
 };
+pub use view::JournalView;
 
 /// Why the journal could not be opened or written.
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +191,9 @@ pub struct Journal {
     path: PathBuf,
     /// Held for its `flock`, which ends when it closes.
     _file: File,
-    map: MmapMut,
+    /// One mapping, shared with [`JournalView`]s: raw, so only the ranges
+    /// each side owns are ever borrowed, never the whole changing area.
+    map: Arc<MmapRaw>,
     capacity: u64,
     max_record: u64,
     /// Data bytes a reserved frame may take with padding.
@@ -259,6 +264,7 @@ impl Journal {
         max_record: u64,
     ) -> Result<Journal, JournalError> {
         let map = file::map_file(&path, &file, HEADER_SIZE.saturating_add(capacity))?;
+        let map = Arc::new(MmapRaw::from(map));
         Ok(Journal {
             path,
             _file: file,
@@ -325,7 +331,7 @@ impl Journal {
         }
         let start = usize::try_from(HEADER_SIZE + self.phys(self.write)).ok()?;
         let len = HEADER_LEN.checked_add(usize::try_from(self.max_record).ok()?)?;
-        self.map.get_mut(start..start.checked_add(len)?)
+        self.range_mut(start, len)
     }
 
     /// Ends the lap at the write position with a wrap marker and moves the
@@ -468,8 +474,7 @@ impl Journal {
     /// `len` data bytes at data offset `at`, if in bounds.
     fn data(&self, at: u64, len: u64) -> Option<&[u8]> {
         let start = usize::try_from(HEADER_SIZE.checked_add(at)?).ok()?;
-        self.map
-            .get(start..start.checked_add(usize::try_from(len).ok()?)?)
+        self.range(start, usize::try_from(len).ok()?)
     }
 
     /// The slot at position `at`, read in its lap.
@@ -478,10 +483,37 @@ impl Journal {
         Some(Slot::decode(bytes, self.lap(at)))
     }
 
+    /// `len` bytes of the mapping at `start`, if in bounds.
+    fn range(&self, start: usize, len: usize) -> Option<&[u8]> {
+        let end = start.checked_add(len)?;
+        if end > self.map.len() {
+            return None;
+        }
+        // SAFETY: in bounds (checked above) of a mapping that lives as long
+        // as `self`. The journal's owner writes only through `&mut self`,
+        // so not while this borrow lives; views read only pending records'
+        // bodies, which nobody writes.
+        Some(unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(start), len) })
+    }
+
+    /// `len` bytes of the mapping at `start` to write, if in bounds.
+    fn range_mut(&mut self, start: usize, len: usize) -> Option<&mut [u8]> {
+        let end = start.checked_add(len)?;
+        if end > self.map.len() {
+            return None;
+        }
+        // SAFETY: in bounds (checked above) of a mapping that lives as long
+        // as `self`, and `&mut self` excludes every other borrow the journal
+        // hands out. The journal writes only frames past the write position
+        // and header fields, never a pending record's body, which is all a
+        // view reads.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(start), len) })
+    }
+
     fn put(&mut self, off: usize, bytes: &[u8]) {
         if let Some(dst) = off
             .checked_add(bytes.len())
-            .and_then(|end| self.map.get_mut(off..end))
+            .and_then(|_| self.range_mut(off, bytes.len()))
         {
             dst.copy_from_slice(bytes);
         }
@@ -512,9 +544,9 @@ impl Journal {
         }
         // SAFETY: the mapping is page aligned and `off` is an 8-aligned
         // offset with 8 mapped bytes after it, so the pointer is valid and
-        // aligned for an AtomicU64. It comes from `&mut self.map`, so no
-        // slice of the map aliases it while the reference lives; other
-        // processes are kept out by the flock.
+        // aligned for an AtomicU64. Header fields and slots are written only
+        // here, by the journal's owner (`&mut self`); views read record
+        // bodies, never slots; other processes are kept out by the flock.
         let atomic = unsafe { &*self.map.as_mut_ptr().add(off).cast::<AtomicU64>() };
         atomic.store(word.to_le(), ordering);
     }

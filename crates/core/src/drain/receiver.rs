@@ -1,0 +1,271 @@
+//! The drain's receiving thread: `msgrcv` straight into the journal.
+//!
+//! A receive costs about as much as producing the event (a syscall that
+//! allocates, copies and frees in the kernel), so it runs on a thread of
+//! its own while the drain loop produces. The thread owns the [`Journal`]
+//! and the only writes to it: it reserves a frame, receives into it,
+//! commits it, and hands records over a bounded channel in batches (one per
+//! burst the queue had ready, at most [`BATCH`]). The drain loop
+//! reads the body through a [`JournalView`](super::journal::JournalView)
+//! and reports what Kafka acknowledged through [`Receiver::acknowledge`];
+//! the thread persists that checkpoint in the journal before each reserve,
+//! so the ring frees room as acknowledgements come in.
+//!
+//! Every record the thread committed is in the journal, whether or not the
+//! drain loop took it from the channel yet: stopping the thread (or a `kill
+//! -9`) loses nothing, the next start re-sends it.
+//!
+//! With the queue empty the thread sleeps, doubling from 1 ms to 50 ms
+//! (a SysV queue has no descriptor to wait on); with the ring or the
+//! channel full it naps until the drain loop made room. It never blocks on
+//! the channel: a sender parked there would be woken for every slot the
+//! loop frees, a context switch per batch on a busy machine.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{TryRecvError, TrySendError};
+use sysvmq::{Key, Queue};
+
+use super::journal::{Journal, RecordRef};
+use super::DrainError;
+use crate::metrics::DrainMetrics;
+
+const MIN_IDLE: Duration = Duration::from_millis(1);
+const MAX_IDLE: Duration = Duration::from_millis(50);
+/// Most records handed over in one batch.
+pub(crate) const BATCH: usize = 512;
+/// Batches between the thread and the drain loop: enough to keep the loop
+/// busy for a few milliseconds, small next to any window.
+const CHANNEL: usize = 16;
+/// How long the thread naps while the ring or the channel is full.
+const ROOM_WAIT: Duration = Duration::from_micros(200);
+
+/// What the thread hands to the drain loop.
+#[derive(Debug)]
+pub(crate) enum Received {
+    /// Records committed to the journal, oldest first, to produce.
+    Records(Vec<RecordRef>),
+    /// The queue was removed and is open again under a new id.
+    Reopened(Queue),
+    /// Receiving failed for good; the thread has stopped.
+    Failed(DrainError),
+}
+
+/// The queue and the journal the thread receives with.
+pub(crate) struct Source {
+    pub key: Key,
+    pub queue_mode: u32,
+    pub queue: Queue,
+    pub journal: Journal,
+}
+
+/// The drain loop's handle on the receiving thread.
+pub(crate) struct Receiver {
+    records: crossbeam_channel::Receiver<Received>,
+    acked: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Journal>,
+}
+
+impl Receiver {
+    /// Starts receiving from `source.queue` into `source.journal`.
+    pub(crate) fn start(
+        source: Source,
+        metrics: Arc<DrainMetrics>,
+    ) -> Result<Receiver, DrainError> {
+        let (tx, records) = crossbeam_channel::bounded(CHANNEL);
+        let acked = Arc::new(AtomicU64::new(source.journal.checkpoint_offset()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            source,
+            tx,
+            acked: Arc::clone(&acked),
+            stop: Arc::clone(&stop),
+            metrics,
+        };
+        let thread = std::thread::Builder::new()
+            .name("drain-receive".into())
+            .spawn(move || worker.run())
+            .map_err(|source| DrainError::Io {
+                what: "starting the receiving thread".into(),
+                source,
+            })?;
+        Ok(Receiver {
+            records,
+            acked,
+            stop,
+            thread,
+        })
+    }
+
+    /// The next record (or news), if one is waiting.
+    pub(crate) fn try_take(&self) -> Option<Received> {
+        match self.records.try_recv() {
+            Ok(received) => Some(received),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some(self.gone()),
+        }
+    }
+
+    /// Waits up to `timeout` for the next record (or news).
+    pub(crate) fn take_timeout(&self, timeout: Duration) -> Option<Received> {
+        match self.records.recv_timeout(timeout) {
+            Ok(received) => Some(received),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Some(self.gone()),
+        }
+    }
+
+    /// Every record ending at or before `checkpoint` is acknowledged; the
+    /// thread persists it before its next reserve.
+    pub(crate) fn acknowledge(&self, checkpoint: u64) {
+        self.acked.fetch_max(checkpoint, Ordering::Release);
+    }
+
+    /// Stops the thread and gives back the journal with the last
+    /// acknowledged checkpoint persisted. Records still in the channel stay
+    /// in the journal, past the checkpoint.
+    pub(crate) fn stop(self) -> Result<Journal, DrainError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut journal = self.thread.join().map_err(|_| DrainError::Io {
+            what: "the receiving thread".into(),
+            source: std::io::Error::other("it panicked; the journal keeps what it received"),
+        })?;
+        journal.checkpoint(self.acked.load(Ordering::Acquire));
+        Ok(journal)
+    }
+
+    /// The thread ended without saying why (it only ends on stop or after
+    /// a `Failed`, so this means it panicked).
+    fn gone(&self) -> Received {
+        Received::Failed(DrainError::Io {
+            what: "the receiving thread".into(),
+            source: std::io::Error::other("it stopped unexpectedly"),
+        })
+    }
+}
+
+/// How a round of receiving ended.
+enum Receive {
+    /// A full batch, or interrupted: go on at once.
+    Burst,
+    /// The queue is empty.
+    Empty,
+    /// The ring is full until acknowledgements come.
+    Full,
+    /// Something for the drain loop other than records.
+    News(Received),
+}
+
+struct Worker {
+    source: Source,
+    tx: crossbeam_channel::Sender<Received>,
+    acked: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<DrainMetrics>,
+}
+
+impl Worker {
+    fn run(mut self) -> Journal {
+        let mut idle = MIN_IDLE;
+        let mut batch = Vec::with_capacity(BATCH);
+        while !self.stop.load(Ordering::Relaxed) {
+            self.persist_checkpoint();
+            let outcome = self.receive(&mut batch);
+            if !batch.is_empty() {
+                let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if !self.hand_over(Received::Records(records)) {
+                    break;
+                }
+            }
+            match outcome {
+                Receive::Burst => idle = MIN_IDLE,
+                Receive::Empty => {
+                    std::thread::sleep(idle);
+                    idle = (idle * 2).min(MAX_IDLE);
+                }
+                Receive::Full => std::thread::sleep(ROOM_WAIT),
+                Receive::News(news) => {
+                    let failed = matches!(news, Received::Failed(_));
+                    if !self.hand_over(news) || failed {
+                        break;
+                    }
+                }
+            }
+        }
+        self.persist_checkpoint();
+        self.source.journal
+    }
+
+    /// Receives into the journal until the queue is empty, the ring is full
+    /// or `batch` holds [`BATCH`] records.
+    fn receive(&mut self, batch: &mut Vec<RecordRef>) -> Receive {
+        let source = &mut self.source;
+        while batch.len() < BATCH {
+            let Some(frame) = source.journal.reserve() else {
+                return Receive::Full;
+            };
+            match source.queue.try_receive_into(frame, 0) {
+                Ok(Some(len)) => {
+                    batch.push(source.journal.commit(len));
+                    self.metrics.received.inc();
+                }
+                Ok(None) => return Receive::Empty,
+                Err(sysvmq::Error::Interrupted) => return Receive::Burst,
+                Err(sysvmq::Error::Removed { .. }) => {
+                    return Receive::News(
+                        match Queue::open_or_create(source.key, source.queue_mode) {
+                            Ok(queue) => {
+                                source.queue = queue;
+                                Received::Reopened(queue)
+                            }
+                            Err(e) => Received::Failed(e.into()),
+                        },
+                    )
+                }
+                Err(sysvmq::Error::BufferTooSmall { .. }) => {
+                    return Receive::News(Received::Failed(DrainError::MessageTooLarge {
+                        key: source.key,
+                        limit: source.journal.max_record(),
+                    }))
+                }
+                Err(e) => return Receive::News(Received::Failed(e.into())),
+            }
+        }
+        Receive::Burst
+    }
+
+    /// Moves the journal's checkpoint to what the drain loop acknowledged.
+    fn persist_checkpoint(&mut self) {
+        let journal = &mut self.source.journal;
+        let acked = self.acked.load(Ordering::Acquire);
+        if acked > journal.checkpoint_offset() {
+            journal.checkpoint(acked);
+        }
+        self.metrics
+            .journal_pending_bytes
+            .set(journal.pending_bytes() as i64);
+    }
+
+    /// Sends to the drain loop, napping while the channel is full; false
+    /// if the thread is to stop (received records stay in the journal).
+    fn hand_over(&mut self, mut received: Received) -> bool {
+        loop {
+            match self.tx.try_send(received) {
+                Ok(()) => return true,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(back)) => {
+                    if self.stop.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    received = back;
+                    std::thread::sleep(ROOM_WAIT);
+                    self.persist_checkpoint();
+                }
+            }
+        }
+    }
+}
