@@ -175,7 +175,8 @@ impl Worker {
         while !self.stop.load(Ordering::Relaxed) {
             self.persist_checkpoint();
             let outcome = self.receive(&mut batch);
-            if !batch.is_empty() {
+            let received = !batch.is_empty();
+            if received {
                 let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                 if !self.hand_over(Received::Records(records)) {
                     break;
@@ -184,6 +185,11 @@ impl Worker {
             match outcome {
                 Receive::Burst => idle = MIN_IDLE,
                 Receive::Empty => {
+                    // The queue ran dry: poll again soon if it had
+                    // anything, later and later while it stays empty.
+                    if received {
+                        idle = MIN_IDLE;
+                    }
                     std::thread::sleep(idle);
                     idle = (idle * 2).min(MAX_IDLE);
                 }
