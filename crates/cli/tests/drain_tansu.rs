@@ -661,3 +661,114 @@ fn stdout_sink_prints_each_event_as_a_json_line() {
         assert_eq!(line["payload"], expected, "event {}", e.i);
     }
 }
+
+/// Sets `kernel.msgmax` for one test and puts the old value back after it
+/// (the tests of this file run one at a time; see [`serial`]).
+struct MsgmaxGuard {
+    old: u64,
+}
+
+impl MsgmaxGuard {
+    const PATH: &'static str = "/proc/sys/kernel/msgmax";
+
+    fn current() -> u64 {
+        std::fs::read_to_string(Self::PATH)
+            .expect("read kernel.msgmax")
+            .trim()
+            .parse()
+            .expect("parse kernel.msgmax")
+    }
+
+    fn set(value: u64) -> MsgmaxGuard {
+        let old = Self::current();
+        std::fs::write(Self::PATH, value.to_string())
+            .unwrap_or_else(|e| panic!("cannot set kernel.msgmax to {value} ({e}); run as root"));
+        MsgmaxGuard { old }
+    }
+}
+
+impl Drop for MsgmaxGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::PATH, self.old.to_string());
+    }
+}
+
+#[test]
+fn raising_msgmax_with_events_in_flight_resizes_the_journal_and_loses_nothing() {
+    const SMALL: usize = 200;
+    let _serial = serial();
+    let tansu = Tansu::start();
+    let topic = unique_topic("msgmax");
+    tansu.create_topic(&topic, 3);
+    let queue = TestQueue::new();
+    let host = sysvmq::Queue::open(queue.key).expect("open test queue");
+    let dirs = Dirs::new();
+    let old_msgmax = MsgmaxGuard::current();
+    let mut drain = kafka_spec(&queue, &dirs, &tansu).spawn(0);
+    let mut frame = Vec::new();
+    let mut ids = Vec::new();
+    let mut send = |payload: &[u8]| {
+        let id = support::mock::event_frame(&mut frame, &topic, None, payload);
+        host.try_send_frame(&frame).expect("send an event");
+        ids.push(String::from_utf8(id.to_vec()).expect("ascii id"));
+    };
+    for i in 0..SMALL {
+        send(format!("before {i}").as_bytes());
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            support::drain::snapshot(&dirs.state(), &queue)
+                .and_then(|s| s["produced"].as_u64())
+                .is_some_and(|p| p >= SMALL as u64)
+        }),
+        "events do not flow\n{}",
+        drain.log_text()
+    );
+
+    // Broker frozen: what the drain takes next stays in flight. Then a
+    // message larger than the journal's records arrives, and more behind it.
+    tansu.pause();
+    for i in 0..SMALL {
+        send(format!("in flight {i}").as_bytes());
+    }
+    let _msgmax = MsgmaxGuard::set(old_msgmax * 2);
+    send(&vec![b'x'; old_msgmax as usize + 1000]);
+    for i in 0..SMALL {
+        send(format!("after {i}").as_bytes());
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || drain
+            .log_text()
+            .contains("then resizing the journal")),
+        "the drain did not notice the large message\n{}",
+        drain.log_text()
+    );
+    drain.assert_running();
+    tansu.resume();
+
+    let records = consume_all(&tansu.bootstrap, &topic, ids.len(), Duration::from_secs(60));
+    let got: HashSet<String> = records.iter().map(event_id).collect();
+    let missing: Vec<&String> = ids.iter().filter(|id| !got.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} events missing (first {:?})\n{}",
+        missing.len(),
+        ids.len(),
+        missing.first(),
+        drain.log_text()
+    );
+    let large = records
+        .iter()
+        .find(|r| r.payload.len() > old_msgmax as usize)
+        .expect("the large event");
+    assert_eq!(large.payload, vec![b'x'; old_msgmax as usize + 1000]);
+    assert!(
+        drain
+            .log_text()
+            .contains("journal resized for records of up to"),
+        "{}",
+        drain.log_text()
+    );
+    drain.assert_running();
+    terminate_within(&mut drain, Duration::from_secs(12));
+}

@@ -62,9 +62,12 @@ pub enum DrainError {
     /// The queue could not be used.
     #[error(transparent)]
     Queue(#[from] sysvmq::Error),
-    /// A message is larger than the journal's records (kernel.msgmax was raised).
+    /// A message is larger than the journal's records (kernel.msgmax was
+    /// raised). [`Drain::run`] handles it itself: it delivers what the
+    /// journal holds and resizes it.
     #[error("a message in queue {key:#010x} is larger than the {limit} bytes the journal was sized for \
-             (kernel.msgmax was raised while the drain ran); restart the drain to resize its journal")]
+             (kernel.msgmax was raised while the drain ran); the drain resizes its journal once it \
+             delivered what the journal holds")]
     MessageTooLarge {
         /// Queue key.
         key: Key,
@@ -90,7 +93,10 @@ pub struct Drain<S: Sink> {
     queue: Queue,
     /// Owned here until `run` lends it to the receiving thread.
     journal: Option<Journal>,
-    view: JournalView,
+    journal_path: PathBuf,
+    journal_size: u64,
+    /// Reads record bodies; `None` only while `regrow` reopens the journal.
+    view: Option<JournalView>,
     sink: S,
     window: Window,
     /// Received records waiting for room in the window (at most a batch).
@@ -104,6 +110,11 @@ pub struct Drain<S: Sink> {
     outcomes: Vec<Delivery>,
     peek: Vec<u8>,
     _lock: lock::DrainLock,
+}
+
+/// The body of a pending `record`; empty while there is no view.
+fn body<'v>(view: &'v Option<JournalView>, record: &RecordRef) -> &'v [u8] {
+    view.as_ref().map_or(&[], |view| view.body(record))
 }
 
 /// Hands `event` to the sink; a full sink queues a retry. Returns the
@@ -161,7 +172,9 @@ impl<S: Sink> Drain<S> {
             state_dir: config.state_dir.clone(),
             queue,
             journal: Some(journal),
-            view,
+            journal_path: path,
+            journal_size: config.journal_size,
+            view: Some(view),
             sink,
             window: Window::default(),
             waiting: VecDeque::new(),
@@ -194,22 +207,13 @@ impl<S: Sink> Drain<S> {
     /// for in-flight deliveries. Whatever is not delivered stays in the
     /// journal (sent first at the next start) or in the queue.
     pub fn run(&mut self, shutdown: &AtomicBool) -> Result<RunSummary, DrainError> {
-        let Some(journal) = self.journal.take() else {
+        let Some(mut journal) = self.journal.take() else {
             return Err(DrainError::Io {
                 what: "running the drain".into(),
                 source: std::io::Error::other("it already ran; open a new one"),
             });
         };
         let recovered = journal.recovered();
-        let receiver = Receiver::start(
-            Source {
-                key: self.key,
-                queue_mode: self.queue_mode,
-                queue: self.queue,
-                journal,
-            },
-            Arc::clone(&self.metrics),
-        )?;
         for record in &recovered {
             self.admit(record.clone());
         }
@@ -220,11 +224,28 @@ impl<S: Sink> Drain<S> {
                 recovered.len()
             );
         }
-        let result = self.serve(&receiver, shutdown);
-        // Stopped (or failed): no more records come in; what the thread
-        // received and the loop did not take stays in the journal.
-        let mut journal = receiver.stop()?;
-        result?;
+        loop {
+            let source = Source {
+                key: self.key,
+                queue_mode: self.queue_mode,
+                queue: self.queue,
+                journal,
+            };
+            let receiver = Receiver::start(source, Arc::clone(&self.metrics))?;
+            let result = self.serve(&receiver, shutdown);
+            // Stopped (or failed): no more records come in; what the thread
+            // received and the loop did not take stays in the journal.
+            journal = receiver.stop()?;
+            match result {
+                Err(DrainError::MessageTooLarge { limit, .. }) => {
+                    journal = self.regrow(journal, limit, shutdown)?;
+                    if shutdown.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+                other => break other?,
+            }
+        }
         let deadline = Instant::now() + self.shutdown_timeout;
         while self.window.open() > 0 && Instant::now() < deadline {
             self.resend_due();
@@ -243,6 +264,70 @@ impl<S: Sink> Drain<S> {
             recovered: recovered.len() as u64,
             left_in_flight: self.window.open(),
         })
+    }
+
+    /// A message larger than the journal's frames (`limit` bytes) waits at
+    /// the head of the queue: `kernel.msgmax` was raised. The journal keeps
+    /// its geometry while it holds events (their positions depend on it),
+    /// so deliver everything it holds, then open it again with frames for
+    /// the new limit (at least twice the old one, in case msgmax was raised
+    /// and lowered again) and go on. Returns the journal unchanged if
+    /// `shutdown` comes first; the next start resizes it.
+    fn regrow(
+        &mut self,
+        mut journal: Journal,
+        limit: u64,
+        shutdown: &AtomicBool,
+    ) -> Result<Journal, DrainError> {
+        if shutdown.load(Ordering::Relaxed) {
+            return Ok(journal);
+        }
+        eprintln!(
+            "shopify-events drain: a message in queue {:#010x} is larger than the journal's \
+             {limit}-byte records (kernel.msgmax was raised); delivering the {} events taken \
+             so far, then resizing the journal",
+            self.key,
+            self.window.len() + self.waiting.len()
+        );
+        let mut next_tick = Instant::now();
+        while self.window.len() + self.waiting.len() > 0 {
+            if shutdown.load(Ordering::Relaxed) {
+                return Ok(journal);
+            }
+            while self.window.open() < self.max_in_flight
+                && self.window.len() < self.max_in_flight * WINDOW_SLACK
+            {
+                let Some(record) = self.waiting.pop_front() else {
+                    break;
+                };
+                self.admit(record);
+            }
+            self.resend_due();
+            self.sink
+                .poll(Duration::from_millis(10), &mut self.outcomes);
+            if let Some(checkpoint) = self.settle() {
+                journal.checkpoint(checkpoint);
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + TICK;
+            }
+        }
+        let max_record = sysvmq::message_size_limit().max(limit.saturating_mul(2));
+        // The journal's lock belongs to its open file, which every mapping of
+        // it (the view's too) holds: let go of both before opening the file
+        // again. The drain's lock on the queue still keeps others out.
+        self.view = None;
+        drop(journal);
+        let journal = Journal::open(&self.journal_path, self.journal_size, max_record)?;
+        self.view = Some(journal.view());
+        self.peek
+            .resize(HEADER_LEN + journal.max_record() as usize, 0);
+        eprintln!(
+            "shopify-events drain: journal resized for records of up to {} bytes",
+            journal.max_record()
+        );
+        Ok(journal)
     }
 
     /// The loop, until `shutdown` is set or receiving failed.
@@ -326,8 +411,7 @@ impl<S: Sink> Drain<S> {
 
     /// Puts a journal record in the window and sends it.
     fn admit(&mut self, record: RecordRef) {
-        let view = &self.view;
-        let body = view.body(&record);
+        let body = body(&self.view, &record);
         let (token, rejected) = match Envelope::decode(body) {
             Ok(event) => {
                 let token = self.window.push(record, event.time_us);
@@ -349,7 +433,7 @@ impl<S: Sink> Drain<S> {
         let Some(record) = self.window.record(token) else {
             return;
         };
-        let rejected = match Envelope::decode(self.view.body(&record)) {
+        let rejected = match Envelope::decode(body(&self.view, &record)) {
             Err(e) => Some(format!("malformed envelope: {e}")),
             Ok(event) => offer(&mut self.sink, &mut self.retries, &event, token),
         };
@@ -362,7 +446,7 @@ impl<S: Sink> Drain<S> {
         let Some(record) = self.window.record(token) else {
             return;
         };
-        let bytes = self.view.body(&record);
+        let bytes = body(&self.view, &record);
         let event = Envelope::decode(bytes).ok();
         if let Err(e) = self.dead.write(reason, bytes, event.as_ref()) {
             // Keep the event rather than lose it; try again later.
