@@ -13,6 +13,7 @@
 
 pub mod config;
 mod dead_letter;
+mod error;
 pub mod journal;
 mod lock;
 mod receiver;
@@ -22,4 +23,5 @@ mod window;
 
 pub use config::{DrainConfig, SinkKind};
 pub use dead_letter::DeadLetters;
-pub use run::{Drain, DrainError};
+pub use error::DrainError;
+pub use run::Drain;

@@ -13,7 +13,7 @@
 //!   long at a frame boundary is closed (it reconnects when it has events),
 //!   and one that stalls inside a frame is closed as truncated. A slow or
 //!   silent client only ever holds its own thread.
-//! - Each envelope is checked with [`Envelope::decode`] (CRC included) and
+//! - Each envelope is checked with [`Envelope::decode`](crate::envelope::Envelope::decode) (CRC included) and
 //!   sent with one non-blocking `msgsnd`. It is acknowledged only after the
 //!   kernel took it. Acks are cumulative and batched: one is written when
 //!   the frames already read are all handled, so a pipelining client gets

@@ -18,13 +18,18 @@ use std::time::{Duration, Instant};
 
 use sysvmq::{Key, Queue, HEADER_LEN};
 
-use super::journal::{Journal, JournalError, JournalView, RecordRef};
+use super::error::io;
+use super::journal::{Journal, JournalView, RecordRef};
 use super::receiver::{Received, Receiver, Source};
 use super::sink::{Delivery, Outcome, Rejected, Sink};
 use super::window::Window;
+use super::DrainError;
 use super::{lock, DeadLetters, DrainConfig};
 use crate::envelope::Envelope;
 use crate::metrics::{DrainMetrics, Health};
+
+mod resize;
+mod status;
 
 const MIN_IDLE: Duration = Duration::from_millis(1);
 const MAX_IDLE: Duration = Duration::from_millis(50);
@@ -32,49 +37,6 @@ const RECEIVE_BATCH: usize = 1024;
 const WINDOW_SLACK: usize = 4;
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_secs(1);
-
-/// Why the drain stopped or could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DrainError {
-    /// Another drain holds the queue's lock.
-    #[error("another drain{} is already running for queue {key:#010x} (lock {path}); run one drain per queue",
-            pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
-    AlreadyRunning {
-        /// Queue key.
-        key: Key,
-        /// The other drain's pid, if it wrote one.
-        pid: Option<u32>,
-        /// The lock file.
-        path: PathBuf,
-    },
-    /// A file operation failed.
-    #[error("{what}: {source}")]
-    Io {
-        /// What the drain was doing.
-        what: String,
-        /// Why it failed.
-        source: std::io::Error,
-    },
-    /// The journal could not be opened or used.
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    /// The queue could not be used.
-    #[error(transparent)]
-    Queue(#[from] sysvmq::Error),
-    /// A message is larger than the journal's records (kernel.msgmax was
-    /// raised). [`Drain::run`] handles it itself: it delivers what the
-    /// journal holds and resizes it.
-    #[error("a message in queue {key:#010x} is larger than the {limit} bytes the journal was sized for \
-             (kernel.msgmax was raised while the drain ran); the drain resizes its journal once it \
-             delivered what the journal holds")]
-    MessageTooLarge {
-        /// Queue key.
-        key: Key,
-        /// The journal's record limit.
-        limit: u64,
-    },
-}
 
 /// What a run did, for the exit log line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -133,11 +95,6 @@ fn offer<S: Sink>(
         }
         Err(Rejected::Permanent(reason)) => Some(reason),
     }
-}
-
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DrainError {
-    let what = what.into();
-    move |source| DrainError::Io { what, source }
 }
 
 impl<S: Sink> Drain<S> {
@@ -264,70 +221,6 @@ impl<S: Sink> Drain<S> {
             recovered: recovered.len() as u64,
             left_in_flight: self.window.open(),
         })
-    }
-
-    /// A message larger than the journal's frames (`limit` bytes) waits at
-    /// the head of the queue: `kernel.msgmax` was raised. The journal keeps
-    /// its geometry while it holds events (their positions depend on it),
-    /// so deliver everything it holds, then open it again with frames for
-    /// the new limit (at least twice the old one, in case msgmax was raised
-    /// and lowered again) and go on. Returns the journal unchanged if
-    /// `shutdown` comes first; the next start resizes it.
-    fn regrow(
-        &mut self,
-        mut journal: Journal,
-        limit: u64,
-        shutdown: &AtomicBool,
-    ) -> Result<Journal, DrainError> {
-        if shutdown.load(Ordering::Relaxed) {
-            return Ok(journal);
-        }
-        eprintln!(
-            "shopify-events drain: a message in queue {:#010x} is larger than the journal's \
-             {limit}-byte records (kernel.msgmax was raised); delivering the {} events taken \
-             so far, then resizing the journal",
-            self.key,
-            self.window.len() + self.waiting.len()
-        );
-        let mut next_tick = Instant::now();
-        while self.window.len() + self.waiting.len() > 0 {
-            if shutdown.load(Ordering::Relaxed) {
-                return Ok(journal);
-            }
-            while self.window.open() < self.max_in_flight
-                && self.window.len() < self.max_in_flight * WINDOW_SLACK
-            {
-                let Some(record) = self.waiting.pop_front() else {
-                    break;
-                };
-                self.admit(record);
-            }
-            self.resend_due();
-            self.sink
-                .poll(Duration::from_millis(10), &mut self.outcomes);
-            if let Some(checkpoint) = self.settle() {
-                journal.checkpoint(checkpoint);
-            }
-            if Instant::now() >= next_tick {
-                self.tick();
-                next_tick = Instant::now() + TICK;
-            }
-        }
-        let max_record = sysvmq::message_size_limit().max(limit.saturating_mul(2));
-        // The journal's lock belongs to its open file, which every mapping of
-        // it (the view's too) holds: let go of both before opening the file
-        // again. The drain's lock on the queue still keeps others out.
-        self.view = None;
-        drop(journal);
-        let journal = Journal::open(&self.journal_path, self.journal_size, max_record)?;
-        self.view = Some(journal.view());
-        self.peek
-            .resize(HEADER_LEN + journal.max_record() as usize, 0);
-        eprintln!(
-            "shopify-events drain: journal resized for records of up to {} bytes",
-            journal.max_record()
-        );
-        Ok(journal)
     }
 
     /// The loop, until `shutdown` is set or receiving failed.
@@ -511,62 +404,5 @@ impl<S: Sink> Drain<S> {
         self.outcomes = outcomes;
         self.outcomes.clear();
         self.window.advance()
-    }
-
-    /// Once a second: gauges, health and the stats snapshot.
-    fn tick(&mut self) {
-        let metrics = self.metrics.clone();
-        let m = &metrics;
-        m.in_flight.set(self.window.open() as i64);
-        let stat = self.queue.stat();
-        if let Ok(stat) = &stat {
-            m.queue_depth.set(stat.messages as i64);
-            m.queue_bytes.set(stat.bytes as i64);
-            m.queue_capacity.set(stat.capacity as i64);
-        }
-        let oldest = self
-            .window
-            .oldest_time_us()
-            .or_else(|| self.queue_head_time_us());
-        let now_us = crate::clock::now_micros();
-        m.oldest_event_age
-            .set(oldest.map_or(0.0, |t| (now_us - t).max(0) as f64 / 1e6));
-        let health = match (&stat, self.sink.healthy()) {
-            (Err(e), _) => Health {
-                ok: false,
-                detail: format!("queue {:#010x}: {e}", self.key),
-            },
-            (_, Err(reason)) => Health {
-                ok: false,
-                detail: reason,
-            },
-            (Ok(_), Ok(())) => Health {
-                ok: true,
-                detail: format!(
-                    "draining queue {:#010x} to {}",
-                    self.key,
-                    self.sink.describe()
-                ),
-            },
-        };
-        if let Ok(mut shared) = self.health.lock() {
-            *shared = health;
-        }
-        let mut snapshot = serde_json::to_value(m.snapshot()).unwrap_or_default();
-        if let Some(fields) = snapshot.as_object_mut() {
-            fields.insert("pid".into(), std::process::id().into());
-            fields.insert("updated_at".into(), (now_us as f64 / 1e6).into());
-            fields.insert("sink".into(), self.sink.describe().into());
-        }
-        if let Err(e) = crate::ops::write_drain_snapshot(&self.state_dir, self.key, &snapshot) {
-            eprintln!("shopify-events drain: cannot write stats snapshot: {e}");
-        }
-    }
-
-    /// Emit time of the event at the head of the queue (peeked, not removed).
-    fn queue_head_time_us(&mut self) -> Option<i64> {
-        let len = self.queue.copy_into(0, &mut self.peek).ok()??;
-        let body = self.peek.get(HEADER_LEN..HEADER_LEN + len)?;
-        Envelope::decode(body).ok().map(|e| e.time_us)
     }
 }
