@@ -490,3 +490,60 @@ fn idle_kafka_sink_poll_does_not_spin() {
         "idle polling used {cpu:?} of CPU in {wall:?}: a busy wait"
     );
 }
+
+/// Keeps what a [`KafkaSink`](shopify_events_core::drain::sink::KafkaSink) logs.
+#[derive(Default)]
+struct Captured(std::sync::Mutex<Vec<(shopify_events_core::drain::sink::LogLevel, String)>>);
+
+impl shopify_events_core::drain::sink::KafkaLog for Captured {
+    fn log(&self, level: shopify_events_core::drain::sink::LogLevel, message: String) {
+        self.0
+            .lock()
+            .expect("captured lines")
+            .push((level, message));
+    }
+}
+
+#[test]
+fn kafka_sink_logs_librdkafka_errors_once_and_debug_lines_when_asked() {
+    use shopify_events_core::drain::sink::{KafkaSink, LogLevel, Sink};
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let settings = [
+        ("bootstrap.servers", format!("127.0.0.1:{closed}")),
+        ("debug", "broker".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let captured = Arc::new(Captured::default());
+    let mut sink = KafkaSink::with_log(&settings, captured.clone()).expect("sink");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = |level: LogLevel| {
+        let lines = captured.0.lock().expect("captured lines");
+        lines.iter().any(|(l, _)| *l == level)
+    };
+    while !(seen(LogLevel::Error) && seen(LogLevel::Debug)) && Instant::now() < deadline {
+        sink.poll(Duration::from_millis(50), &mut out);
+    }
+    drop(sink);
+    let lines = captured.0.lock().expect("captured lines").clone();
+    let errors: Vec<&String> = lines
+        .iter()
+        .filter(|(l, _)| *l == LogLevel::Error)
+        .map(|(_, m)| m)
+        .collect();
+    assert!(
+        !errors.is_empty() && errors.iter().all(|m| m.starts_with("kafka: ")),
+        "errors come from the error callback only: {lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(l, m)| *l == LogLevel::Debug && m.starts_with("kafka ")),
+        "debug=broker lines reach the log: {lines:#?}"
+    );
+}

@@ -116,8 +116,9 @@ impl DirectEmitter {
     }
 
     /// Waits up to `timeout` seconds, without the GVL, for librdkafka's
-    /// errors; returns `[[level, message], ...]` with level `:warn` or
-    /// `:error` (empty when none came or the thread was interrupted).
+    /// log lines; returns `[[level, message], ...]` with level `:debug`,
+    /// `:info`, `:warn` or `:error` (empty when none came or the thread was
+    /// interrupted).
     fn take_logs(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<RArray, Error> {
         let timeout = seconds(timeout);
         let lines = nogvl(ruby, |interrupted| {
@@ -126,6 +127,8 @@ impl DirectEmitter {
         let array = ruby.ary_new_capa(lines.len());
         for line in lines {
             let level = match line.level {
+                LogLevel::Debug => "debug",
+                LogLevel::Info => "info",
                 LogLevel::Warn => "warn",
                 LogLevel::Error => "error",
             };

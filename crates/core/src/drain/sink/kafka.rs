@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -73,7 +73,12 @@ fn classify(error: &KafkaError) -> Outcome {
 /// How bad a logged condition is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
-    /// Something the sink recovers from by itself (a rebuilt producer).
+    /// librdkafka's debug lines (only with the `debug` setting).
+    Debug,
+    /// librdkafka's notices (a connection closed after idling, ...).
+    Info,
+    /// Something the sink recovers from by itself (a rebuilt producer,
+    /// librdkafka's warnings).
     Warn,
     /// An error librdkafka reported (brokers down, authentication, ...).
     Error,
@@ -111,6 +116,22 @@ impl ClientContext for Context {
         }
         self.log
             .log(LogLevel::Error, format!("kafka: {error}: {reason}"));
+    }
+
+    /// librdkafka's log lines (warnings and notices, and debug lines when
+    /// the `debug` setting asks for them). Errors come through `error`
+    /// above: librdkafka reports them to both, so they are logged once.
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        let level = match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => return,
+            RDKafkaLogLevel::Warning => LogLevel::Warn,
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => LogLevel::Info,
+            RDKafkaLogLevel::Debug => LogLevel::Debug,
+        };
+        self.log.log(level, format!("kafka {facility}: {message}"));
     }
 }
 
