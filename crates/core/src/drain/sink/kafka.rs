@@ -179,7 +179,28 @@ pub fn client_config(settings: &BTreeMap<String, String>) -> ClientConfig {
     for (key, value) in settings {
         config.set(key, value);
     }
+    config.set_log_level(log_level(settings));
     config
+}
+
+/// How much librdkafka logs: its own `log_level` setting (syslog levels,
+/// 0-7) if given, debug when a `debug` setting names contexts, else
+/// librdkafka's default, info. rdkafka would otherwise derive it from the
+/// `log` crate's (absent) logger and keep only errors.
+fn log_level(settings: &BTreeMap<String, String>) -> RDKafkaLogLevel {
+    use RDKafkaLogLevel::*;
+    match settings.get("log_level").map(|v| v.trim().parse::<u8>()) {
+        Some(Ok(0)) => Emerg,
+        Some(Ok(1)) => Alert,
+        Some(Ok(2)) => Critical,
+        Some(Ok(3)) => Error,
+        Some(Ok(4)) => Warning,
+        Some(Ok(5)) => Notice,
+        Some(Ok(6)) => Info,
+        Some(Ok(_)) => Debug,
+        _ if settings.get("debug").is_some_and(|d| !d.trim().is_empty()) => Debug,
+        _ => Info,
+    }
 }
 
 impl KafkaSink {
