@@ -205,12 +205,7 @@ impl<S: Sink> Drain<S> {
         }
         let deadline = Instant::now() + self.shutdown_timeout;
         while self.window.open() > 0 && Instant::now() < deadline {
-            self.resend_due();
-            self.sink
-                .poll(Duration::from_millis(10), &mut self.outcomes);
-            if let Some(checkpoint) = self.settle() {
-                journal.checkpoint(checkpoint);
-            }
+            self.settle_into(&mut journal);
         }
         self.metrics
             .journal_pending_bytes
@@ -263,15 +258,7 @@ impl<S: Sink> Drain<S> {
     /// batch and while the window has room; returns how many.
     fn take_batch(&mut self, receiver: &Receiver) -> Result<usize, DrainError> {
         let mut taken = 0;
-        // `open` bounds what is out at the sink; the window may also hold
-        // finished events behind a slow one (acks arrive per partition), up
-        // to a few windows' worth, so one slow partition does not stall the
-        // others while memory stays bounded. The rest waits in the channel,
-        // the journal and the kernel queue.
-        while taken < RECEIVE_BATCH
-            && self.window.open() < self.max_in_flight
-            && self.window.len() < self.max_in_flight * WINDOW_SLACK
-        {
+        while taken < RECEIVE_BATCH && self.window_has_room() {
             if let Some(record) = self.waiting.pop_front() {
                 self.admit(record);
                 taken += 1;
@@ -283,6 +270,27 @@ impl<S: Sink> Drain<S> {
             self.take(received)?;
         }
         Ok(taken)
+    }
+
+    /// Whether the window takes another event. `open` bounds what is out
+    /// at the sink; the window may also hold finished events behind a slow
+    /// one (acks arrive per partition), up to a few windows' worth, so one
+    /// slow partition does not stall the others while memory stays bounded.
+    /// The rest waits in `waiting`, the channel, the journal and the queue.
+    fn window_has_room(&self) -> bool {
+        self.window.open() < self.max_in_flight
+            && self.window.len() < self.max_in_flight * WINDOW_SLACK
+    }
+
+    /// With the receiving thread stopped: re-sends what is due, serves the
+    /// sink's outcomes for up to 10 ms and moves `journal`'s checkpoint.
+    fn settle_into(&mut self, journal: &mut Journal) {
+        self.resend_due();
+        self.sink
+            .poll(Duration::from_millis(10), &mut self.outcomes);
+        if let Some(checkpoint) = self.settle() {
+            journal.checkpoint(checkpoint);
+        }
     }
 
     /// Acts on what the receiving thread handed over.

@@ -2,11 +2,11 @@
 //! drain.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sysvmq::HEADER_LEN;
 
-use super::{Drain, TICK, WINDOW_SLACK};
+use super::{Drain, TICK};
 use crate::drain::journal::Journal;
 use crate::drain::sink::Sink;
 use crate::drain::DrainError;
@@ -40,20 +40,13 @@ impl<S: Sink> Drain<S> {
             if shutdown.load(Ordering::Relaxed) {
                 return Ok(journal);
             }
-            while self.window.open() < self.max_in_flight
-                && self.window.len() < self.max_in_flight * WINDOW_SLACK
-            {
+            while self.window_has_room() {
                 let Some(record) = self.waiting.pop_front() else {
                     break;
                 };
                 self.admit(record);
             }
-            self.resend_due();
-            self.sink
-                .poll(Duration::from_millis(10), &mut self.outcomes);
-            if let Some(checkpoint) = self.settle() {
-                journal.checkpoint(checkpoint);
-            }
+            self.settle_into(&mut journal);
             if Instant::now() >= next_tick {
                 self.tick();
                 next_tick = Instant::now() + TICK;
