@@ -276,20 +276,14 @@ pub fn snapshot(state_dir: &Path, queue: &TestQueue) -> Option<serde_json::Value
 
 /// `shopify-events stats --json` for the queue and state dir.
 pub fn stats_json(state_dir: &Path, queue: &TestQueue) -> serde_json::Value {
-    let out = Command::new(drain_bin())
-        .args(["stats", "--json", "--queue-key", &queue.hex()])
-        .arg("--state-dir")
-        .arg(state_dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run shopify-events stats");
-    assert!(
-        out.status.success(),
-        "stats: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let out = super::run_ok(
+        Command::new(drain_bin())
+            .args(["stats", "--json", "--queue-key", &queue.hex()])
+            .arg("--state-dir")
+            .arg(state_dir),
+        "shopify-events stats",
     );
-    serde_json::from_slice(&out.stdout).expect("stats --json output")
+    serde_json::from_slice(&out).expect("stats --json output")
 }
 
 /// GET `path` from `addr` (HTTP/1.0), returning the body.

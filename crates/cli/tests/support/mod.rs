@@ -57,6 +57,22 @@
 pub mod drain;
 pub mod mock;
 
+/// Runs `command` (stdin closed) and returns its stdout; panics with its
+/// status and stderr, naming it `what`, unless it succeeded.
+pub fn run_ok(command: &mut Command, what: &str) -> Vec<u8> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -183,20 +199,14 @@ impl Tansu {
     /// Creates a topic (Tansu never creates topics on demand) and waits until
     /// librdkafka sees all its partitions.
     pub fn create_topic(&self, name: &str, partitions: i32) {
-        let out = Command::new(&self.bin)
-            .args(["topic", "create", "--broker"])
-            .arg(format!("tcp://{}", self.bootstrap))
-            .arg("--partitions")
-            .arg(partitions.to_string())
-            .arg(name)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tansu topic create");
-        assert!(
-            out.status.success(),
-            "tansu topic create {name}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new(&self.bin)
+                .args(["topic", "create", "--broker"])
+                .arg(format!("tcp://{}", self.bootstrap))
+                .arg("--partitions")
+                .arg(partitions.to_string())
+                .arg(name),
+            &format!("tansu topic create {name}"),
         );
         let consumer = base_consumer(&self.bootstrap);
         let deadline = Instant::now() + Duration::from_secs(10);
