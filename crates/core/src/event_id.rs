@@ -8,15 +8,13 @@
 //!
 //! The random bits come from a thread-local wyrand generator seeded from
 //! `getrandom`. A forked child inherits that state, so it would repeat its
-//! parent's ids: a `pthread_atfork` child handler bumps a global generation
-//! counter and each generator reseeds when the counter moved. That costs one
-//! relaxed atomic load per id instead of a `getpid` syscall.
+//! parent's ids: each generator reseeds when the process generation
+//! ([`crate::process::generation`]) moved. That costs one relaxed atomic load
+//! per id instead of a `getpid` syscall.
 
 use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
 
 /// A 16-byte UUIDv7 identifying one event; consumers use it to drop duplicates.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,16 +130,6 @@ impl FromStr for EventId {
     }
 }
 
-/// Bumped in every forked child so thread-local generators notice the fork.
-/// Starts at 1 so a generator with generation 0 is "never seeded".
-static FORK_GENERATION: AtomicU64 = AtomicU64::new(1);
-static REGISTER_ATFORK: Once = Once::new();
-
-extern "C" fn after_fork_in_child() {
-    // Async-signal-safe: a single atomic add, no allocation or locks.
-    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
-}
-
 #[derive(Clone, Copy)]
 struct Rng {
     state: u64,
@@ -155,7 +143,7 @@ thread_local! {
 /// 64 random bits from the thread-local generator, reseeding it first if
 /// this thread never seeded it or the process forked since.
 fn next_random() -> u64 {
-    let generation = FORK_GENERATION.load(Ordering::Relaxed);
+    let generation = crate::process::generation();
     RNG.try_with(|cell| {
         let mut rng = cell.get();
         if rng.generation != generation {
@@ -184,14 +172,6 @@ fn wyrand(state: &mut u64) -> u64 {
 }
 
 fn seed() -> u64 {
-    REGISTER_ATFORK.call_once(|| {
-        // SAFETY: the handler is a plain `extern "C" fn` with 'static lifetime that
-        // only touches an atomic. A failure (ENOMEM) leaves fork detection off;
-        // the getpid mix in the fallback seed below is then the only protection.
-        unsafe {
-            libc::pthread_atfork(None, None, Some(after_fork_in_child));
-        }
-    });
     let mut buf = [0u8; 8];
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), libc::GRND_NONBLOCK) };

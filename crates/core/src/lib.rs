@@ -11,5 +11,6 @@ pub mod event_id;
 pub mod json;
 pub mod metrics;
 pub mod ops;
+pub mod process;
 pub mod proxy;
 pub mod topic;

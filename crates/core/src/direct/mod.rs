@@ -22,7 +22,6 @@
 //! It never touches the parent's handles there: they are leaked on purpose,
 //! since destroying them would join threads that do not exist in the child.
 
-mod fork;
 mod log;
 mod worker;
 
@@ -156,14 +155,14 @@ impl Worker {
             tx: ManuallyDrop::new(tx),
             thread: ManuallyDrop::new(Some(thread)),
             shared: ManuallyDrop::new(shared),
-            generation: fork::generation(),
+            generation: crate::process::generation(),
         })
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if self.generation != fork::generation() {
+        if self.generation != crate::process::generation() {
             // Inherited from the parent: its threads do not exist here, so
             // leave every handle untouched (leaked).
             return;
@@ -204,7 +203,7 @@ impl DirectProducer {
         if config.buffer == 0 {
             return Err(DirectError::EmptyBuffer(config.buffer));
         }
-        fork::register();
+        crate::process::register();
         let worker = Worker::start(&config)?;
         Ok(DirectProducer {
             config,
@@ -339,7 +338,7 @@ impl DirectProducer {
 fn forget_inherited(slot: &mut Option<Worker>) {
     if slot
         .as_ref()
-        .is_some_and(|w| w.generation != fork::generation())
+        .is_some_and(|w| w.generation != crate::process::generation())
     {
         // Worker::drop leaks the handles of another generation.
         *slot = None;
