@@ -106,6 +106,25 @@ impl DirectEmitter {
         emit::emit_bang(&rb_self.inner, ruby, [topic, payload, key, headers])
     }
 
+    /// `send_envelope(bytes)`: sends an envelope encoded earlier (a deferred
+    /// event, an outbox row) as it is; nil when it was dropped, as `emit`.
+    fn send_envelope(
+        ruby: &Ruby,
+        rb_self: &Self,
+        envelope: RString,
+    ) -> Result<Option<RString>, Error> {
+        emit::send_envelope(&rb_self.inner, &rb_self.last_drop, ruby, envelope)
+    }
+
+    /// `send_envelope!(bytes)`: as `send_envelope`, raising as `emit!` does.
+    fn send_envelope_bang(
+        ruby: &Ruby,
+        rb_self: &Self,
+        envelope: RString,
+    ) -> Result<RString, Error> {
+        emit::send_envelope_bang(&rb_self.inner, ruby, envelope)
+    }
+
     /// Waits up to `timeout` seconds, without the GVL, until every event
     /// emitted so far is acknowledged by Kafka or failed for good.
     fn flush(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<bool, Error> {
@@ -186,6 +205,11 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_singleton_method("new", function!(DirectEmitter::new, 3))?;
     class.define_method("emit", method!(DirectEmitter::emit, 4))?;
     class.define_method("emit!", method!(DirectEmitter::emit_bang, 4))?;
+    class.define_method("send_envelope", method!(DirectEmitter::send_envelope, 1))?;
+    class.define_method(
+        "send_envelope!",
+        method!(DirectEmitter::send_envelope_bang, 1),
+    )?;
     class.define_method("flush", method!(DirectEmitter::flush, 1))?;
     class.define_method("take_logs", method!(DirectEmitter::take_logs, 1))?;
     class.define_method("close", method!(DirectEmitter::close, 0))?;

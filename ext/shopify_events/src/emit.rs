@@ -3,13 +3,22 @@
 //! policy — `emit` returns nil for a transport failure it may drop (counted,
 //! reason kept for the Ruby side to log), `emit!` raises it, and both raise
 //! programming errors at once.
+//!
+//! `send_envelope` / `send_envelope!` take the same path with an envelope
+//! encoded earlier (`Native.encode_event`; events deferred to a database
+//! commit, outbox rows): the bytes are checked (`DecodeError` for anything
+//! that is not one whole envelope) and copied into the frame as they are, so
+//! the event keeps the id and emit time it got at the call.
 
 use std::fmt::Display;
 use std::sync::Mutex;
 
 use magnus::{Error, RHash, RString, Ruby, Value};
 
-use crate::{codec, event::id_string};
+use shopify_events_core::envelope::Envelope;
+use shopify_events_core::event_id::EventId;
+
+use crate::{codec, errors, event::id_string};
 
 /// A transport's side of emitting: how a frame starts, how it is sent, and
 /// what a failure means.
@@ -49,28 +58,32 @@ impl LastDrop {
     }
 }
 
+/// Writes one envelope after the frame prefix in a buffer; returns its id.
+trait Write: FnOnce(&Ruby, &mut Vec<u8>) -> Result<EventId, Error> {}
+impl<F: FnOnce(&Ruby, &mut Vec<u8>) -> Result<EventId, Error>> Write for F {}
+
 fn send<S: FrameSink>(
     sink: &S,
     ruby: &Ruby,
-    event: [Value; 4],
+    write: impl Write,
 ) -> Result<Result<RString, S::Failure>, Error> {
-    let [topic, payload, key, headers] = event;
     codec::with_buffer(|buf| {
         sink.begin(buf);
-        let id = codec::encode_event(ruby, buf, topic, payload, key, headers)?;
+        let id = write(ruby, buf)?;
         Ok(sink.send(buf).map(|()| id_string(ruby, &id)))
     })
 }
 
-/// `emit(topic, payload, key, headers)`: the event id, or nil when the
-/// transport could not take it and the failure may be dropped.
-pub(crate) fn emit<S: FrameSink>(
+/// The emit policy, written once: the event id, or nil when the transport
+/// could not take the event and the failure may be dropped (counted, reason
+/// kept); other failures raise.
+fn dropping<S: FrameSink>(
     sink: &S,
     last_drop: &LastDrop,
     ruby: &Ruby,
-    event: [Value; 4],
+    write: impl Write,
 ) -> Result<Option<RString>, Error> {
-    match send(sink, ruby, event)? {
+    match send(sink, ruby, write)? {
         Ok(id) => Ok(Some(id)),
         Err(failure) if S::droppable(&failure) => {
             sink.count_drop();
@@ -81,13 +94,66 @@ pub(crate) fn emit<S: FrameSink>(
     }
 }
 
+/// The `!` policy: the event id, or the failure raised.
+fn raising<S: FrameSink>(sink: &S, ruby: &Ruby, write: impl Write) -> Result<RString, Error> {
+    send(sink, ruby, write)?.map_err(|failure| S::raise(ruby, &failure))
+}
+
+fn encoder(event: [Value; 4]) -> impl Write {
+    let [topic, payload, key, headers] = event;
+    move |ruby, buf| codec::encode_event(ruby, buf, topic, payload, key, headers)
+}
+
+/// Appends an envelope encoded earlier, after checking it is one whole,
+/// intact envelope (a damaged outbox row must not reach the queue).
+fn copier(envelope: RString) -> impl Write {
+    move |ruby, buf| {
+        let start = buf.len();
+        // SAFETY: copied at once, before any Ruby code can run.
+        buf.extend_from_slice(unsafe { envelope.as_slice() });
+        Envelope::decode(&buf[start..])
+            .map(|decoded| decoded.id)
+            .map_err(|e| errors::decode_error(ruby, e))
+    }
+}
+
+/// `emit(topic, payload, key, headers)`: the event id, or nil when the
+/// transport could not take it and the failure may be dropped.
+pub(crate) fn emit<S: FrameSink>(
+    sink: &S,
+    last_drop: &LastDrop,
+    ruby: &Ruby,
+    event: [Value; 4],
+) -> Result<Option<RString>, Error> {
+    dropping(sink, last_drop, ruby, encoder(event))
+}
+
 /// `emit!(topic, payload, key, headers)`: the event id, or the failure raised.
 pub(crate) fn emit_bang<S: FrameSink>(
     sink: &S,
     ruby: &Ruby,
     event: [Value; 4],
 ) -> Result<RString, Error> {
-    send(sink, ruby, event)?.map_err(|failure| S::raise(ruby, &failure))
+    raising(sink, ruby, encoder(event))
+}
+
+/// `send_envelope(bytes)`: as `emit`, for an envelope encoded earlier.
+pub(crate) fn send_envelope<S: FrameSink>(
+    sink: &S,
+    last_drop: &LastDrop,
+    ruby: &Ruby,
+    envelope: RString,
+) -> Result<Option<RString>, Error> {
+    dropping(sink, last_drop, ruby, copier(envelope))
+}
+
+/// `send_envelope!(bytes)`: as `emit!`, for an envelope encoded earlier.
+pub(crate) fn send_envelope_bang<S: FrameSink>(
+    sink: &S,
+    ruby: &Ruby,
+    envelope: RString,
+) -> Result<RString, Error> {
+    raising(sink, ruby, copier(envelope))
 }
 
 /// A Hash of counters, `{name: value}` with Symbol keys.

@@ -105,6 +105,25 @@ impl SocketEmitter {
         emit::emit_bang(&rb_self.inner, ruby, [topic, payload, key, headers])
     }
 
+    /// `send_envelope(bytes)`: sends an envelope encoded earlier (a deferred
+    /// event, an outbox row) as it is; nil when it was dropped, as `emit`.
+    fn send_envelope(
+        ruby: &Ruby,
+        rb_self: &Self,
+        envelope: RString,
+    ) -> Result<Option<RString>, Error> {
+        emit::send_envelope(&rb_self.inner, &rb_self.last_drop, ruby, envelope)
+    }
+
+    /// `send_envelope!(bytes)`: as `send_envelope`, raising as `emit!` does.
+    fn send_envelope_bang(
+        ruby: &Ruby,
+        rb_self: &Self,
+        envelope: RString,
+    ) -> Result<RString, Error> {
+        emit::send_envelope_bang(&rb_self.inner, ruby, envelope)
+    }
+
     /// Waits up to `timeout` seconds for every emitted event to be acked.
     fn flush(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<bool, Error> {
         let timeout = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
@@ -154,6 +173,11 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_singleton_method("new", function!(SocketEmitter::new, 4))?;
     class.define_method("emit", method!(SocketEmitter::emit, 4))?;
     class.define_method("emit!", method!(SocketEmitter::emit_bang, 4))?;
+    class.define_method("send_envelope", method!(SocketEmitter::send_envelope, 1))?;
+    class.define_method(
+        "send_envelope!",
+        method!(SocketEmitter::send_envelope_bang, 1),
+    )?;
     class.define_method("flush", method!(SocketEmitter::flush, 1))?;
     class.define_method("last_error", method!(SocketEmitter::last_error, 0))?;
     class.define_method("address", method!(SocketEmitter::address, 0))?;

@@ -94,6 +94,25 @@ impl SysvEmitter {
         emit::emit_bang(&rb_self.inner, ruby, [topic, payload, key, headers])
     }
 
+    /// `send_envelope(bytes)`: sends an envelope encoded earlier (a deferred
+    /// event, an outbox row) as it is; nil when it was dropped, as `emit`.
+    fn send_envelope(
+        ruby: &Ruby,
+        rb_self: &Self,
+        envelope: RString,
+    ) -> Result<Option<RString>, Error> {
+        emit::send_envelope(&rb_self.inner, &rb_self.last_drop, ruby, envelope)
+    }
+
+    /// `send_envelope!(bytes)`: as `send_envelope`, raising as `emit!` does.
+    fn send_envelope_bang(
+        ruby: &Ruby,
+        rb_self: &Self,
+        envelope: RString,
+    ) -> Result<RString, Error> {
+        emit::send_envelope_bang(&rb_self.inner, ruby, envelope)
+    }
+
     fn last_error(&self) -> Option<String> {
         self.last_drop.get()
     }
@@ -128,6 +147,11 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_singleton_method("new", function!(SysvEmitter::new, 2))?;
     class.define_method("emit", method!(SysvEmitter::emit, 4))?;
     class.define_method("emit!", method!(SysvEmitter::emit_bang, 4))?;
+    class.define_method("send_envelope", method!(SysvEmitter::send_envelope, 1))?;
+    class.define_method(
+        "send_envelope!",
+        method!(SysvEmitter::send_envelope_bang, 1),
+    )?;
     class.define_method("last_error", method!(SysvEmitter::last_error, 0))?;
     class.define_method("stats", method!(SysvEmitter::stats, 0))?;
     class.define_method(
