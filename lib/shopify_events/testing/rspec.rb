@@ -90,8 +90,8 @@ module ShopifyEvents
     class RollBackEventMatcher < EmitEventMatcher
       def matches?(block)
         capture(block)
-        matched = @count ? @matched.size == @count : !@matched.empty?
-        matched && @sent.empty?
+        @rolled_back = @count ? @matched.size == @count : !@matched.empty?
+        @rolled_back && @sent.empty?
       end
 
       def does_not_match?(block)
@@ -100,7 +100,7 @@ module ShopifyEvents
       end
 
       def failure_message
-        return expectation.rolled_back_failure_message(@events, count: @count) if @sent.empty?
+        return expectation.rolled_back_failure_message(@events, count: @count) unless @rolled_back
 
         "expected #{expectation.description} to be rolled back and not sent, " \
           "#{EventExpectation.describe(@sent, verb: "but")}"
