@@ -15,14 +15,14 @@ RSpec.describe "a Rails app using the gem" do
   it "captures a request's event in test mode with the Minitest assertions" do
     output, status = Open3.capture2e(clean_env, RbConfig.ruby, File.join(app_dir, "test", "orders_test.rb"))
     expect(status).to be_success, output
-    expect(output).to match(/4 runs, \d+ assertions, 0 failures, 0 errors/)
+    expect(output).to match(/7 runs, \d+ assertions, 0 failures, 0 errors/)
   end
 
   it "captures a request's event in test mode with the RSpec matcher (rspec-rails)" do
     output, status = Open3.capture2e(clean_env, "rspec", "-O", File::NULL,
                                      File.join(app_dir, "spec", "orders_request.rb"), chdir: SpecProcesses::ROOT)
     expect(status).to be_success, output
-    expect(output).to include("4 examples, 0 failures")
+    expect(output).to include("6 examples, 0 failures")
   end
 
   it "delivers requests' events in production mode (sysv, Puma cluster) through the drain to Kafka",
@@ -37,6 +37,7 @@ RSpec.describe "a Rails app using the gem" do
         port = free_port
         puma_log = File.join(dir, "puma.log")
         puma = spawn_child({ "RAILS_ENV" => "production", "RAILS_APP_QUEUE_KEY" => key.to_s,
+                             "DATABASE_URL" => "sqlite3:#{File.join(dir, "app.sqlite3")}",
                              "RAILS_APP_LOG" => File.join(dir, "rails.log") },
                            "puma", "--preload", "-w", "2", "-t", "1:4", "-b", "tcp://127.0.0.1:#{port}",
                            File.join(app_dir, "config.ru"), log: puma_log)
@@ -57,6 +58,58 @@ RSpec.describe "a Rails app using the gem" do
         expect(stop_child(puma).termsig).not_to eq(Signal.list["KILL"]), File.read(puma_log)
         expect(stop_child(drain)).to be_success, File.read(drain_log)
       end
+    end
+  end
+
+  it "follows transactions in forked Puma workers (production, sysv, SQLite): committed events arrive once, " \
+     "rolled-back ones never, and a worker's sweeper re-sends the outbox row a dead process left" do
+    SpecActiveRecord.load
+    Dir.mktmpdir("rails-app-transactions") do |dir|
+      database = SpecActiveRecord.create_database(:sqlite, dir: dir)
+      left_id, left = ShopifyEvents::Native.encode_event("orders.created", { id: 0, left_behind: true }, nil, nil)
+      SpecActiveRecord.with_connection(database) do |connection|
+        connection.transaction { ShopifyEvents::Outbox.insert(connection, left_id, left) }
+      end
+      queue = with_queue_limits(msgmnb: 1 << 20) { ShopifyEvents::Native::Queue.open_or_create(spec_queue_key, 0o600) }
+      port = free_port
+      puma_log = File.join(dir, "puma.log")
+      env = { "RAILS_ENV" => "production", "RAILS_APP_QUEUE_KEY" => queue.key.to_s,
+              "DATABASE_URL" => SpecActiveRecord.url(database), "RAILS_APP_OUTBOX_SWEEP_AFTER" => "0",
+              "SHOPIFY_EVENTS_OUTBOX_SWEEP_INTERVAL" => "0.5", "RAILS_APP_LOG" => File.join(dir, "rails.log") }
+      puma = spawn_child(env,
+                         "puma", "--preload", "-w", "2", "-t", "1:4", "-b", "tcp://127.0.0.1:#{port}",
+                         File.join(app_dir, "config.ru"), log: puma_log)
+      wait_for_port(port, pid: puma, log: puma_log)
+
+      responses = (1..24).map do |i|
+        params = { "id" => i.to_s, "fail" => (i % 3).zero? ? "1" : "0", "outbox" => i.even? ? "1" : "0" }
+        response = Net::HTTP.post_form(URI("http://127.0.0.1:#{port}/orders"), params)
+        expect(response.code).to eq("201"), response.body
+        JSON.parse(response.body)
+      end
+      committed = (1..24).reject { |i| (i % 3).zero? }
+      expect(responses.map { |r| r["committed"] }).to eq((1..24).map { |i| !(i % 3).zero? })
+
+      events = []
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 20
+      while events.size < committed.size + 1 && Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+        events.concat(drain_events(queue))
+        sleep 0.1
+      end
+      sleep 1.5 # a second sweep of each worker would send the left row again now
+      events.concat(drain_events(queue))
+
+      expect(events.map { |e| e.data["id"] }).to match_array([0, *committed]), File.read(puma_log)
+      expect(events.find { |e| e.data["id"].zero? }.id).to eq(left_id)
+      committed_ids = responses.select { |r| r["committed"] }.map { |r| r["event_id"] }
+      expect(events.map(&:id)).to match_array([left_id, *committed_ids])
+      expect(events.map { |e| e.data["pid"] }.compact.uniq).not_to include(puma) # sent by the forked workers
+      expect(events.map { |e| e.headers["request_id"] }.compact.size).to eq(committed.size)
+      SpecActiveRecord.with_connection(database) do |connection|
+        expect(connection.select_value("SELECT COUNT(*) FROM shopify_events_outbox").to_i).to eq(0)
+        expect(connection.select_value("SELECT COUNT(*) FROM orders").to_i).to eq(committed.size)
+      end
+      expect(stop_child(puma).termsig).not_to eq(Signal.list["KILL"]), File.read(puma_log)
     end
   end
 end
