@@ -34,13 +34,9 @@ module ShopifyEvents
         end
       RUBY
 
+      # A second run finds the migration (Rails' create_migration: "identical").
       def create_migration_file
         destination = File.join(db_migrate_path, "create_shopify_events_outbox.rb")
-        if self.class.migration_exists?(File.dirname(destination), "create_shopify_events_outbox")
-          say_status :exist, "a create_shopify_events_outbox migration", :blue
-          return
-        end
-
         set_migration_assigns!(destination)
         create_migration(File.join(File.dirname(destination), "%migration_number%_create_shopify_events_outbox.rb"),
                          format(MIGRATION, version: ::ActiveRecord::Migration.current_version))
