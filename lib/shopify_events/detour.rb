@@ -49,11 +49,9 @@ module ShopifyEvents
       after_commit = after_commit_option(after_commit, outbox)
       headers = @headers.call(headers) if @headers
       transport = deferral(transport, topic, after_commit, outbox) if @open_transactions.positive?
-      if @watched
-        @instrumentation.public_send(bang ? :emit! : :emit, transport, topic, payload, key, headers)
-      else
-        bang ? transport.emit!(topic, payload, key, headers) : transport.emit(topic, payload, key, headers)
-      end
+      return @instrumentation.public_send(bang ? :emit! : :emit, transport, topic, payload, key, headers) if @watched
+
+      bang ? transport.emit!(topic, payload, key, headers) : transport.emit(topic, payload, key, headers)
     end
 
     # Where an event goes while some connection has a transaction open: the
@@ -66,6 +64,8 @@ module ShopifyEvents
 
     # `after_commit:` as nil, true or false, after checking it and `outbox:`.
     def after_commit_option(after_commit, outbox)
+      return nil if after_commit.nil? && outbox.nil?
+
       after_commit = Detour::AFTER_COMMIT.fetch(after_commit) do
         raise ArgumentError, "after_commit: #{after_commit.inspect} is not valid: use true (send when the " \
                              "transaction commits) or false (send at once, even if it rolls back)"

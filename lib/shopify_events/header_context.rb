@@ -34,21 +34,26 @@ module ShopifyEvents
     end
 
     # The headers for one event: the context's merged with `explicit`.
-    # Returns a Hash it may share (do not modify it), or `explicit` itself
-    # when the context adds nothing.
+    # Returns a new Hash, or `explicit` itself when the context adds nothing.
     def call(explicit)
-      headers = @static
-      headers = layer(headers, dynamic_headers) if @dynamic
-      headers = layer(headers, RequestContext.headers(@request_id)) if @request_id
-      headers = layer(headers, TraceContext.headers) if @trace
-      return explicit if headers.nil?
+      headers = own_headers
+      return explicit if headers.empty?
       return headers if explicit.nil?
       return explicit unless explicit.is_a?(Hash) # emit raises the TypeError naming it
 
-      layer(headers, explicit)
+      merge(headers, explicit)
     end
 
     private
+
+    def own_headers
+      headers = {}
+      merge(headers, @static) if @static
+      merge(headers, dynamic_headers) if @dynamic
+      RequestContext.add_request_id(headers, @request_id) if @request_id
+      TraceContext.add(headers) if @trace
+      headers
+    end
 
     def dynamic_headers
       headers = @dynamic.call
@@ -58,13 +63,9 @@ module ShopifyEvents
                        "of header names to values, or nil"
     end
 
-    def layer(base, more)
-      return base if more.nil? || more.empty?
-      return more if base.nil?
-
-      merged = base.dup
-      more.each { |name, value| merged[name.is_a?(Symbol) ? name.name : name] = value }
-      merged
+    def merge(headers, more)
+      more&.each { |name, value| headers[name.is_a?(Symbol) ? name.name : name] = value }
+      headers
     end
   end
 end

@@ -1,9 +1,9 @@
 # frozen_string_literal: true
 
 module ShopifyEvents
-  # The current Rails request, for headers: a Rack middleware (inserted by
-  # the Railtie after ActionDispatch::RequestId) keeps the request id in a
-  # fiber-local variable while the request runs.
+  # The current Rails request, for headers: a Rack middleware (the Railtie
+  # appends it to the app's stack, so it runs after ActionDispatch::RequestId)
+  # keeps the request id in a fiber-local variable while the request runs.
   class RequestContext
     KEY = :shopify_events_request_id
     ENV_KEY = "action_dispatch.request_id"
@@ -20,19 +20,13 @@ module ShopifyEvents
 
       # The current request id, or nil outside a request.
       def request_id
-        Thread.current[KEY]&.first
+        Thread.current[KEY]
       end
 
-      # `{name => request id}` for the current request, or nil outside one
-      # (memoized per request and name).
-      def headers(name)
-        current = Thread.current[KEY]
-        return nil unless current
-
-        id, cached = current
-        return cached if cached&.key?(name)
-
-        current[1] = { name => id }.freeze
+      # Adds `name` => the current request id to `headers` inside a request.
+      def add_request_id(headers, name)
+        id = Thread.current[KEY]
+        headers[name] = id if id
       end
     end
 
@@ -43,7 +37,7 @@ module ShopifyEvents
     def call(env)
       previous = Thread.current[KEY]
       id = env[ENV_KEY]
-      Thread.current[KEY] = id ? [id.to_s, nil] : nil
+      Thread.current[KEY] = id&.to_s
       @app.call(env)
     ensure
       Thread.current[KEY] = previous

@@ -8,17 +8,29 @@ module ShopifyEvents
     SAMPLED = "01"
     NOT_SAMPLED = "00"
 
-    # `{"traceparent" => ..., "tracestate" => ...}` (tracestate only when
-    # not empty), or nil without a valid current span.
-    def self.headers
+    # [span context, traceparent, tracestate] of the last span seen: events
+    # of one span reuse its header values (a SpanContext is immutable).
+    @last = nil
+
+    # Adds "traceparent" (and "tracestate" when not empty) to `headers`
+    # while a valid span is current.
+    def self.add(headers)
       context = ::OpenTelemetry::Trace.current_span.context
-      return nil unless context.valid?
+      last = @last
+      last = @last = values(context).freeze unless last && last[0].equal?(context)
+      return unless last[1]
+
+      headers["traceparent"] = last[1]
+      headers["tracestate"] = last[2] if last[2]
+    end
+
+    def self.values(context)
+      return [context, nil, nil] unless context.valid?
 
       flags = context.trace_flags.sampled? ? SAMPLED : NOT_SAMPLED
-      headers = { "traceparent" => "00-#{context.hex_trace_id}-#{context.hex_span_id}-#{flags}" }
       tracestate = context.tracestate
-      headers["tracestate"] = tracestate.to_s unless tracestate.nil? || tracestate.empty?
-      headers
+      [context, "00-#{context.hex_trace_id}-#{context.hex_span_id}-#{flags}".freeze,
+       tracestate.nil? || tracestate.empty? ? nil : tracestate.to_s.freeze]
     end
   end
 end

@@ -49,6 +49,8 @@ module ShopifyEvents
       # outbox events), or nil to send at once. `after_commit` is nil (the
       # setting) or true; `outbox` nil (the setting), true or false.
       def target(topic, after_commit, outbox)
+        return nil unless Tracker.began_by?(Thread.current)
+
         config = ShopifyEvents.config
         return nil if after_commit.nil? && config.after_commit == :immediate
 

@@ -30,7 +30,8 @@ RSpec.describe "default, request and trace headers" do
   def define_opentelemetry(span_context)
     Object.const_set(:OpenTelemetry, Module.new)
     OpenTelemetry.const_set(:Trace, Module.new)
-    OpenTelemetry::Trace.define_singleton_method(:current_span) { Struct.new(:context).new(span_context) }
+    span = Struct.new(:context).new(span_context)
+    OpenTelemetry::Trace.define_singleton_method(:current_span) { span }
   end
 
   def span_context(valid: true, sampled: true, tracestate: "")

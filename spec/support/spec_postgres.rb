@@ -115,6 +115,10 @@ class SpecPostgres
   end
 end
 
-RSpec.configure do |config|
-  config.after(:suite) { SpecPostgres.stop }
+if defined?(RSpec.configure)
+  RSpec.configure do |config|
+    config.after(:suite) { SpecPostgres.stop }
+  end
+else
+  at_exit { SpecPostgres.stop } # bench/transactions.rb --postgres
 end
