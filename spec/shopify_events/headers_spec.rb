@@ -1,7 +1,5 @@
 # frozen_string_literal: true
 
-require "shopify_events/testing"
-
 # Headers added to every event: default_headers, the Rails request id and
 # the W3C trace context of the current OpenTelemetry span.
 RSpec.describe "default, request and trace headers" do
@@ -19,7 +17,10 @@ RSpec.describe "default, request and trace headers" do
   end
 
   def emitted_headers(**options)
-    ShopifyEvents::Testing.capture_events { ShopifyEvents.emit("t", "x", **options) }.first.headers
+    transport = ShopifyEvents.transport
+    transport.clear
+    ShopifyEvents.emit("t", "x", **options)
+    transport.events.first.headers
   end
 
   # A stand-in for the OpenTelemetry API (the opentelemetry-api gem is not
