@@ -2,6 +2,7 @@
 
 require "shopify_events/transactions/tracker"
 require "shopify_events/transactions/pending"
+require "shopify_events/transactions/delivery"
 require "shopify_events/outbox"
 
 module ShopifyEvents
@@ -19,10 +20,12 @@ module ShopifyEvents
   #
   # Rails 6.1 has no public hook for "after the outermost commit"; this
   # uses transaction records, the mechanism of model after_commit
-  # callbacks. Rails 7.2's ActiveRecord.after_all_transactions_commit (and
-  # 7.1's current_transaction.after_commit) would do the same through a
+  # callbacks. Rails 7.2's ActiveRecord::Base.current_transaction.after_commit
+  # and ActiveRecord.after_all_transactions_commit offer the same through a
   # public API; see the README.
   module Transactions
+    # Fiber-local: the Pending record of the last deferred emit.
+    CURRENT = :shopify_events_pending
     COUNTERS = %i[deferred sent rolled_back failed outbox_written outbox_deleted swept outbox_damaged].freeze
 
     @installed = false
@@ -54,39 +57,28 @@ module ShopifyEvents
         config = ShopifyEvents.config
         return nil if after_commit.nil? && config.after_commit == :immediate
 
+        pending = current_pending(config)
+        return nil unless pending
+
+        outbox?(config, topic, outbox) ? pending.outboxed : pending
+      end
+
+      # The Pending record events emitted now join, or nil outside a
+      # joinable transaction. The last one found is kept per fiber: while
+      # it is still open in its connection's current transaction, the next
+      # emit skips finding the connection (ActiveRecord 6.1's pool lookup
+      # costs microseconds).
+      def current_pending(config)
+        cached = Thread.current[CURRENT]
+        return cached if cached&.current?(config)
+
         connection = active_connection(config)
         return nil unless connection
 
         transaction = connection.current_transaction
         return nil unless transaction.joinable?
 
-        pending = Pending.for(connection, transaction)
-        outbox?(config, topic, outbox) ? pending.outboxed : pending
-      end
-
-      # Sends the events of a committed transaction, in order, through the
-      # current transport, then deletes the outbox rows of those sent. Never
-      # raises for one event's failure (it is logged; an outbox row stays for
-      # the sweeper), except that the first failure of an `emit!` event
-      # without outbox is raised after all were tried.
-      def deliver(connection, events)
-        transport = ShopifyEvents.transport
-        outcomes = events.map { |event| [event, attempt(transport, event)] }
-        delete_sent_rows(connection, outcomes)
-        failure = outcomes.find { |event, outcome| event.raises? && outcome.is_a?(Exception) }
-        raise failure.last if failure
-      end
-
-      # Forgets the events of a rolled-back transaction or savepoint; a
-      # transport that records them (test, log) is told.
-      def discard(events)
-        @counters[:rolled_back] += events.size
-        transport = ShopifyEvents.transport
-        return unless transport.respond_to?(:rolled_back)
-
-        events.each { |event| transport.rolled_back(event.envelope) }
-      rescue StandardError => e
-        ShopifyEvents.config.logger.warn("shopify_events: cannot report rolled-back events: #{e.class}: #{e.message}")
+        Thread.current[CURRENT] = Pending.for(connection, transaction, config)
       end
 
       # Holds a deferred envelope to the transport's size limit at the call.
@@ -136,22 +128,6 @@ module ShopifyEvents
         config.outbox_topics.include?(topic.is_a?(Symbol) ? topic.name : topic)
       end
 
-      def delete_sent_rows(connection, outcomes)
-        rows = outcomes.filter_map { |event, outcome| event.id if event.outbox && outcome == true }
-        Outbox.delete(connection, rows) unless rows.empty?
-      end
-
-      # true (sent), false (dropped: the transport counted and logged it) or
-      # the exception it raised (logged here).
-      def attempt(transport, event)
-        id = event.raises? ? transport.send_envelope!(event.envelope) : transport.send_envelope(event.envelope)
-        @counters[:sent] += 1 if id
-        !id.nil?
-      rescue StandardError => e
-        not_sent(event, e)
-        e
-      end
-
       def resolve(name)
         klass = name.is_a?(Module) ? name : Object.const_get(name.delete_prefix("::"))
         return klass if klass <= ::ActiveRecord::Base
@@ -160,13 +136,6 @@ module ShopifyEvents
       rescue NameError
         raise ConfigurationError, "transaction_connection #{name.inspect} names no class: use the ActiveRecord " \
                                   "class of the database whose transactions events follow, e.g. \"ActiveRecord::Base\""
-      end
-
-      def not_sent(event, error)
-        @counters[:failed] += 1
-        kept = event.outbox ? "; its outbox row stays for the sweeper" : ""
-        ShopifyEvents.config.logger.error("shopify_events: event #{event.id} was committed but not sent: " \
-                                          "#{error.class}: #{error.message}#{kept}")
       end
     end
   end

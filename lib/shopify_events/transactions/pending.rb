@@ -46,20 +46,21 @@ module ShopifyEvents
       end
 
       # The record events emitted now on `connection` join.
-      def self.for(connection, transaction)
+      def self.for(connection, transaction, config)
         tail = connection.instance_variable_get(TAIL)
-        return tail if tail&.open_in?(transaction)
+        return tail if tail&.open_in?(transaction) && tail.config.equal?(config)
 
-        pending = new(connection, transaction)
+        pending = new(connection, transaction, config)
         connection.add_transaction_record(pending)
         connection.instance_variable_set(TAIL, pending)
       end
 
-      attr_reader :connection
+      attr_reader :connection, :config
 
-      def initialize(connection, transaction)
+      def initialize(connection, transaction, config)
         @connection = connection
         @transaction = transaction
+        @config = config
         @events = []
         @state = :open
         @outboxed = nil
@@ -67,6 +68,12 @@ module ShopifyEvents
 
       def open_in?(transaction)
         @state == :open && @transaction.equal?(transaction)
+      end
+
+      # Whether events emitted now (under `config`) still join this record:
+      # it is open and its transaction is still its connection's current one.
+      def current?(config)
+        @state == :open && @config.equal?(config) && @transaction.equal?(@connection.current_transaction)
       end
 
       # emit's target for this record (transport duck type).
@@ -103,7 +110,7 @@ module ShopifyEvents
         return unless @state == :open
 
         @state = :committed
-        Transactions.deliver(@connection, @events)
+        Delivery.committed(@connection, @events)
       end
 
       # ActiveRecord: the transaction, or the savepoint holding this record, rolled back.
@@ -111,7 +118,7 @@ module ShopifyEvents
         return unless @state == :open
 
         @state = :rolled_back
-        Transactions.discard(@events)
+        Delivery.rolled_back(@events)
       end
 
       def before_committed!(*, **); end
