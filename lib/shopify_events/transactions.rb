@@ -50,17 +50,19 @@ module ShopifyEvents
       # What emit hands the event to while a transaction is open: the
       # Pending record of the current transaction (its outbox target for
       # outbox events), or nil to send at once. `after_commit` is nil (the
-      # setting) or true; `outbox` nil (the setting), true or false.
+      # setting) or true; `outbox` nil (the setting), true or false. An
+      # outbox event follows its transaction whatever the after_commit setting.
       def target(topic, after_commit, outbox)
         return nil unless Tracker.began_by?(Thread.current)
 
         config = ShopifyEvents.config
-        return nil if after_commit.nil? && config.after_commit == :immediate
+        outbox = outbox?(config, topic, outbox)
+        return nil if after_commit.nil? && !outbox && config.after_commit == :immediate
 
         pending = current_pending(config)
         return nil unless pending
 
-        outbox?(config, topic, outbox) ? pending.outboxed : pending
+        outbox ? pending.outboxed : pending
       end
 
       # The Pending record events emitted now join, or nil outside a

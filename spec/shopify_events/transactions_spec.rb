@@ -98,14 +98,41 @@ RSpec.shared_examples "events that follow transactions" do |adapter|
     expect(drain_events(queue)).to be_empty
   end
 
-  it "sends at once with the after_commit: :immediate setting, unless a call passes after_commit: true" do
+  it "sends at once with the after_commit: :immediate setting, unless a call passes after_commit: true " \
+     "or goes through the outbox" do
     ShopifyEvents.config.after_commit = :immediate
     SpecOrder.transaction do
       ShopifyEvents.emit("t", { n: 1 })
       ShopifyEvents.emit("t", { n: 2 }, after_commit: true)
+      ShopifyEvents.emit("t", { n: 3 }, outbox: true)
       expect(payloads(drain_events(queue))).to eq([1])
     end
-    expect(payloads(drain_events(queue))).to eq([2])
+    expect(payloads(drain_events(queue))).to eq([2, 3])
+  end
+
+  it "sends an outbox event at once outside a transaction, and with after_commit: false on an outbox topic" do
+    ShopifyEvents.config.outbox_topics = ["t"]
+    ShopifyEvents.emit("t", { n: 1 }, outbox: true)
+    SpecOrder.transaction do
+      ShopifyEvents.emit("t", { n: 2 }, after_commit: false)
+      expect(outbox_count).to eq(0)
+      raise ActiveRecord::Rollback
+    end
+    expect(payloads(drain_events(queue))).to eq([1, 2])
+    expect { ShopifyEvents.emit("t", "x", outbox: true, after_commit: false) }
+      .to raise_error(ArgumentError, /pass one of them/)
+  end
+
+  it "publishes emit.shopify_events at the call for a deferred event, with transport :deferred or :outbox" do
+    received = []
+    subscription = ActiveSupport::Notifications.subscribe("emit.shopify_events") { |*, data| received << data }
+    ids = SpecOrder.transaction do
+      [ShopifyEvents.emit("t", { n: 1 }), ShopifyEvents.emit("t", { n: 2 }, outbox: true)]
+    end
+    published = received.map { |data| data.values_at(:transport, :event_id) }
+    expect(published).to eq([[:deferred, ids[0]], [:outbox, ids[1]]])
+  ensure
+    ActiveSupport::Notifications.unsubscribe(subscription) if subscription
   end
 
   it "raises validation errors at the call and defers nothing for them" do

@@ -126,11 +126,6 @@ module ShopifyEvents
       def trigger_transactional_callbacks?
         true
       end
-
-      # Deferred events not yet sent or discarded (for specs).
-      def size
-        @state == :open ? @events.size : 0
-      end
     end
   end
 end
