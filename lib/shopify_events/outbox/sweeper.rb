@@ -14,15 +14,21 @@ module ShopifyEvents
     # commits; if the transport does not take it, the transaction rolls back
     # and the row stays. Two sweepers never both send a row: the second's
     # DELETE waits for the first's commit and then finds nothing. A row
-    # whose bytes are not an intact envelope is logged with its id and left.
+    # whose bytes are not an intact envelope is logged with its id and left
+    # (once: this sweeper skips it from then on).
     class Sweeper
       BATCH = 100
       BUSY_RETRIES = 40
+      # Damaged rows remembered, at most (beyond, they are logged again).
+      MAX_DAMAGED = 10_000
+
+      attr_reader :config
 
       def initialize(config = ShopifyEvents.config)
         @config = config
         @logger = config.logger
         @reported_old = 0
+        @damaged = {}
       end
 
       # One sweep; returns how many rows it re-sent, or :no_table.
@@ -57,6 +63,8 @@ module ShopifyEvents
           rows = Outbox.rows_before(connection, upper, after: after, limit: BATCH)
           rows.each do |id, envelope|
             after = id
+            next if @damaged.key?(id)
+
             outcome = claim_and_send(connection, id, envelope)
             return resent if outcome == :dropped
 
@@ -113,6 +121,7 @@ module ShopifyEvents
       end
 
       def damaged(id, reason)
+        @damaged[id] = true if @damaged.size < MAX_DAMAGED
         Transactions.counters[:outbox_damaged] += 1
         @logger.error("shopify_events: outbox row #{id} in #{TABLE} is damaged and was not sent: #{reason}. " \
                       "It stays in the table; delete it once checked.")

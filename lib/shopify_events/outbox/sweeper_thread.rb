@@ -48,23 +48,37 @@ module ShopifyEvents
 
         private
 
+        # Sweeps with the current configuration (ShopifyEvents.config= may
+        # replace it) until it says not to, or the table does not exist.
         def run(config)
           Thread.current.name = "shopify_events-outbox-sweeper"
           Thread.current.report_on_exception = false
+          sleep(rand * config.outbox_sweep_interval)
           sweeper = Sweeper.new(config)
-          interval = config.outbox_sweep_interval
-          sleep(rand * interval)
-          loop do
-            break if sweep(sweeper, config.logger) == :no_table
+          while (sweeper = current(sweeper))
+            break if sweep(sweeper) == :no_table
 
-            sleep(interval * (0.5 + rand))
+            pause(sweeper.config)
           end
         end
 
-        def sweep(sweeper, logger)
+        def pause(config)
+          sleep(config.outbox_sweep_interval * (0.5 + rand))
+        end
+
+        # A sweeper for the current configuration, or nil when it turns sweeping off.
+        def current(sweeper)
+          config = ShopifyEvents.config
+          return nil if config.outbox_sweep_interval.zero? || config.transport == :test
+
+          sweeper.config.equal?(config) ? sweeper : Sweeper.new(config)
+        end
+
+        def sweep(sweeper)
           sweeper.sweep
         rescue StandardError => e
-          logger.warn("shopify_events: outbox sweep failed (#{e.class}: #{e.message}); retrying in the next sweep")
+          sweeper.config.logger.warn("shopify_events: outbox sweep failed (#{e.class}: #{e.message}); " \
+                                     "retrying in the next sweep")
           nil
         end
       end
