@@ -37,7 +37,7 @@ RSpec.describe "a Rails app using the gem" do
         port = free_port
         puma_log = File.join(dir, "puma.log")
         puma = spawn_child({ "RAILS_ENV" => "production", "RAILS_APP_QUEUE_KEY" => key.to_s,
-                             "DATABASE_URL" => "sqlite3:#{File.join(dir, "app.sqlite3")}",
+                             "DATABASE_URL" => "sqlite3:#{File.join(dir, "app.sqlite3")}?timeout=10000",
                              "RAILS_APP_LOG" => File.join(dir, "rails.log") },
                            "puma", "--preload", "-w", "2", "-t", "1:4", "-b", "tcp://127.0.0.1:#{port}",
                            File.join(app_dir, "config.ru"), log: puma_log)

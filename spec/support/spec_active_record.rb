@@ -39,7 +39,7 @@ module SpecActiveRecord
 
     # The same settings as a DATABASE_URL for child processes.
     def url(config)
-      return "sqlite3:#{config[:database]}" if config[:adapter] == "sqlite3"
+      return "sqlite3:#{config[:database]}?timeout=#{config[:timeout]}" if config[:adapter] == "sqlite3"
 
       SpecPostgres.instance.url(config[:database])
     end
