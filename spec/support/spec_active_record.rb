@@ -84,3 +84,9 @@ module SpecActiveRecord
     connection.select_value("SELECT COUNT(*) FROM shopify_events_outbox").to_i
   end
 end
+
+RSpec.configure do |config|
+  # A spec that writes an outbox row starts this process's sweeper thread:
+  # stop it, so it never sweeps another example's rows.
+  config.after { ShopifyEvents::Outbox::SweeperThread.stop if defined?(ShopifyEvents::Outbox::SweeperThread) }
+end
