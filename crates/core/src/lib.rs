@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+pub mod defaults;
 #[cfg(feature = "kafka")]
 pub mod direct;
 pub mod drain;

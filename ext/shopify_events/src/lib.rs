@@ -8,6 +8,7 @@
 
 mod bench;
 mod codec;
+mod defaults;
 mod direct_emitter;
 mod emit;
 mod errors;
@@ -25,6 +26,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let native = ruby
         .define_module("ShopifyEvents")?
         .define_module("Native")?;
+    defaults::init(ruby, native)?;
     codec::init(ruby, native)?;
     sysv_emitter::init(ruby, native)?;
     socket_emitter::init(ruby, native)?;

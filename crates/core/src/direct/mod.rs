@@ -34,14 +34,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use crate::defaults;
 use crate::drain::sink::KafkaSink;
 pub use log::LogLine;
 use worker::Shared;
 
 /// librdkafka's default `message.max.bytes`: the largest record it sends.
 pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
-/// Default capacity of the channel between emitting threads and the worker.
-pub const DEFAULT_BUFFER: usize = 10_000;
 
 /// How to build a [`DirectProducer`].
 #[derive(Clone, Debug)]
@@ -60,8 +59,8 @@ impl DirectConfig {
     pub fn new(settings: BTreeMap<String, String>) -> DirectConfig {
         DirectConfig {
             settings,
-            buffer: DEFAULT_BUFFER,
-            shutdown_grace: Duration::from_secs(5),
+            buffer: defaults::DIRECT_BUFFER,
+            shutdown_grace: defaults::FLUSH_TIMEOUT,
         }
     }
 

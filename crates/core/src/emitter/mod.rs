@@ -9,4 +9,4 @@ mod stats;
 mod sysv;
 
 pub use stats::{EmitterStats, StatsSnapshot};
-pub use sysv::{SendError, SysvEmitter, DEFAULT_MTYPE, DEFAULT_QUEUE_KEY, DEFAULT_QUEUE_MODE};
+pub use sysv::{SendError, SysvEmitter, DEFAULT_MTYPE};

@@ -17,10 +17,6 @@ use sysvmq::{Key, Queue, HEADER_LEN};
 
 use super::EmitterStats;
 
-/// Queue key used when none is configured: the bytes "SEV\0".
-pub const DEFAULT_QUEUE_KEY: Key = 0x5345_5600;
-/// Permissions of a queue the emitter has to create: owner and group.
-pub const DEFAULT_QUEUE_MODE: u32 = 0o660;
 /// Message type of every event (SysV requires a positive type).
 pub const DEFAULT_MTYPE: i64 = 1;
 

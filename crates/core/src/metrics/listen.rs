@@ -9,7 +9,8 @@ use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 pub enum MetricsError {
     /// The address is not `host:port` or its host does not resolve.
     #[error(
-        "metrics address {addr:?} is not a valid host:port ({source}); use e.g. 127.0.0.1:9394"
+        "metrics address {addr:?} is not a valid host:port ({source}); use e.g. {example}",
+        example = crate::defaults::METRICS_ADDR
     )]
     Address {
         /// The address as given.

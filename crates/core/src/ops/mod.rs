@@ -19,6 +19,6 @@ pub use setup::{setup, SetupError, SetupPlan};
 pub use size::{format_size, parse_size, SizeError};
 pub use stats::{
     drain_snapshot_path, queue_stats, read_drain_snapshot, write_drain_snapshot, QueueStats,
-    DEFAULT_STATE_DIR, SNAPSHOT_MAX_AGE,
+    SNAPSHOT_MAX_AGE,
 };
 pub use sysctl::{has_cap_sys_resource, SysctlFs, SYSCTL_CONF_PATH, SYSCTL_MAX};

@@ -19,9 +19,6 @@ use sysvmq::{Key, Queue};
 
 use super::size::format_size;
 
-/// Where the drain keeps its state (journal, lock, snapshot) by default.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/shopify-events";
-
 /// A snapshot older than this is ignored: the drain writes one every second,
 /// so ten missed writes mean it is stuck or gone.
 pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(10);

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use super::address::ProxyAddress;
 use super::client_io;
 use super::frame::{DataHeader, DATA_HEADER_LEN, MAX_TOKEN_LEN};
+use crate::defaults;
 
 /// Settings of a [`SocketClient`].
 #[derive(Clone)]
@@ -75,17 +76,17 @@ impl std::fmt::Debug for ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults: no token, 100,000 events / 32 MiB buffered, 2 s connect
-    /// timeout, backoff 10 ms to 1 s.
+    /// No token, and the `SOCKET_*` values of [`crate::defaults`] (100,000
+    /// events / 32 MiB buffered, 2 s connect timeout, backoff 10 ms to 1 s).
     pub fn new(address: ProxyAddress) -> ClientConfig {
         ClientConfig {
             address,
             token: Vec::new(),
-            max_buffered_events: 100_000,
-            max_buffered_bytes: 32 << 20,
-            connect_timeout: Duration::from_secs(2),
-            backoff_min: Duration::from_millis(10),
-            backoff_max: Duration::from_secs(1),
+            max_buffered_events: defaults::SOCKET_MAX_BUFFERED_EVENTS,
+            max_buffered_bytes: defaults::SOCKET_MAX_BUFFERED_BYTES,
+            connect_timeout: defaults::SOCKET_CONNECT_TIMEOUT,
+            backoff_min: defaults::SOCKET_BACKOFF_MIN,
+            backoff_max: defaults::SOCKET_BACKOFF_MAX,
         }
     }
 }

@@ -48,7 +48,8 @@ use super::address::{Listener, Stream};
 use super::connection;
 use super::frame::{Status, Welcome, PROTOCOL_VERSION};
 use super::metrics::ProxyMetrics;
-use crate::emitter::{SendError, SysvEmitter, DEFAULT_QUEUE_MODE};
+use crate::defaults;
+use crate::emitter::{SendError, SysvEmitter};
 
 /// Settings of a running proxy.
 #[derive(Clone)]
@@ -93,18 +94,19 @@ impl std::fmt::Debug for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults for the queue at `queue_key`: no token, 1024 connections,
-    /// 5 s handshake, 60 s idle, 10 s write and shutdown timeouts.
+    /// The queue at `queue_key`, no token, and the `PROXY_*` values of
+    /// [`crate::defaults`] (1024 connections, 5 s handshake, 60 s idle, 10 s
+    /// write and shutdown timeouts).
     pub fn new(queue_key: Key) -> ServerConfig {
         ServerConfig {
             queue_key,
-            queue_mode: DEFAULT_QUEUE_MODE,
+            queue_mode: defaults::QUEUE_MODE,
             token: None,
-            max_connections: 1024,
-            handshake_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(60),
-            write_timeout: Duration::from_secs(10),
-            shutdown_timeout: Duration::from_secs(10),
+            max_connections: defaults::PROXY_MAX_CONNECTIONS,
+            handshake_timeout: defaults::PROXY_HANDSHAKE_TIMEOUT,
+            idle_timeout: defaults::PROXY_IDLE_TIMEOUT,
+            write_timeout: defaults::PROXY_WRITE_TIMEOUT,
+            shutdown_timeout: defaults::PROXY_SHUTDOWN_TIMEOUT,
             max_envelope: None,
         }
     }
