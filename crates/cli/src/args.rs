@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shopify_events_core::drain::config::parse_queue_key;
+use shopify_events_core::state_dir::StateDir;
 use shopify_events_core::{defaults, ops};
 use sysvmq::Key;
 
@@ -171,7 +172,7 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
 pub fn stats(args: StatsArgs) -> anyhow::Result<()> {
     let mut stats = ops::queue_stats(args.queue_key)
         .with_context(|| format!("cannot read queue {:#010x}", args.queue_key))?;
-    stats.drain = ops::read_drain_snapshot(&args.state_dir, args.queue_key);
+    stats.drain = ops::read_drain_snapshot(&StateDir::new(args.state_dir, args.queue_key));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
     } else {

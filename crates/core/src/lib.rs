@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod ops;
 pub mod process;
 pub mod proxy;
+pub mod state_dir;
 pub mod topic;

@@ -13,6 +13,7 @@ use shopify_events_core::ops::{
     self, has_cap_sys_resource, parse_size, queue_stats, read_drain_snapshot, write_drain_snapshot,
     Outcome, SetupError, SetupPlan, SizeError, SysctlFs,
 };
+use shopify_events_core::state_dir::StateDir;
 use sysvmq::{Key, Limits, Message, Queue};
 
 /// Removes the queue with its key when dropped.
@@ -426,10 +427,13 @@ fn drain_snapshot_is_read_back_when_fresh_and_its_pid_alive() {
     // A whole number of seconds: serde_json's default float parsing is not
     // round-trip exact, and this test is about freshness, not precision.
     let snapshot = json!({"pid": std::process::id(), "updated_at": now().floor(), "produced": 42});
-    write_drain_snapshot(dir.path(), 0x5345_5600, &snapshot).expect("write");
-    let path = ops::drain_snapshot_path(dir.path(), 0x5345_5600);
+    write_drain_snapshot(&StateDir::new(dir.path(), 0x5345_5600), &snapshot).expect("write");
+    let path = StateDir::new(dir.path(), 0x5345_5600).stats_snapshot();
     assert!(path.ends_with("drain-53455600.json"), "{}", path.display());
-    assert_eq!(read_drain_snapshot(dir.path(), 0x5345_5600), Some(snapshot));
+    assert_eq!(
+        read_drain_snapshot(&StateDir::new(dir.path(), 0x5345_5600)),
+        Some(snapshot)
+    );
     let leftovers = std::fs::read_dir(dir.path()).expect("list").count();
     assert_eq!(leftovers, 1, "the temp file was renamed away");
 }
@@ -438,8 +442,8 @@ fn drain_snapshot_is_read_back_when_fresh_and_its_pid_alive() {
 fn drain_snapshot_is_ignored_when_stale() {
     let dir = tempfile::tempdir().expect("dir");
     let snapshot = json!({"pid": std::process::id(), "updated_at": now() - 11.0});
-    write_drain_snapshot(dir.path(), 7, &snapshot).expect("write");
-    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
+    write_drain_snapshot(&StateDir::new(dir.path(), 7), &snapshot).expect("write");
+    assert_eq!(read_drain_snapshot(&StateDir::new(dir.path(), 7)), None);
 }
 
 #[test]
@@ -448,17 +452,21 @@ fn drain_snapshot_is_ignored_when_its_pid_has_exited() {
     let pid = child.id();
     child.wait().expect("reap");
     let dir = tempfile::tempdir().expect("dir");
-    write_drain_snapshot(dir.path(), 7, &json!({"pid": pid, "updated_at": now()})).expect("write");
-    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
+    write_drain_snapshot(
+        &StateDir::new(dir.path(), 7),
+        &json!({"pid": pid, "updated_at": now()}),
+    )
+    .expect("write");
+    assert_eq!(read_drain_snapshot(&StateDir::new(dir.path(), 7)), None);
 }
 
 #[test]
 fn drain_snapshot_is_ignored_when_missing_or_malformed() {
     let dir = tempfile::tempdir().expect("dir");
-    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
-    std::fs::write(ops::drain_snapshot_path(dir.path(), 7), "{\"pid\": 0").expect("write");
-    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
+    assert_eq!(read_drain_snapshot(&StateDir::new(dir.path(), 7)), None);
+    std::fs::write(StateDir::new(dir.path(), 7).stats_snapshot(), "{\"pid\": 0").expect("write");
+    assert_eq!(read_drain_snapshot(&StateDir::new(dir.path(), 7)), None);
     let pid_zero = json!({"pid": 0, "updated_at": now()});
-    write_drain_snapshot(dir.path(), 7, &pid_zero).expect("write");
-    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
+    write_drain_snapshot(&StateDir::new(dir.path(), 7), &pid_zero).expect("write");
+    assert_eq!(read_drain_snapshot(&StateDir::new(dir.path(), 7)), None);
 }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Deserializer};
 use sysvmq::Key;
 
 use crate::defaults;
+use crate::state_dir::StateDir;
 
 /// Where events go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -144,9 +145,13 @@ impl DrainConfig {
             })
     }
 
-    /// Where dead letters go.
-    pub fn dead_letter_dir(&self) -> &Path {
-        self.dead_letter_dir.as_deref().unwrap_or(&self.state_dir)
+    /// The drain's state directory, with the dead-letter directory.
+    pub fn state(&self) -> StateDir {
+        let state = StateDir::new(&self.state_dir, self.queue_key);
+        match &self.dead_letter_dir {
+            Some(dir) => state.with_dead_letter_dir(dir),
+            None => state,
+        }
     }
 
     /// The shutdown bound as a Duration.

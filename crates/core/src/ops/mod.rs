@@ -18,7 +18,6 @@ pub use report::{
 pub use setup::{setup, SetupError, SetupPlan};
 pub use size::{format_size, parse_size, SizeError};
 pub use stats::{
-    drain_snapshot_path, queue_stats, read_drain_snapshot, write_drain_snapshot, QueueStats,
-    SNAPSHOT_MAX_AGE,
+    queue_stats, read_drain_snapshot, write_drain_snapshot, QueueStats, SNAPSHOT_MAX_AGE,
 };
 pub use sysctl::{has_cap_sys_resource, SysctlFs, SYSCTL_CONF_PATH, SYSCTL_MAX};

@@ -9,8 +9,7 @@
 //! that was `kill -9`ed therefore shows as absent, not as stale numbers.
 
 use std::fmt;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -18,6 +17,7 @@ use serde_json::Value;
 use sysvmq::{Key, Queue};
 
 use super::size::format_size;
+use crate::state_dir::{create_file, Access, StateDir};
 
 /// A snapshot older than this is ignored: the drain writes one every second,
 /// so ten missed writes mean it is stuck or gone.
@@ -94,21 +94,16 @@ pub fn queue_stats(key: Key) -> Result<QueueStats, sysvmq::Error> {
     })
 }
 
-/// `<state_dir>/drain-<key as 8 hex digits>.json`.
-pub fn drain_snapshot_path(state_dir: &Path, key: Key) -> PathBuf {
-    state_dir.join(format!("drain-{key:08x}.json"))
-}
-
 /// Replaces the drain's snapshot atomically: writes a temp file in the same
 /// directory, then renames it over the old one. The directory must exist.
 ///
 /// No fsync: the snapshot is rewritten every second and worthless after a
 /// crash, so durability is not worth a disk flush.
-pub fn write_drain_snapshot(state_dir: &Path, key: Key, value: &Value) -> io::Result<()> {
-    let path = drain_snapshot_path(state_dir, key);
-    let tmp = state_dir.join(format!(".drain-{key:08x}.json.{}.tmp", std::process::id()));
+pub fn write_drain_snapshot(state: &StateDir, value: &Value) -> io::Result<()> {
+    let path = state.stats_snapshot();
+    let tmp = state.stats_snapshot_tmp();
     let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
-    std::fs::write(&tmp, bytes)?;
+    create_file(&tmp, Access::Replace)?.write_all(&bytes)?;
     std::fs::rename(&tmp, &path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
@@ -116,8 +111,8 @@ pub fn write_drain_snapshot(state_dir: &Path, key: Key, value: &Value) -> io::Re
 
 /// The drain's snapshot for `key`, if it parses, names a live `pid` and its
 /// `updated_at` (Unix seconds) is within [`SNAPSHOT_MAX_AGE`] of now.
-pub fn read_drain_snapshot(state_dir: &Path, key: Key) -> Option<Value> {
-    let text = std::fs::read(drain_snapshot_path(state_dir, key)).ok()?;
+pub fn read_drain_snapshot(state: &StateDir) -> Option<Value> {
+    let text = std::fs::read(state.stats_snapshot()).ok()?;
     let value: Value = serde_json::from_slice(&text).ok()?;
     let pid = value.get("pid")?.as_u64()?;
     let updated_at = value.get("updated_at")?.as_f64()?;

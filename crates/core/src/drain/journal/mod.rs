@@ -102,7 +102,7 @@ mod format;
 mod recover;
 mod view;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,6 +119,8 @@ pub use format::{
     lap_tag, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_RECORD_LIMIT, TAG_BIT, WRAP_LEN,
 };
 pub use view::JournalView;
+
+use crate::state_dir::{create_file, Access};
 
 /// Why the journal could not be opened or written.
 #[derive(Debug, thiserror::Error)]
@@ -223,9 +225,7 @@ impl Journal {
                 max_record,
             });
         }
-        let mut options = OpenOptions::new();
-        let file = options.read(true).write(true).create(true).truncate(false);
-        let file = file.open(path).map_err(io_error(path))?;
+        let file = create_file(path, Access::ReadWrite).map_err(io_error(path))?;
         file::lock(path, &file)?;
         let Some(header) = read_header(path, &file)? else {
             return Journal::create(path.to_path_buf(), file, capacity, max_record);

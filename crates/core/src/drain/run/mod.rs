@@ -11,7 +11,6 @@
 //! almost no CPU and a new event waits at most 50 ms.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +26,7 @@ use super::DrainError;
 use super::{lock, DeadLetters, DrainConfig};
 use crate::envelope::Envelope;
 use crate::metrics::{DrainMetrics, Health};
+use crate::state_dir::StateDir;
 
 mod resize;
 mod status;
@@ -51,11 +51,10 @@ pub struct RunSummary {
 pub struct Drain<S: Sink> {
     key: Key,
     queue_mode: u32,
-    state_dir: PathBuf,
+    state: StateDir,
     queue: Queue,
     /// Owned here until `run` lends it to the receiving thread.
     journal: Option<Journal>,
-    journal_path: PathBuf,
     journal_size: u64,
     /// Reads record bodies; `None` only while `regrow` reopens the journal.
     view: Option<JournalView>,
@@ -106,30 +105,27 @@ impl<S: Sink> Drain<S> {
         metrics: Arc<DrainMetrics>,
     ) -> Result<Drain<S>, DrainError> {
         let key = config.queue_key;
-        std::fs::create_dir_all(&config.state_dir).map_err(io(format!(
+        let state = config.state();
+        state.create().map_err(io(format!(
             "creating state directory {}",
-            config.state_dir.display()
+            state.root().display()
         )))?;
-        let lock = lock::acquire(&config.state_dir, key)?;
+        let lock = lock::acquire(&state)?;
         let max_record = sysvmq::message_size_limit();
-        let path = config
-            .state_dir
-            .join(format!("journal-{:08x}.bin", key as u32));
-        let journal = Journal::open(&path, config.journal_size, max_record)?;
+        let journal = Journal::open(&state.journal(), config.journal_size, max_record)?;
         let queue = Queue::open_or_create(key, config.queue_mode)?;
-        let dead = DeadLetters::open(config.dead_letter_dir()).map_err(io(format!(
+        let dead = DeadLetters::open(&state).map_err(io(format!(
             "opening dead-letter file in {}",
-            config.dead_letter_dir().display()
+            state.dead_letter_dir().display()
         )))?;
         let peek = vec![0; HEADER_LEN + journal.max_record() as usize];
         let view = journal.view();
         Ok(Drain {
             key,
             queue_mode: config.queue_mode,
-            state_dir: config.state_dir.clone(),
+            state,
             queue,
             journal: Some(journal),
-            journal_path: path,
             journal_size: config.journal_size,
             view: Some(view),
             sink,

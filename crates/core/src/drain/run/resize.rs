@@ -58,7 +58,7 @@ impl<S: Sink> Drain<S> {
         // again. The drain's lock on the queue still keeps others out.
         self.view = None;
         drop(journal);
-        let journal = Journal::open(&self.journal_path, self.journal_size, max_record)?;
+        let journal = Journal::open(&self.state.journal(), self.journal_size, max_record)?;
         self.view = Some(journal.view());
         self.peek
             .resize(HEADER_LEN + journal.max_record() as usize, 0);

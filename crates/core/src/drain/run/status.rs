@@ -54,7 +54,7 @@ impl<S: Sink> Drain<S> {
             fields.insert("updated_at".into(), (now_us as f64 / 1e6).into());
             fields.insert("sink".into(), self.sink.describe().into());
         }
-        if let Err(e) = crate::ops::write_drain_snapshot(&self.state_dir, self.key, &snapshot) {
+        if let Err(e) = crate::ops::write_drain_snapshot(&self.state, &snapshot) {
             eprintln!("shopify-events drain: cannot write stats snapshot: {e}");
         }
     }
