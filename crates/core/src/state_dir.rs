@@ -10,7 +10,7 @@
 //! |------|------------|------------|
 //! | `journal-KEY.bin` | the drain's receiving thread | the memory-mapped journal ([`crate::drain::journal`]) |
 //! | `drain-KEY.lock` | the drain, at start | one drain per queue: an `flock` held for life, and the pid |
-//! | `drain-KEY.json` | the drain, every second | the stats snapshot `shopify-events stats` reads ([`crate::ops::read_drain_snapshot`]) |
+//! | `drain-KEY.json` | the drain, every second | the stats snapshot `shopify-events stats` reads ([`crate::ops::DrainSnapshot`]) |
 //! | `.drain-KEY.json.PID.tmp` | the drain | the next snapshot, renamed over `drain-KEY.json` |
 //! | `dead-letters.jsonl` | the drain | events Kafka will never take; in `dead_letter_dir` if one is configured |
 //!

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
+use shopify_events_core::metrics::DrainMetrics;
+use shopify_events_core::ops::DrainSnapshot;
 use shopify_events_core::ops::{
     self, has_cap_sys_resource, parse_size, queue_stats, read_drain_snapshot, write_drain_snapshot,
     Outcome, SetupError, SetupPlan, SizeError, SysctlFs,
@@ -421,29 +423,74 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
+/// A snapshot as the drain writes it, by `pid` at `updated_at`.
+fn snapshot(pid: u32, updated_at: f64) -> DrainSnapshot {
+    let metrics = DrainMetrics::for_queue(7);
+    metrics.produced.add(42);
+    metrics.delivery_latency.observe(0.25);
+    let mut snapshot = DrainSnapshot::now("stdout (JSON lines)".into(), metrics.snapshot());
+    (snapshot.pid, snapshot.updated_at) = (pid, updated_at);
+    snapshot
+}
+
 #[test]
 fn drain_snapshot_is_read_back_when_fresh_and_its_pid_alive() {
     let dir = tempfile::tempdir().expect("dir");
+    let state = StateDir::new(dir.path(), 0x5345_5600);
     // A whole number of seconds: serde_json's default float parsing is not
     // round-trip exact, and this test is about freshness, not precision.
-    let snapshot = json!({"pid": std::process::id(), "updated_at": now().floor(), "produced": 42});
-    write_drain_snapshot(&StateDir::new(dir.path(), 0x5345_5600), &snapshot).expect("write");
-    let path = StateDir::new(dir.path(), 0x5345_5600).stats_snapshot();
-    assert!(path.ends_with("drain-53455600.json"), "{}", path.display());
-    assert_eq!(
-        read_drain_snapshot(&StateDir::new(dir.path(), 0x5345_5600)),
-        Some(snapshot)
-    );
+    let written = snapshot(std::process::id(), now().floor());
+    write_drain_snapshot(&state, &written).expect("write");
+    assert!(state.stats_snapshot().ends_with("drain-53455600.json"));
+    assert_eq!(read_drain_snapshot(&state), Some(written));
     let leftovers = std::fs::read_dir(dir.path()).expect("list").count();
     assert_eq!(leftovers, 1, "the temp file was renamed away");
 }
 
 #[test]
+fn drain_snapshot_is_one_flat_json_object_with_the_metrics_beside_pid_and_sink() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = StateDir::new(dir.path(), 7);
+    write_drain_snapshot(&state, &snapshot(std::process::id(), now())).expect("write");
+    let text = std::fs::read_to_string(state.stats_snapshot()).expect("read");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "dead_lettered",
+            "delivery_latency",
+            "in_flight",
+            "journal_pending_bytes",
+            "oldest_event_age",
+            "pid",
+            "produced",
+            "queue_bytes",
+            "queue_capacity",
+            "queue_depth",
+            "received",
+            "recovered",
+            "retried",
+            "sink",
+            "updated_at",
+        ]
+    );
+    assert_eq!(value["produced"], json!(42));
+    assert_eq!(value["delivery_latency"]["count"], json!(1));
+}
+
+#[test]
 fn drain_snapshot_is_ignored_when_stale() {
     let dir = tempfile::tempdir().expect("dir");
-    let snapshot = json!({"pid": std::process::id(), "updated_at": now() - 11.0});
-    write_drain_snapshot(&StateDir::new(dir.path(), 7), &snapshot).expect("write");
-    assert_eq!(read_drain_snapshot(&StateDir::new(dir.path(), 7)), None);
+    let state = StateDir::new(dir.path(), 7);
+    write_drain_snapshot(&state, &snapshot(std::process::id(), now() - 11.0)).expect("write");
+    assert_eq!(read_drain_snapshot(&state), None);
 }
 
 #[test]
@@ -452,21 +499,21 @@ fn drain_snapshot_is_ignored_when_its_pid_has_exited() {
     let pid = child.id();
     child.wait().expect("reap");
     let dir = tempfile::tempdir().expect("dir");
-    write_drain_snapshot(
-        &StateDir::new(dir.path(), 7),
-        &json!({"pid": pid, "updated_at": now()}),
-    )
-    .expect("write");
-    assert_eq!(read_drain_snapshot(&StateDir::new(dir.path(), 7)), None);
+    let state = StateDir::new(dir.path(), 7);
+    write_drain_snapshot(&state, &snapshot(pid, now())).expect("write");
+    assert_eq!(read_drain_snapshot(&state), None);
 }
 
 #[test]
 fn drain_snapshot_is_ignored_when_missing_or_malformed() {
     let dir = tempfile::tempdir().expect("dir");
-    assert_eq!(read_drain_snapshot(&StateDir::new(dir.path(), 7)), None);
-    std::fs::write(StateDir::new(dir.path(), 7).stats_snapshot(), "{\"pid\": 0").expect("write");
-    assert_eq!(read_drain_snapshot(&StateDir::new(dir.path(), 7)), None);
-    let pid_zero = json!({"pid": 0, "updated_at": now()});
-    write_drain_snapshot(&StateDir::new(dir.path(), 7), &pid_zero).expect("write");
-    assert_eq!(read_drain_snapshot(&StateDir::new(dir.path(), 7)), None);
+    let state = StateDir::new(dir.path(), 7);
+    assert_eq!(read_drain_snapshot(&state), None);
+    std::fs::write(state.stats_snapshot(), "{\"pid\": 0").expect("write");
+    assert_eq!(read_drain_snapshot(&state), None);
+    let fields_missing = json!({"pid": std::process::id(), "updated_at": now()});
+    std::fs::write(state.stats_snapshot(), fields_missing.to_string()).expect("write");
+    assert_eq!(read_drain_snapshot(&state), None);
+    write_drain_snapshot(&state, &snapshot(0, now())).expect("write");
+    assert_eq!(read_drain_snapshot(&state), None);
 }
