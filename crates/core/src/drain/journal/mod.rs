@@ -112,8 +112,8 @@ use memmap2::MmapRaw;
 use sysvmq::HEADER_LEN;
 
 use format::{
-    frame_span, min_capacity, pad8, read_header, record_word, wrap_word, Slot, FIELDS_LEN,
-    OFF_CAPACITY, OFF_CHECKPOINT, OFF_MAX_RECORD, OFF_VERSION, SLOT,
+    frame_span, min_capacity, pad8, record_word, wrap_word, Slot, FIELDS_LEN, OFF_CAPACITY,
+    OFF_CHECKPOINT, OFF_MAX_RECORD, OFF_VERSION, SLOT,
 };
 pub use format::{
     lap_tag, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_RECORD_LIMIT, TAG_BIT, WRAP_LEN,
@@ -227,7 +227,7 @@ impl Journal {
         }
         let file = create_file(path, Access::ReadWrite).map_err(io_error(path))?;
         file::lock(path, &file)?;
-        let Some(header) = read_header(path, &file)? else {
+        let Some(header) = file::read_header(path, &file)? else {
             return Journal::create(path.to_path_buf(), file, capacity, max_record);
         };
         let mut journal =
