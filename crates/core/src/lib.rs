@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod ops;
 pub mod process;
 pub mod proxy;
+pub mod sink;
 pub mod state_dir;
 pub mod topic;

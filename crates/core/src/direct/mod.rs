@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::defaults;
-use crate::drain::sink::KafkaSink;
+use crate::sink::KafkaSink;
 pub use log::LogLine;
 use worker::Shared;
 

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
-use crate::drain::sink::{Delivery, KafkaSink, Outcome, Rejected, Sink};
 use crate::envelope::Envelope;
+use crate::sink::{Delivery, KafkaSink, Outcome, Rejected, Sink};
 
 use super::log::LogBuffer;
 

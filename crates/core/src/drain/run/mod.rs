@@ -20,12 +20,12 @@ use sysvmq::{Key, Queue, HEADER_LEN};
 use super::error::io;
 use super::journal::{Journal, JournalView, RecordRef};
 use super::receiver::{Received, Receiver, Source};
-use super::sink::{Delivery, Outcome, Rejected, Sink};
 use super::window::Window;
 use super::DrainError;
 use super::{lock, DeadLetters, DrainConfig};
 use crate::envelope::Envelope;
 use crate::metrics::{DrainMetrics, Health};
+use crate::sink::{Delivery, Outcome, Rejected, Sink};
 use crate::state_dir::StateDir;
 
 mod resize;

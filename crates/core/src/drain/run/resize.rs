@@ -8,8 +8,8 @@ use sysvmq::HEADER_LEN;
 
 use super::{Drain, TICK};
 use crate::drain::journal::Journal;
-use crate::drain::sink::Sink;
 use crate::drain::DrainError;
+use crate::sink::Sink;
 
 impl<S: Sink> Drain<S> {
     /// A message larger than the journal's frames (`limit` bytes) waits at

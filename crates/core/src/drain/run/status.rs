@@ -4,10 +4,10 @@
 use sysvmq::HEADER_LEN;
 
 use super::Drain;
-use crate::drain::sink::Sink;
 use crate::envelope::Envelope;
 use crate::metrics::Health;
 use crate::ops::DrainSnapshot;
+use crate::sink::Sink;
 
 impl<S: Sink> Drain<S> {
     /// Once a second: gauges, health and the stats snapshot.

@@ -1,10 +1,12 @@
-//! Where the drain delivers events: Kafka, or stdout as JSON lines.
+//! The delivery contract: where events go once they left the queue (the
+//! drain) or the process's buffer (the direct transport). Kafka, or stdout
+//! as JSON lines.
 //!
 //! A sink takes events one by one with a token and reports each outcome
-//! later, from [`Sink::poll`]; the drain keeps the journal record of every
-//! event until its outcome is in. Sinks never decide what a failure means
-//! for the journal: they classify it (delivered, retry, permanent) and the
-//! drain acts.
+//! later, from [`Sink::poll`]; its caller keeps every event (the drain: its
+//! journal record) until the outcome is in. Sinks never decide what a
+//! failure means: they classify it (delivered, retry, permanent) and the
+//! caller acts.
 
 use std::time::Duration;
 
