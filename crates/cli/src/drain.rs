@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use shopify_events_core::drain::{Drain, DrainConfig, SinkKind};
+use shopify_events_core::kafka::KafkaSink;
 use shopify_events_core::metrics::{self, DrainMetrics, Health};
-use shopify_events_core::sink::{KafkaSink, Sink, StdoutSink};
+use shopify_events_core::sink::{Sink, StdoutSink};
 
 use crate::args::{DrainArgs, SinkArg};
 

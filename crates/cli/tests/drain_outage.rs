@@ -404,7 +404,7 @@ fn tail(text: &str, lines: usize) -> String {
 /// (connection and metadata warm); returns the event's envelope bytes too.
 fn warm_sink(
     cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-) -> (shopify_events_core::sink::KafkaSink, Vec<u8>) {
+) -> (shopify_events_core::kafka::KafkaSink, Vec<u8>) {
     use shopify_events_core::envelope::{self, Envelope};
     use shopify_events_core::sink::{Outcome, Sink};
     use shopify_events_core::{clock::now_micros, event_id::EventId};
@@ -414,7 +414,7 @@ fn warm_sink(
         "bootstrap.servers".to_owned(),
         cluster.bootstrap_servers(),
     )]);
-    let mut sink = shopify_events_core::sink::KafkaSink::new(&settings).expect("sink");
+    let mut sink = shopify_events_core::kafka::KafkaSink::new(&settings).expect("sink");
     let mut body = Vec::new();
     let t = now_micros();
     envelope::encode(&mut body, EventId::generate(t), t, &topic, None, &[], b"{}").expect("encode");
@@ -491,12 +491,12 @@ fn idle_kafka_sink_poll_does_not_spin() {
     );
 }
 
-/// Keeps what a [`KafkaSink`](shopify_events_core::sink::KafkaSink) logs.
+/// Keeps what a [`KafkaSink`](shopify_events_core::kafka::KafkaSink) logs.
 #[derive(Default)]
-struct Captured(std::sync::Mutex<Vec<(shopify_events_core::sink::LogLevel, String)>>);
+struct Captured(std::sync::Mutex<Vec<(shopify_events_core::kafka::LogLevel, String)>>);
 
-impl shopify_events_core::sink::KafkaLog for Captured {
-    fn log(&self, level: shopify_events_core::sink::LogLevel, message: String) {
+impl shopify_events_core::kafka::KafkaLog for Captured {
+    fn log(&self, level: shopify_events_core::kafka::LogLevel, message: String) {
         self.0
             .lock()
             .expect("captured lines")
@@ -506,7 +506,8 @@ impl shopify_events_core::sink::KafkaLog for Captured {
 
 #[test]
 fn kafka_sink_logs_librdkafka_errors_once_and_debug_lines_when_asked() {
-    use shopify_events_core::sink::{KafkaSink, LogLevel, Sink};
+    use shopify_events_core::kafka::{KafkaSink, LogLevel};
+    use shopify_events_core::sink::Sink;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

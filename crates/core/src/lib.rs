@@ -10,6 +10,7 @@ pub mod emitter;
 pub mod envelope;
 pub mod event_id;
 pub mod json;
+pub mod kafka;
 pub mod metrics;
 pub mod ops;
 pub mod process;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, RString, Ruby, Value};
 use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer, SendError};
-use shopify_events_core::sink::LogLevel;
+use shopify_events_core::kafka::LogLevel;
 
 use crate::emit::{self, FrameSink, LastDrop};
 use crate::{errors, nogvl::nogvl};

@@ -35,12 +35,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::defaults;
-use crate::sink::KafkaSink;
+use crate::kafka::{KafkaSink, MESSAGE_MAX_BYTES};
 pub use log::LogLine;
 use worker::Shared;
-
-/// librdkafka's default `message.max.bytes`: the largest record it sends.
-pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
 /// How to build a [`DirectProducer`].
 #[derive(Clone, Debug)]
@@ -70,7 +67,7 @@ impl DirectConfig {
         self.settings
             .get("message.max.bytes")
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
+            .unwrap_or(MESSAGE_MAX_BYTES)
     }
 }
 

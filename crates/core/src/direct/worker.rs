@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use crate::envelope::Envelope;
-use crate::sink::{Delivery, KafkaSink, Outcome, Rejected, Sink};
+use crate::kafka::KafkaSink;
+use crate::sink::{Delivery, Outcome, Rejected, Sink};
 
 use super::log::LogBuffer;
 

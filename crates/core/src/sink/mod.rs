@@ -1,6 +1,6 @@
 //! The delivery contract: where events go once they left the queue (the
-//! drain) or the process's buffer (the direct transport). Kafka, or stdout
-//! as JSON lines.
+//! drain) or the process's buffer (the direct transport). Kafka
+//! ([`crate::kafka::KafkaSink`]), or stdout as JSON lines ([`StdoutSink`]).
 //!
 //! A sink takes events one by one with a token and reports each outcome
 //! later, from [`Sink::poll`]; its caller keeps every event (the drain: its
@@ -12,14 +12,8 @@ use std::time::Duration;
 
 use crate::envelope::Envelope;
 
-#[cfg(feature = "kafka")]
-mod kafka;
-mod record;
 mod stdout;
 
-#[cfg(feature = "kafka")]
-pub use kafka::{KafkaLog, KafkaSink, LogLevel, StderrLog};
-pub use record::EVENT_ID_HEADER;
 pub use stdout::StdoutSink;
 
 /// What became of one event.

@@ -7,8 +7,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::{record::timestamp_ms, Delivery, Outcome, Rejected, Sink};
+use super::{Delivery, Outcome, Rejected, Sink};
 use crate::envelope::{Envelope, Flags};
+use crate::kafka::record::timestamp_ms;
 
 /// Writes JSON lines to any writer (stdout by default).
 pub struct StdoutSink<W: Write = io::Stdout> {

@@ -1,0 +1,40 @@
+//! Everything Kafka: the producer the drain and the direct transport share.
+//!
+//! - [`KafkaSink`] ([`sink`](self::KafkaSink)): one librdkafka
+//!   `BaseProducer` behind the [`Sink`](crate::sink::Sink) contract, polled
+//!   by its owner's thread.
+//! - [`record`]: how an envelope becomes a Kafka record (headers plus the
+//!   `event_id` header, the emit time as the timestamp).
+//! - [`DEFAULTS`] and [`client_config`]: the producer settings applied
+//!   before the user's (acks=all, idempotence, lz4, linger.ms=5), and how
+//!   much librdkafka logs.
+//! - [`is_permanent`]: which failures can never succeed (the drain
+//!   dead-letters them; the direct transport counts them as failed).
+//! - [`LogLevel`], [`KafkaLog`]: where librdkafka's log lines go (stderr for
+//!   the drain, the app's logger for the direct transport).
+//!
+//! What links librdkafka is behind the `kafka` feature. The record mapping's
+//! plain parts are not: the stdout sink uses them without librdkafka.
+
+pub mod record;
+
+#[cfg(feature = "kafka")]
+mod classify;
+#[cfg(feature = "kafka")]
+mod config;
+#[cfg(feature = "kafka")]
+mod context;
+#[cfg(feature = "kafka")]
+mod log;
+#[cfg(feature = "kafka")]
+mod sink;
+
+#[cfg(feature = "kafka")]
+pub use classify::is_permanent;
+#[cfg(feature = "kafka")]
+pub use config::{client_config, DEFAULTS, MESSAGE_MAX_BYTES};
+#[cfg(feature = "kafka")]
+pub use log::{KafkaLog, LogLevel, StderrLog};
+pub use record::EVENT_ID_HEADER;
+#[cfg(feature = "kafka")]
+pub use sink::KafkaSink;
