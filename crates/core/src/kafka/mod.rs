@@ -12,11 +12,15 @@
 //!   dead-letters them; the direct transport counts them as failed).
 //! - [`LogLevel`], [`KafkaLog`]: where librdkafka's log lines go (stderr for
 //!   the drain, the app's logger for the direct transport).
+//! - [`retry`]: when an event a sink gave back is sent again; the drain and
+//!   the direct transport apply the same policy.
 //!
 //! What links librdkafka is behind the `kafka` feature. The record mapping's
-//! plain parts are not: the stdout sink uses them without librdkafka.
+//! plain parts and the retry policy are not: the stdout sink and the drain
+//! use them without librdkafka.
 
 pub mod record;
+pub mod retry;
 
 #[cfg(feature = "kafka")]
 mod classify;

@@ -24,6 +24,7 @@ use super::window::Window;
 use super::DrainError;
 use super::{lock, DeadLetters, DrainConfig};
 use crate::envelope::Envelope;
+use crate::kafka::retry::Retries;
 use crate::metrics::{DrainMetrics, Health};
 use crate::sink::{Delivery, Outcome, Rejected, Sink};
 use crate::state_dir::StateDir;
@@ -35,7 +36,6 @@ const MIN_IDLE: Duration = Duration::from_millis(1);
 const MAX_IDLE: Duration = Duration::from_millis(50);
 const RECEIVE_BATCH: usize = 1024;
 const WINDOW_SLACK: usize = 4;
-const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_secs(1);
 
 /// What a run did, for the exit log line.
@@ -62,7 +62,7 @@ pub struct Drain<S: Sink> {
     window: Window,
     /// Received records waiting for room in the window (at most a batch).
     waiting: VecDeque<RecordRef>,
-    retries: VecDeque<(u64, Instant)>,
+    retries: Retries<u64>,
     dead: DeadLetters,
     metrics: Arc<DrainMetrics>,
     health: Arc<Mutex<Health>>,
@@ -82,14 +82,14 @@ fn body<'v>(view: &'v Option<JournalView>, record: &RecordRef) -> &'v [u8] {
 /// reason if the sink can never take it.
 fn offer<S: Sink>(
     sink: &mut S,
-    retries: &mut VecDeque<(u64, Instant)>,
+    retries: &mut Retries<u64>,
     event: &Envelope<'_>,
     token: u64,
 ) -> Option<String> {
     match sink.send(event, token) {
         Ok(()) => None,
         Err(Rejected::Full) => {
-            retries.push_back((token, Instant::now()));
+            retries.refused(token);
             None
         }
         Err(Rejected::Permanent(reason)) => Some(reason),
@@ -131,7 +131,7 @@ impl<S: Sink> Drain<S> {
             sink,
             window: Window::default(),
             waiting: VecDeque::new(),
-            retries: VecDeque::new(),
+            retries: Retries::default(),
             dead,
             metrics,
             health: Arc::new(Mutex::new(Health {
@@ -351,8 +351,7 @@ impl<S: Sink> Drain<S> {
                 "shopify-events drain: cannot write dead letter to {}: {e}",
                 self.dead.path().display()
             );
-            self.retries
-                .push_back((token, Instant::now() + RETRY_BACKOFF));
+            self.retries.failed(token);
             return;
         }
         eprintln!(
@@ -365,19 +364,18 @@ impl<S: Sink> Drain<S> {
         self.metrics.dead_lettered.inc();
     }
 
-    /// Re-sends retries whose backoff has passed; returns how many.
+    /// Re-sends retries that are due ([`crate::kafka::retry`]); returns
+    /// how many. Each is taken once per call, even if the sink refuses it
+    /// again at once.
     fn resend_due(&mut self) -> usize {
         let now = Instant::now();
         let mut sent = 0;
         for _ in 0..self.retries.len() {
-            match self.retries.front() {
-                Some(&(token, due)) if due <= now => {
-                    self.retries.pop_front();
-                    self.send(token);
-                    sent += 1;
-                }
-                _ => break,
-            }
+            let Some(token) = self.retries.pop_due(now) else {
+                break;
+            };
+            self.send(token);
+            sent += 1;
         }
         sent
     }
@@ -399,8 +397,7 @@ impl<S: Sink> Drain<S> {
                 }
                 Outcome::Retry(_) => {
                     self.metrics.retried.inc();
-                    self.retries
-                        .push_back((*token, Instant::now() + RETRY_BACKOFF));
+                    self.retries.failed(*token);
                 }
                 Outcome::Permanent(reason) => self.dead_letter(*token, reason),
             }
