@@ -6,7 +6,6 @@ pub mod defaults;
 #[cfg(feature = "kafka")]
 pub mod direct;
 pub mod drain;
-pub mod emitter;
 pub mod envelope;
 pub mod event_id;
 pub mod json;
@@ -18,3 +17,4 @@ pub mod proxy;
 pub mod sink;
 pub mod state_dir;
 pub mod topic;
+pub mod transport;

@@ -14,9 +14,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer, SendError};
+use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer};
 use shopify_events_core::envelope::encode;
 use shopify_events_core::event_id::EventId;
+use shopify_events_core::transport::SendError;
 
 /// A memory-backed Tansu broker on a free loopback port, killed on drop.
 struct Tansu {
@@ -178,7 +179,7 @@ fn full_buffer_is_reported_at_once_while_kafka_is_unreachable() {
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 4);
     assert!(matches!(
         results.last(),
-        Some(Err(SendError::Full { capacity: 2 }))
+        Some(Err(SendError::DirectBufferFull { capacity: 2 }))
     ));
     assert_eq!(direct.stats().dropped, 26);
     let started = Instant::now();

@@ -14,6 +14,7 @@ use shopify_events_core::proxy::frame::{DataHeader, Hello, NackReason, Reply, St
 use shopify_events_core::proxy::{
     self, ClientConfig, ProxyAddress, ProxyMetrics, ServerConfig, SocketClient,
 };
+use shopify_events_core::transport::FrameSink;
 use sysvmq::{Key, Queue};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

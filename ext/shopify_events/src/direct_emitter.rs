@@ -9,39 +9,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, RString, Ruby, Value};
-use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer, SendError};
+use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer};
 use shopify_events_core::kafka::LogLevel;
 
-use crate::emit::{self, FrameSink, LastDrop};
+use crate::emit::{self, LastDrop};
 use crate::{errors, nogvl::nogvl};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::DirectEmitter", free_immediately, size)]
 struct DirectEmitter {
     inner: DirectProducer,
     last_drop: LastDrop,
-}
-
-impl FrameSink for DirectProducer {
-    type Failure = SendError;
-
-    /// The channel carries bare envelopes.
-    fn begin(&self, buf: &mut Vec<u8>) {
-        buf.clear();
-    }
-
-    fn send(&self, frame: &[u8]) -> Result<(), SendError> {
-        self.try_send(frame.to_vec())
-    }
-
-    /// An envelope larger than Kafka accepts raises; the rest is dropped
-    /// (the producer counts drops itself).
-    fn droppable(failure: &SendError) -> bool {
-        !matches!(failure, SendError::TooLarge { .. })
-    }
-
-    fn raise(ruby: &Ruby, failure: &SendError) -> Error {
-        errors::direct_send_error(ruby, failure)
-    }
 }
 
 fn config_error(ruby: &Ruby, error: &DirectError) -> Error {

@@ -1,37 +1,17 @@
-//! What the three native emitters (sysv, socket, direct) share: encode one
-//! event into a reused buffer, hand it to the transport, and apply the emit
-//! policy — `emit` returns nil for a transport failure it may drop (counted,
+//! The Ruby side of emitting, shared by the three native emitters (sysv,
+//! socket, direct): encode one event into a reused buffer, hand it to the
+//! core's transport ([`FrameSink`]), and apply the emit policy — `emit`
+//! returns nil for a failure the transport says may be dropped (counted,
 //! reason kept for the Ruby side to log), `emit!` raises it, and both raise
-//! programming errors at once.
+//! programming errors at once. Core failures become Ruby exceptions in
+//! [`errors::send_error`].
 
-use std::fmt::Display;
 use std::sync::Mutex;
 
 use magnus::{Error, RHash, RString, Ruby, Value};
+use shopify_events_core::transport::{FrameSink, SendError};
 
-use crate::{codec, event::id_string};
-
-/// A transport's side of emitting: how a frame starts, how it is sent, and
-/// what a failure means.
-pub(crate) trait FrameSink {
-    /// Why a send failed.
-    type Failure: Display;
-
-    /// Clears `buf` and writes what precedes the envelope in a frame.
-    fn begin(&self, buf: &mut Vec<u8>);
-
-    /// Hands over one frame (`begin`'s prefix plus an envelope), never blocking.
-    fn send(&self, frame: &[u8]) -> Result<(), Self::Failure>;
-
-    /// Whether `emit` drops this failure (returns nil) rather than raising.
-    fn droppable(failure: &Self::Failure) -> bool;
-
-    /// Counts a dropped event, where the transport does not count it itself.
-    fn count_drop(&self) {}
-
-    /// The Ruby exception for a failure.
-    fn raise(ruby: &Ruby, failure: &Self::Failure) -> Error;
-}
+use crate::{codec, errors, event::id_string};
 
 /// The reason of the last dropped event.
 #[derive(Debug, Default)]
@@ -53,12 +33,12 @@ fn send<S: FrameSink>(
     sink: &S,
     ruby: &Ruby,
     event: [Value; 4],
-) -> Result<Result<RString, S::Failure>, Error> {
+) -> Result<Result<RString, SendError>, Error> {
     let [topic, payload, key, headers] = event;
     codec::with_buffer(|buf| {
-        sink.begin(buf);
+        sink.begin_frame(buf);
         let id = codec::encode_event(ruby, buf, topic, payload, key, headers)?;
-        Ok(sink.send(buf).map(|()| id_string(ruby, &id)))
+        Ok(sink.send_frame(buf).map(|()| id_string(ruby, &id)))
     })
 }
 
@@ -72,12 +52,12 @@ pub(crate) fn emit<S: FrameSink>(
 ) -> Result<Option<RString>, Error> {
     match send(sink, ruby, event)? {
         Ok(id) => Ok(Some(id)),
-        Err(failure) if S::droppable(&failure) => {
+        Err(failure) if sink.droppable(&failure) => {
             sink.count_drop();
             last_drop.set(failure.to_string());
             Ok(None)
         }
-        Err(failure) => Err(S::raise(ruby, &failure)),
+        Err(failure) => Err(errors::send_error(ruby, &failure)),
     }
 }
 
@@ -87,7 +67,7 @@ pub(crate) fn emit_bang<S: FrameSink>(
     ruby: &Ruby,
     event: [Value; 4],
 ) -> Result<RString, Error> {
-    send(sink, ruby, event)?.map_err(|failure| S::raise(ruby, &failure))
+    send(sink, ruby, event)?.map_err(|failure| errors::send_error(ruby, &failure))
 }
 
 /// A Hash of counters, `{name: value}` with Symbol keys.

@@ -5,8 +5,8 @@
 //! `StandardError`) instead of panicking if a class is missing.
 
 use magnus::{prelude::*, Error, ExceptionClass, RModule, Ruby};
-use shopify_events_core::emitter::SendError;
 use shopify_events_core::envelope::{DecodeError, EncodeError};
+use shopify_events_core::transport::SendError;
 
 /// `ShopifyEvents::<name>`, falling back to `ShopifyEvents::Error`, then `StandardError`.
 pub(crate) fn class(ruby: &Ruby, name: &str) -> ExceptionClass {
@@ -42,9 +42,15 @@ pub(crate) fn decode_error(ruby: &Ruby, error: DecodeError) -> Error {
     raise(ruby, "DecodeError", format!("malformed envelope: {error}"))
 }
 
+/// A transport's failure. The socket transport's full buffer raises
+/// `QueueFull` like the sysv queue's (the proxy fills it while the host
+/// queue is full); the direct transport's raises `BufferFull`.
 pub(crate) fn send_error(ruby: &Ruby, error: &SendError) -> Error {
     match error {
-        SendError::Full { .. } => raise(ruby, "QueueFull", error.to_string()),
+        SendError::QueueFull { .. } | SendError::SocketBufferFull { .. } => {
+            raise(ruby, "QueueFull", error.to_string())
+        }
+        SendError::DirectBufferFull { .. } => raise(ruby, "BufferFull", error.to_string()),
         SendError::TooLarge { .. } => raise(ruby, "PayloadTooLarge", error.to_string()),
         SendError::Queue(e) => queue_error(ruby, e),
         _ => raise(ruby, "TransportError", error.to_string()),
@@ -57,19 +63,6 @@ pub(crate) fn queue_error(ruby: &Ruby, error: &sysvmq::Error) -> Error {
         sysvmq::Error::PermissionDenied { .. } => "PermissionDenied",
         sysvmq::Error::NotFound { .. } => "QueueNotFound",
         _ => "QueueError",
-    };
-    raise(ruby, name, error.to_string())
-}
-
-pub(crate) fn direct_send_error(
-    ruby: &Ruby,
-    error: &shopify_events_core::direct::SendError,
-) -> Error {
-    use shopify_events_core::direct::SendError as Direct;
-    let name = match error {
-        Direct::Full { .. } => "BufferFull",
-        Direct::TooLarge { .. } => "PayloadTooLarge",
-        _ => "TransportError",
     };
     raise(ruby, name, error.to_string())
 }

@@ -8,40 +8,15 @@
 use std::time::Duration;
 
 use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby, Value};
-use shopify_events_core::proxy::{ClientConfig, ClientError, ProxyAddress, SocketClient};
+use shopify_events_core::proxy::{ClientConfig, ProxyAddress, SocketClient};
 
-use crate::emit::{self, FrameSink, LastDrop};
+use crate::emit::{self, LastDrop};
 use crate::{errors, nogvl::nogvl};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::SocketEmitter", free_immediately, size)]
 struct SocketEmitter {
     inner: SocketClient,
     last_drop: LastDrop,
-}
-
-impl FrameSink for SocketClient {
-    type Failure = ClientError;
-
-    fn begin(&self, buf: &mut Vec<u8>) {
-        self.begin_frame(buf);
-    }
-
-    fn send(&self, frame: &[u8]) -> Result<(), ClientError> {
-        self.send_frame(frame).map(drop)
-    }
-
-    /// Only a full buffer is dropped; a frame the host can never take raises.
-    fn droppable(failure: &ClientError) -> bool {
-        matches!(failure, ClientError::Full { .. })
-    }
-
-    fn count_drop(&self) {
-        self.record_dropped();
-    }
-
-    fn raise(ruby: &Ruby, failure: &ClientError) -> Error {
-        client_error(ruby, failure)
-    }
 }
 
 impl SocketEmitter {
@@ -138,14 +113,6 @@ impl SocketEmitter {
         hash.aset(ruby.to_symbol("connected"), s.connected)?;
         hash.aset(ruby.to_symbol("last_error"), s.last_error)?;
         Ok(hash)
-    }
-}
-
-fn client_error(ruby: &Ruby, error: &ClientError) -> Error {
-    match error {
-        ClientError::Full { .. } => errors::raise(ruby, "QueueFull", error.to_string()),
-        ClientError::TooLarge { .. } => errors::raise(ruby, "PayloadTooLarge", error.to_string()),
-        _ => errors::raise(ruby, "TransportError", error.to_string()),
     }
 }
 

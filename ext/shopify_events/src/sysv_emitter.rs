@@ -4,41 +4,15 @@
 //! `msgsnd` costs less than releasing and re-acquiring the GVL would.
 
 use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby, Value};
-use shopify_events_core::emitter::{SendError, SysvEmitter as CoreEmitter};
+use shopify_events_core::transport::SysvEmitter as CoreEmitter;
 
-use crate::emit::{self, FrameSink, LastDrop};
+use crate::emit::{self, LastDrop};
 use crate::errors;
 
 #[magnus::wrap(class = "ShopifyEvents::Native::SysvEmitter", free_immediately, size)]
 struct SysvEmitter {
     inner: CoreEmitter,
     last_drop: LastDrop,
-}
-
-impl FrameSink for CoreEmitter {
-    type Failure = SendError;
-
-    fn begin(&self, buf: &mut Vec<u8>) {
-        self.begin_frame(buf);
-    }
-
-    fn send(&self, frame: &[u8]) -> Result<(), SendError> {
-        self.try_send(frame)
-    }
-
-    /// A full or unusable queue is transport trouble; an envelope larger
-    /// than the host allows is a programming error and raises.
-    fn droppable(failure: &SendError) -> bool {
-        !matches!(failure, SendError::TooLarge { .. })
-    }
-
-    fn count_drop(&self) {
-        self.stats().record_dropped();
-    }
-
-    fn raise(ruby: &Ruby, failure: &SendError) -> Error {
-        errors::send_error(ruby, failure)
-    }
 }
 
 /// A queue key from Ruby: any value that fits `key_t` (i32), or an unsigned

@@ -2,7 +2,7 @@
 //!
 //! # Run-time behaviour
 //!
-//! - [`SocketClient::send_frame`] never touches the network: it numbers the
+//! - [`FrameSink::send_frame`] never touches the network: it numbers the
 //!   frame, copies it into a bounded in-memory buffer of unacknowledged
 //!   frames and returns. A background IO thread writes buffered frames
 //!   (pipelined, in batches of up to 256 KiB) and reads the proxy's
@@ -15,7 +15,8 @@
 //!   apart. The proxy closes idle connections; the client reconnects when it
 //!   has something to send.
 //! - The buffer is bounded by events and bytes. When it is full,
-//!   `send_frame` returns [`ClientError::Full`] (the caller drops or raises);
+//!   `send_frame` returns [`SendError::SocketBufferFull`] (the caller drops
+//!   or raises);
 //!   nothing blocks.
 //! - A frame the proxy refuses (nack: malformed, too large) is dropped from
 //!   the buffer, counted as `rejected`, and its reason kept in `last_error`.
@@ -37,6 +38,7 @@ use super::address::ProxyAddress;
 use super::client_io;
 use super::frame::{DataHeader, DATA_HEADER_LEN, MAX_TOKEN_LEN};
 use crate::defaults;
+use crate::transport::{FrameSink, SendError};
 
 /// Settings of a [`SocketClient`].
 #[derive(Clone)]
@@ -91,40 +93,14 @@ impl ClientConfig {
     }
 }
 
-/// Why a frame was not taken.
+/// Why a [`SocketClient`] could not be built. (Why a frame was not taken is
+/// a [`SendError`], as for every transport.)
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The buffer of unacknowledged frames is full: the proxy is down,
-    /// slow, or withholding acks because the host queue is full.
-    #[error("socket transport buffer is full ({events} events, {bytes} bytes not yet acknowledged by the proxy at {address}; last error: {last_error}): check that `shopify-events proxy` runs and the host's drain keeps up")]
-    Full {
-        /// The proxy's address.
-        address: String,
-        /// Frames buffered.
-        events: usize,
-        /// Bytes buffered.
-        bytes: usize,
-        /// The last connection or proxy error, or "none".
-        last_error: String,
-    },
-    /// The envelope is larger than the proxy's host queue accepts.
-    #[error("event envelope is {size} bytes, larger than the {limit}-byte limit of the proxy's host queue (kernel.msgmax on the host); send a smaller payload or raise kernel.msgmax on the host")]
-    TooLarge {
-        /// Envelope size.
-        size: usize,
-        /// The proxy's limit.
-        limit: usize,
-    },
     /// The token does not fit in a handshake.
     #[error("proxy token is {len} bytes, at most {MAX_TOKEN_LEN} are allowed (SHOPIFY_EVENTS_PROXY_TOKEN)")]
     TokenTooLong {
-        /// Its length.
-        len: usize,
-    },
-    /// The frame buffer lacks the header reserved by [`SocketClient::begin_frame`].
-    #[error("frame of {len} bytes has no room for the {DATA_HEADER_LEN}-byte header; start it with begin_frame")]
-    NoHeader {
         /// Its length.
         len: usize,
     },
@@ -150,7 +126,7 @@ pub struct ClientSnapshot {
     pub emitted: u64,
     /// Frames the proxy acknowledged (in the host queue).
     pub acked: u64,
-    /// Events the caller dropped after [`ClientError::Full`].
+    /// Events the caller dropped after [`SendError::SocketBufferFull`].
     pub dropped: u64,
     /// Sends refused because the buffer was full.
     pub buffer_full: u64,
@@ -275,55 +251,6 @@ impl SocketClient {
         &self.config.address
     }
 
-    /// Clears `buf` and reserves the data frame header; the caller appends
-    /// one envelope, then calls [`send_frame`](Self::send_frame).
-    pub fn begin_frame(&self, buf: &mut Vec<u8>) {
-        buf.clear();
-        buf.resize(DATA_HEADER_LEN, 0);
-    }
-
-    /// Takes one frame (from [`begin_frame`](Self::begin_frame) plus an
-    /// envelope) into the buffer and returns its sequence number. Never
-    /// blocks on the network.
-    pub fn send_frame(&self, frame: &[u8]) -> Result<u64, ClientError> {
-        if frame.len() < DATA_HEADER_LEN {
-            return Err(ClientError::NoHeader { len: frame.len() });
-        }
-        let engine = self.engine();
-        let size = frame.len() - DATA_HEADER_LEN;
-        let limit = engine.max_envelope.load(Relaxed);
-        if limit != 0 && size > limit {
-            return Err(ClientError::TooLarge { size, limit });
-        }
-        let mut state = engine.lock();
-        if state.frames.len() >= self.config.max_buffered_events
-            || state.bytes + frame.len() > self.config.max_buffered_bytes
-        {
-            self.stats.buffer_full.fetch_add(1, Relaxed);
-            return Err(ClientError::Full {
-                address: self.config.address.to_string(),
-                events: state.frames.len(),
-                bytes: state.bytes,
-                last_error: state.last_error.clone().unwrap_or_else(|| "none".into()),
-            });
-        }
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        let mut bytes = state.spare.pop().unwrap_or_default();
-        bytes.clear();
-        bytes.extend_from_slice(frame);
-        DataHeader::write(&mut bytes, size, seq);
-        state.bytes += bytes.len();
-        state.frames.push_back(Frame { seq, bytes });
-        let wake = std::mem::replace(&mut state.io_idle, false);
-        drop(state);
-        if wake {
-            engine.notify_io();
-        }
-        self.stats.emitted.fetch_add(1, Relaxed);
-        Ok(seq)
-    }
-
     /// Waits until every frame sent so far is acknowledged (or refused), up
     /// to `timeout`, or until `cancel` turns true. Returns whether it was.
     pub fn flush(&self, timeout: Duration, cancel: &AtomicBool) -> bool {
@@ -347,11 +274,6 @@ impl SocketClient {
                 Err(p) => p.into_inner().0,
             };
         }
-    }
-
-    /// Counts an event the caller dropped after [`ClientError::Full`].
-    pub fn record_dropped(&self) {
-        self.stats.dropped.fetch_add(1, Relaxed);
     }
 
     /// The counters and the buffer's state.
@@ -383,6 +305,67 @@ impl SocketClient {
             abandon(old);
         }
         Arc::clone(&slot)
+    }
+}
+
+impl FrameSink for SocketClient {
+    /// Reserves the data frame header, which `send_frame` fills in.
+    fn begin_frame(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        buf.resize(DATA_HEADER_LEN, 0);
+    }
+
+    /// Numbers the frame and copies it into the buffer of unacknowledged
+    /// frames; never touches the network.
+    fn send_frame(&self, frame: &[u8]) -> Result<(), SendError> {
+        if frame.len() < DATA_HEADER_LEN {
+            return Err(SendError::NoPrefix {
+                len: frame.len(),
+                prefix: DATA_HEADER_LEN,
+            });
+        }
+        let engine = self.engine();
+        let size = frame.len() - DATA_HEADER_LEN;
+        let limit = engine.max_envelope.load(Relaxed);
+        if limit != 0 && size > limit {
+            return Err(SendError::TooLarge {
+                size,
+                limit: limit as u64,
+                setting: "the proxy's host queue (kernel.msgmax on the host)",
+                fix: "raise kernel.msgmax on the host",
+            });
+        }
+        let mut state = engine.lock();
+        if state.frames.len() >= self.config.max_buffered_events
+            || state.bytes + frame.len() > self.config.max_buffered_bytes
+        {
+            self.stats.buffer_full.fetch_add(1, Relaxed);
+            return Err(SendError::SocketBufferFull {
+                address: self.config.address.to_string(),
+                events: state.frames.len(),
+                bytes: state.bytes,
+                last_error: state.last_error.clone().unwrap_or_else(|| "none".into()),
+            });
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let mut bytes = state.spare.pop().unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(frame);
+        DataHeader::write(&mut bytes, size, seq);
+        state.bytes += bytes.len();
+        state.frames.push_back(Frame { seq, bytes });
+        let wake = std::mem::replace(&mut state.io_idle, false);
+        drop(state);
+        if wake {
+            engine.notify_io();
+        }
+        self.stats.emitted.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    fn count_drop(&self) {
+        self.stats.dropped.fetch_add(1, Relaxed);
     }
 }
 

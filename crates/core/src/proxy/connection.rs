@@ -14,8 +14,8 @@ use super::frame::{
 };
 use super::metrics::ProxyMetrics;
 use super::server::{write_welcome, Context};
-use crate::emitter::SendError;
 use crate::envelope::{DecodeError, Envelope, MIN_LEN};
+use crate::transport::{FrameSink, SendError};
 
 /// How a connection ended.
 pub(super) enum End {
@@ -265,7 +265,7 @@ impl Connection<'_> {
         let mut pause = Duration::from_millis(1);
         let mut logged = false;
         let result = loop {
-            match self.ctx.emitter.try_send(frame) {
+            match self.ctx.emitter.send_frame(frame) {
                 Ok(()) => break Ok(()),
                 Err(SendError::TooLarge { .. }) => {
                     let why = format!(
@@ -275,7 +275,7 @@ impl Connection<'_> {
                     break self.nack(seq, NackReason::TooLarge, why).map_err(End::Io);
                 }
                 Err(e) => {
-                    if let SendError::Full { .. } = e {
+                    if let SendError::QueueFull { .. } = e {
                         if !waited {
                             m.queue_full_waits.inc();
                         }

@@ -49,7 +49,7 @@ use super::connection;
 use super::frame::{Status, Welcome, PROTOCOL_VERSION};
 use super::metrics::ProxyMetrics;
 use crate::defaults;
-use crate::emitter::{SendError, SysvEmitter};
+use crate::transport::{SendError, SysvEmitter};
 
 /// Settings of a running proxy.
 #[derive(Clone)]

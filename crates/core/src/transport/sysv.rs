@@ -15,45 +15,12 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 
 use sysvmq::{Key, Queue, HEADER_LEN};
 
-use super::EmitterStats;
+use super::{EmitterStats, FrameSink, SendError};
 
 /// Message type of every event (SysV requires a positive type).
 pub const DEFAULT_MTYPE: i64 = 1;
 
 const CLOSED: i32 = -1;
-
-/// Why a send failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SendError {
-    /// The queue has no room; nothing was written.
-    #[error(
-        "SysV queue {key:#010x} is full: the drain is not keeping up or not running \
-         (check `shopify-events stats`; size the queue with `shopify-events setup --capacity`)"
-    )]
-    Full {
-        /// Queue key.
-        key: Key,
-    },
-    /// The envelope can never fit: larger than `kernel.msgmax` or than the queue.
-    #[error(
-        "event envelope is {size} bytes, larger than the {limit}-byte limit set by {setting}; \
-         send a smaller payload, or {fix}"
-    )]
-    TooLarge {
-        /// Size of the encoded envelope.
-        size: usize,
-        /// The limit it exceeds.
-        limit: u64,
-        /// Which setting imposes the limit.
-        setting: &'static str,
-        /// What an operator can change.
-        fix: &'static str,
-    },
-    /// Any other queue failure (permissions, too many queues, ...).
-    #[error(transparent)]
-    Queue(#[from] sysvmq::Error),
-}
 
 /// Sends encoded envelopes into one SysV message queue.
 ///
@@ -92,16 +59,9 @@ impl SysvEmitter {
         &self.stats
     }
 
-    /// Clears `buf` and writes the message-type prefix a frame starts with;
-    /// the caller appends one envelope after it.
-    pub fn begin_frame(&self, buf: &mut Vec<u8>) {
-        buf.clear();
-        buf.extend_from_slice(&(DEFAULT_MTYPE as libc::c_long).to_ne_bytes());
-    }
-
-    /// Puts one frame (prefix from [`begin_frame`](Self::begin_frame) plus an
-    /// envelope) into the queue without blocking.
-    pub fn try_send(&self, frame: &[u8]) -> Result<(), SendError> {
+    /// Puts one frame into the queue without blocking (see
+    /// [`FrameSink::send_frame`]).
+    fn try_send(&self, frame: &[u8]) -> Result<(), SendError> {
         let queue = self.queue()?;
         self.check_size(frame.len().saturating_sub(HEADER_LEN))?;
         match queue.try_send_frame(frame) {
@@ -165,7 +125,7 @@ impl SysvEmitter {
         match error {
             sysvmq::Error::Full { key } => {
                 self.stats.record_full();
-                SendError::Full { key }
+                SendError::QueueFull { key }
             }
             sysvmq::Error::TooLarge { size, limit, .. } => {
                 // kernel.msgmax was lowered since the queue was opened.
@@ -179,5 +139,22 @@ impl SysvEmitter {
             }
             other => SendError::Queue(other),
         }
+    }
+}
+
+impl FrameSink for SysvEmitter {
+    /// The message type every event carries, as the native `c_long` that
+    /// `msgsnd` reads before the body.
+    fn begin_frame(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        buf.extend_from_slice(&(DEFAULT_MTYPE as libc::c_long).to_ne_bytes());
+    }
+
+    fn send_frame(&self, frame: &[u8]) -> Result<(), SendError> {
+        self.try_send(frame)
+    }
+
+    fn count_drop(&self) {
+        self.stats.record_dropped();
     }
 }
