@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use shopify_events_core::envelope::{self, Envelope};
 use shopify_events_core::event_id::EventId;
-use shopify_events_core::proxy::frame::{DataHeader, Hello, NackReason, Reply, Status, Welcome};
+use shopify_events_core::proxy::wire::frame::{
+    DataHeader, Hello, NackReason, Reply, Status, Welcome,
+};
 use shopify_events_core::proxy::{
     self, ClientConfig, ProxyAddress, ProxyMetrics, ServerConfig, SocketClient,
 };

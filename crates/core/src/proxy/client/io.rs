@@ -9,9 +9,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::address::Stream;
-use super::client::Engine;
-use super::frame::{Hello, Reply, Status, Welcome, PROTOCOL_VERSION};
+use super::engine::Engine;
+use crate::proxy::wire::frame::{Hello, Reply, Status, Welcome, PROTOCOL_VERSION};
+use crate::proxy::wire::Stream;
 
 /// Frames gathered into one write.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -30,7 +30,7 @@ struct Io {
     ever_connected: bool,
 }
 
-pub(crate) fn run(engine: Arc<Engine>) {
+pub(super) fn run(engine: Arc<Engine>) {
     let backoff = engine.config.backoff_min;
     Io {
         engine,

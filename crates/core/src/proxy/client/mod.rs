@@ -27,179 +27,25 @@
 //! - Frames still buffered when the process exits are lost: call
 //!   [`SocketClient::flush`] first (the gem does at exit, bounded).
 
+mod config;
+mod engine;
+mod io;
+mod stats;
+
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
+use std::sync::{Arc, Condvar, Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::address::ProxyAddress;
-use super::client_io;
-use super::frame::{DataHeader, DATA_HEADER_LEN, MAX_TOKEN_LEN};
-use crate::defaults;
+pub use config::{ClientConfig, ClientError};
+use engine::{Engine, Frame, State};
+pub use stats::{ClientSnapshot, ClientStats};
+
+use super::wire::frame::{DataHeader, DATA_HEADER_LEN, MAX_TOKEN_LEN};
+use super::wire::ProxyAddress;
 use crate::transport::{FrameSink, SendError};
-
-/// Settings of a [`SocketClient`].
-#[derive(Clone)]
-pub struct ClientConfig {
-    /// The proxy.
-    pub address: ProxyAddress,
-    /// Shared secret for the handshake (empty: none).
-    pub token: Vec<u8>,
-    /// Most frames kept unacknowledged.
-    pub max_buffered_events: usize,
-    /// Most frame bytes kept unacknowledged.
-    pub max_buffered_bytes: usize,
-    /// Time to connect and complete the handshake.
-    pub connect_timeout: Duration,
-    /// First pause after a failed connect; doubles up to `backoff_max`.
-    pub backoff_min: Duration,
-    /// Longest pause between connection attempts.
-    pub backoff_max: Duration,
-}
-
-impl std::fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("address", &self.address)
-            .field(
-                "token",
-                &if self.token.is_empty() {
-                    ""
-                } else {
-                    "<hidden>"
-                },
-            )
-            .field("max_buffered_events", &self.max_buffered_events)
-            .field("max_buffered_bytes", &self.max_buffered_bytes)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientConfig {
-    /// No token, and the `SOCKET_*` values of [`crate::defaults`] (100,000
-    /// events / 32 MiB buffered, 2 s connect timeout, backoff 10 ms to 1 s).
-    pub fn new(address: ProxyAddress) -> ClientConfig {
-        ClientConfig {
-            address,
-            token: Vec::new(),
-            max_buffered_events: defaults::SOCKET_MAX_BUFFERED_EVENTS,
-            max_buffered_bytes: defaults::SOCKET_MAX_BUFFERED_BYTES,
-            connect_timeout: defaults::SOCKET_CONNECT_TIMEOUT,
-            backoff_min: defaults::SOCKET_BACKOFF_MIN,
-            backoff_max: defaults::SOCKET_BACKOFF_MAX,
-        }
-    }
-}
-
-/// Why a [`SocketClient`] could not be built. (Why a frame was not taken is
-/// a [`SendError`], as for every transport.)
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The token does not fit in a handshake.
-    #[error("proxy token is {len} bytes, at most {MAX_TOKEN_LEN} are allowed (SHOPIFY_EVENTS_PROXY_TOKEN)")]
-    TokenTooLong {
-        /// Its length.
-        len: usize,
-    },
-}
-
-/// Counters of one client (kept across fork: the child continues them).
-#[derive(Debug, Default)]
-pub struct ClientStats {
-    pub(crate) emitted: AtomicU64,
-    pub(crate) acked: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) buffer_full: AtomicU64,
-    pub(crate) rejected: AtomicU64,
-    pub(crate) connects: AtomicU64,
-    pub(crate) connect_failures: AtomicU64,
-    pub(crate) resent: AtomicU64,
-}
-
-/// A copy of a client's counters and buffer state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientSnapshot {
-    /// Frames taken into the buffer.
-    pub emitted: u64,
-    /// Frames the proxy acknowledged (in the host queue).
-    pub acked: u64,
-    /// Events the caller dropped after [`SendError::SocketBufferFull`].
-    pub dropped: u64,
-    /// Sends refused because the buffer was full.
-    pub buffer_full: u64,
-    /// Frames the proxy refused (nack) and the client discarded.
-    pub rejected: u64,
-    /// Successful connections (handshake done), the first included.
-    pub connects: u64,
-    /// Connection attempts that failed.
-    pub connect_failures: u64,
-    /// Frames written again after a reconnect.
-    pub resent: u64,
-    /// Frames buffered now.
-    pub buffered: usize,
-    /// Bytes buffered now.
-    pub buffered_bytes: usize,
-    /// Whether a connection is up.
-    pub connected: bool,
-    /// The last connection or proxy error.
-    pub last_error: Option<String>,
-}
-
-/// One numbered frame: the 12-byte header then the envelope.
-pub(crate) struct Frame {
-    pub(crate) seq: u64,
-    pub(crate) bytes: Vec<u8>,
-}
-
-pub(crate) struct State {
-    pub(crate) frames: VecDeque<Frame>,
-    pub(crate) bytes: usize,
-    next_seq: u64,
-    /// `frames[..sent]` were written on the current connection.
-    pub(crate) sent: usize,
-    /// The IO thread waits for work and must be woken for a new frame.
-    pub(crate) io_idle: bool,
-    pub(crate) closing: bool,
-    pub(crate) connected: bool,
-    pub(crate) last_error: Option<String>,
-    pub(crate) spare: Vec<Vec<u8>>,
-}
-
-/// Everything shared by the callers and one IO thread (one per process).
-pub(crate) struct Engine {
-    generation: u64,
-    pub(crate) config: Arc<ClientConfig>,
-    pub(crate) stats: Arc<ClientStats>,
-    pub(crate) state: Mutex<State>,
-    /// Notified whenever frames leave the buffer (flush waits on it).
-    pub(crate) settled: Condvar,
-    /// An eventfd, readable when the IO thread has something new to do
-    /// (`None` if it could not be created: the thread then relies on its
-    /// poll timeout).
-    pub(crate) wake: Option<OwnedFd>,
-    /// The connection's descriptor (-1 when none), for the fork path.
-    pub(crate) socket_fd: AtomicI32,
-    /// The proxy's envelope limit from the last handshake (0: unknown).
-    pub(crate) max_envelope: AtomicUsize,
-}
-
-impl Engine {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn notify_io(&self) {
-        if let Some(wake) = &self.wake {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64 to our eventfd; a full
-            // counter (EAGAIN) still leaves it readable, which is all we need.
-            unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        }
-    }
-}
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 static AT_FORK: Once = Once::new();
@@ -429,7 +275,7 @@ fn start(config: &Arc<ClientConfig>, stats: &Arc<ClientStats>) -> Arc<Engine> {
     let worker = Arc::clone(&engine);
     if let Err(e) = thread::Builder::new()
         .name("shopify-events-socket".into())
-        .spawn(move || client_io::run(worker))
+        .spawn(move || io::run(worker))
     {
         engine.lock().last_error = Some(format!("cannot start the socket IO thread: {e}"));
     }

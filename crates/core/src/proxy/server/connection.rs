@@ -1,20 +1,20 @@
 //! One proxy connection: the handshake, then data frames into the host
 //! queue with cumulative acks, nacks for rejected frames and backpressure
-//! while the queue is full. The rules are listed in [`super::server`].
+//! while the queue is full. The rules are listed in [the server's docs](super).
 
 use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::address::Stream;
-use super::frame::{
+use super::context::{write_welcome, Context};
+use crate::envelope::{DecodeError, Envelope, MIN_LEN};
+use crate::proxy::metrics::ProxyMetrics;
+use crate::proxy::wire::frame::{
     DataHeader, Hello, NackReason, Reply, Status, DATA_HEADER_LEN, HELLO_FIXED_LEN,
     PROTOCOL_VERSION,
 };
-use super::metrics::ProxyMetrics;
-use super::server::{write_welcome, Context};
-use crate::envelope::{DecodeError, Envelope, MIN_LEN};
+use crate::proxy::wire::Stream;
 use crate::transport::{FrameSink, SendError};
 
 /// How a connection ended.

@@ -33,8 +33,12 @@
 //!   for them up to [`ServerConfig::shutdown_timeout`]. A frame that was not
 //!   acked is resent by its client after it reconnects.
 
+mod config;
+mod connection;
+mod context;
+
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -42,75 +46,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sysvmq::Key;
+pub use config::ServerConfig;
+use context::{write_welcome, Context};
 
-use super::address::{Listener, Stream};
-use super::connection;
-use super::frame::{Status, Welcome, PROTOCOL_VERSION};
 use super::metrics::ProxyMetrics;
-use crate::defaults;
+use super::wire::frame::Status;
+use super::wire::{Listener, Stream};
 use crate::transport::{SendError, SysvEmitter};
-
-/// Settings of a running proxy.
-#[derive(Clone)]
-pub struct ServerConfig {
-    /// The host queue frames go to (created with `queue_mode` if missing).
-    pub queue_key: Key,
-    /// Permissions of a queue the proxy has to create.
-    pub queue_mode: u32,
-    /// Shared secret clients must present; `None` accepts any client.
-    pub token: Option<Vec<u8>>,
-    /// Connections served at once; more are refused with `Busy`.
-    pub max_connections: usize,
-    /// Time a new connection has to complete its handshake.
-    pub handshake_timeout: Duration,
-    /// Silence after which a connection is closed.
-    pub idle_timeout: Duration,
-    /// Time a write of acks may block before the connection is dropped.
-    pub write_timeout: Duration,
-    /// Time shutdown waits for connection threads.
-    pub shutdown_timeout: Duration,
-    /// Largest envelope accepted; `None` uses the queue's limit
-    /// (`kernel.msgmax` or its capacity, whichever is smaller). A smaller
-    /// value only; the queue's limit always applies.
-    pub max_envelope: Option<u32>,
-}
-
-impl std::fmt::Debug for ServerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The token is a secret: say whether there is one, never what it is.
-        f.debug_struct("ServerConfig")
-            .field(
-                "queue_key",
-                &format_args!("{:#010x}", self.queue_key as u32),
-            )
-            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
-            .field("max_connections", &self.max_connections)
-            .field("handshake_timeout", &self.handshake_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("max_envelope", &self.max_envelope)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ServerConfig {
-    /// The queue at `queue_key`, no token, and the `PROXY_*` values of
-    /// [`crate::defaults`] (1024 connections, 5 s handshake, 60 s idle, 10 s
-    /// write and shutdown timeouts).
-    pub fn new(queue_key: Key) -> ServerConfig {
-        ServerConfig {
-            queue_key,
-            queue_mode: defaults::QUEUE_MODE,
-            token: None,
-            max_connections: defaults::PROXY_MAX_CONNECTIONS,
-            handshake_timeout: defaults::PROXY_HANDSHAKE_TIMEOUT,
-            idle_timeout: defaults::PROXY_IDLE_TIMEOUT,
-            write_timeout: defaults::PROXY_WRITE_TIMEOUT,
-            shutdown_timeout: defaults::PROXY_SHUTDOWN_TIMEOUT,
-            max_envelope: None,
-        }
-    }
-}
 
 /// Why the proxy could not run.
 #[derive(Debug, thiserror::Error)]
@@ -132,17 +74,6 @@ pub enum ServerError {
     /// Waiting for connections failed.
     #[error("waiting for connections failed: {0}")]
     Poll(io::Error),
-}
-
-/// What every connection of one server shares.
-pub(super) struct Context {
-    pub(super) config: ServerConfig,
-    pub(super) emitter: SysvEmitter,
-    pub(super) max_envelope: usize,
-    pub(super) metrics: Arc<ProxyMetrics>,
-    pub(super) shutdown: Arc<AtomicBool>,
-    /// Clones of open streams, to shut their reads down at exit.
-    open: Mutex<HashMap<u64, Stream>>,
 }
 
 /// Runs the proxy on `listeners` until `shutdown` is set, then returns
@@ -265,21 +196,4 @@ fn accept(ctx: &Arc<Context>, stream: Stream, peer: String, id: u64) {
         }
         m.connections_open.sub(1);
     }
-}
-
-pub(super) fn write_welcome(
-    mut stream: &Stream,
-    status: Status,
-    max: usize,
-    text: &str,
-) -> io::Result<()> {
-    let mut out = Vec::with_capacity(64);
-    Welcome {
-        version: PROTOCOL_VERSION,
-        status,
-        max_envelope: max as u32,
-        text: text.into(),
-    }
-    .encode(&mut out);
-    stream.write_all(&out)
 }
