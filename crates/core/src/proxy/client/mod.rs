@@ -20,8 +20,8 @@
 //!   nothing blocks.
 //! - A frame the proxy refuses (nack: malformed, too large) is dropped from
 //!   the buffer, counted as `rejected`, and its reason kept in `last_error`.
-//! - Fork: a `pthread_atfork` child handler bumps a generation counter; the
-//!   first call in the child sees it, abandons the parent's state (whose
+//! - Fork: the process generation ([`crate::process`]) differs in a forked
+//!   child; the first call in the child sees it, abandons the parent's state (whose
 //!   frames the parent still delivers), closes the inherited descriptors and
 //!   starts a fresh buffer and IO thread with its own connection.
 //! - Frames still buffered when the process exits are lost: call
@@ -34,8 +34,8 @@ mod stats;
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -46,13 +46,6 @@ pub use stats::{ClientSnapshot, ClientStats};
 use super::wire::frame::{DataHeader, DATA_HEADER_LEN, MAX_TOKEN_LEN};
 use super::wire::ProxyAddress;
 use crate::transport::{FrameSink, SendError};
-
-static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-static AT_FORK: Once = Once::new();
-
-extern "C" fn after_fork_in_child() {
-    FORK_GENERATION.fetch_add(1, Relaxed);
-}
 
 /// The client the `socket` transport uses: see the module docs.
 pub struct SocketClient {
@@ -77,11 +70,7 @@ impl SocketClient {
                 len: config.token.len(),
             });
         }
-        AT_FORK.call_once(|| {
-            // SAFETY: registers a handler that only does an atomic add,
-            // which is async-signal-safe as a forked child requires.
-            unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-        });
+        crate::process::register();
         let config = Arc::new(config);
         let stats = Arc::new(ClientStats::default());
         let engine = start(&config, &stats);
@@ -146,7 +135,7 @@ impl SocketClient {
     /// The current engine, replaced by a fresh one in a forked child.
     fn engine(&self) -> Arc<Engine> {
         let mut slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.generation != FORK_GENERATION.load(Relaxed) {
+        if slot.generation != crate::process::generation() {
             let old = std::mem::replace(&mut *slot, start(&self.config, &self.stats));
             abandon(old);
         }
@@ -218,7 +207,7 @@ impl FrameSink for SocketClient {
 impl Drop for SocketClient {
     fn drop(&mut self) {
         let slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.generation != FORK_GENERATION.load(Relaxed) {
+        if slot.generation != crate::process::generation() {
             return; // the parent's engine: not ours to stop
         }
         slot.lock().closing = true;
@@ -253,7 +242,7 @@ fn start(config: &Arc<ClientConfig>, stats: &Arc<ClientStats>) -> Arc<Engine> {
     // none: the IO thread then relies on its poll timeout).
     let wake = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
     let engine = Arc::new(Engine {
-        generation: FORK_GENERATION.load(Relaxed),
+        generation: crate::process::generation(),
         config: Arc::clone(config),
         stats: Arc::clone(stats),
         state: Mutex::new(State {
