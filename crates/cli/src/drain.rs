@@ -91,7 +91,8 @@ fn drain<S: Sink>(
                     detail: "poisoned".into(),
                 })
             };
-            let handle = metrics::serve(listener, metrics, Arc::new(report), shutdown.clone())?;
+            let render = Arc::new(move |out: &mut String| metrics.render(out));
+            let handle = metrics::serve(listener, render, Arc::new(report), shutdown.clone())?;
             eprintln!("shopify-events drain: metrics on http://{bound}/metrics");
             Some(handle)
         }

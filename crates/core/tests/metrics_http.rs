@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shopify_events_core::metrics::{self, DrainMetrics, Health, MetricsError};
+use shopify_events_core::proxy::ProxyMetrics;
 
 const LABEL: &str = r#"queue="0x53455600""#;
 
@@ -31,7 +32,11 @@ impl Server {
             true => Health::ok("producing"),
             false => Health::failing("kafka unreachable for 42s"),
         });
-        let thread = metrics::serve(listener, metrics.clone(), check, shutdown.clone()).unwrap();
+        let render = {
+            let metrics = metrics.clone();
+            Arc::new(move |out: &mut String| metrics.render(out))
+        };
+        let thread = metrics::serve(listener, render, check, shutdown.clone()).unwrap();
         Self {
             addr,
             metrics,
@@ -287,4 +292,40 @@ fn snapshot_serialises_as_plain_numbers() {
     assert_eq!(json["delivery_latency"]["count"], 1);
     assert_eq!(json["delivery_latency"]["buckets"][1]["le"], 0.005);
     assert_eq!(json["delivery_latency"]["buckets"][1]["count"], 1);
+}
+
+#[test]
+fn the_proxy_metrics_are_served_by_the_same_server_through_their_render_callback() {
+    let listener = metrics::bind("127.0.0.1:0", false).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counters = Arc::new(ProxyMetrics::for_queue(0x5345_5600));
+    counters.events_enqueued.add(7);
+    let render = {
+        let counters = counters.clone();
+        Arc::new(move |out: &mut String| counters.render(out))
+    };
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(|| Health::ok("proxy running"));
+    let thread = metrics::serve(listener, render, health, shutdown.clone()).unwrap();
+    let get = |path: &str| {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let body = get("/metrics");
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "shopify_events_proxy_events_enqueued_total{{{LABEL}}} 7"
+        )),
+        "{body}"
+    );
+    assert!(get("/health").ends_with("\r\n\r\nok proxy running\n"));
+    shutdown.store(true, Ordering::Relaxed);
+    thread.join().unwrap();
 }

@@ -30,10 +30,9 @@ mod values;
 
 pub use drain::{DrainMetrics, MetricsSnapshot};
 pub use histogram::{BucketCount, Histogram, HistogramSnapshot, LATENCY_BUCKETS};
-pub use http::{serve, Health, HealthCheck};
+pub use http::{serve, Health, HealthCheck, RenderMetrics};
 pub use listen::{bind, MetricsError};
 pub use text::CONTENT_TYPE;
 // The proxy renders its own metrics with the same writer.
-pub(crate) use http::accept_within;
 pub(crate) use text::{render_labels, TextWriter};
 pub use values::{Counter, Gauge, GaugeF64};

@@ -17,6 +17,6 @@ mod server;
 pub mod wire;
 
 pub use client::{ClientConfig, ClientError, ClientSnapshot, ClientStats, SocketClient};
-pub use metrics::{serve as serve_metrics, ProxyMetrics};
+pub use metrics::ProxyMetrics;
 pub use server::{run, ServerConfig, ServerError};
 pub use wire::{AddressError, Listener, ProxyAddress, Stream};
