@@ -13,6 +13,7 @@ use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer};
 use shopify_events_core::kafka::LogLevel;
 
 use crate::emit::{self, LastDrop};
+use crate::errors::Class;
 use crate::{errors, nogvl::nogvl};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::DirectEmitter", free_immediately, size)]
@@ -22,7 +23,7 @@ struct DirectEmitter {
 }
 
 fn config_error(ruby: &Ruby, error: &DirectError) -> Error {
-    errors::raise(ruby, "ConfigurationError", error.to_string())
+    errors::raise(ruby, Class::ConfigurationError, error.to_string())
 }
 
 impl DirectEmitter {
@@ -37,7 +38,7 @@ impl DirectEmitter {
         if !grace.is_finite() || grace < 0.0 {
             return Err(errors::raise(
                 ruby,
-                "ConfigurationError",
+                Class::ConfigurationError,
                 format!("direct transport shutdown grace {grace} is not a number of seconds >= 0"),
             ));
         }

@@ -11,6 +11,7 @@ use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby,
 use shopify_events_core::proxy::{ClientConfig, ProxyAddress, SocketClient};
 
 use crate::emit::{self, LastDrop};
+use crate::errors::Class;
 use crate::{errors, nogvl::nogvl};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::SocketEmitter", free_immediately, size)]
@@ -34,7 +35,7 @@ impl SocketEmitter {
                 .map_err(|e: shopify_events_core::proxy::AddressError| {
                     errors::raise(
                         ruby,
-                        "ConfigurationError",
+                        Class::ConfigurationError,
                         format!("{e} (SHOPIFY_EVENTS_PROXY)"),
                     )
                 })?;
@@ -43,7 +44,7 @@ impl SocketEmitter {
         config.max_buffered_events = max_events.max(1);
         config.max_buffered_bytes = max_bytes.max(1024);
         let inner = SocketClient::new(config)
-            .map_err(|e| errors::raise(ruby, "ConfigurationError", e.to_string()))?;
+            .map_err(|e| errors::raise(ruby, Class::ConfigurationError, e.to_string()))?;
         Ok(SocketEmitter {
             inner,
             last_drop: LastDrop::default(),

@@ -7,7 +7,7 @@ use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby,
 use shopify_events_core::transport::SysvEmitter as CoreEmitter;
 
 use crate::emit::{self, LastDrop};
-use crate::errors;
+use crate::errors::{self, Class};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::SysvEmitter", free_immediately, size)]
 struct SysvEmitter {
@@ -26,7 +26,7 @@ pub(crate) fn queue_key(ruby: &Ruby, key: i64) -> Result<sysvmq::Key, Error> {
     }
     Err(errors::raise(
         ruby,
-        "ConfigurationError",
+        Class::ConfigurationError,
         format!("queue key {key} does not fit in 32 bits; use a value from 1 to 0xFFFFFFFF"),
     ))
 }
