@@ -1,4 +1,6 @@
-//! shopify_events core: the event envelope and its building blocks; knows nothing of Ruby.
+//! shopify_events core: the envelope, the transports, the drain, the proxy,
+//! the Kafka producer, metrics and operator commands; knows nothing of Ruby.
+//! docs/ARCHITECTURE.md is the map of these modules.
 #![deny(missing_docs)]
 
 pub mod clock;
