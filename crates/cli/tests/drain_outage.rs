@@ -5,8 +5,6 @@
 //! Runtime: ~52 s (50 s of feeding; the backlog is gone ~1 s after the
 //! feeder stops; reading the topic back and shutting down take ~1 s).
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,8 +13,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
 
-use support::mock::{event_frame, mib, read_event_ids, DrainProcess, Mem, OwnedQueue};
-use support::unique_topic;
+use testkit::consume::{read_event_ids, unique_topic};
+use testkit::drain::DrainSpec;
+use testkit::events::event_frame;
+use testkit::procfs::{mib, Mem};
+use testkit::queue::TestQueue;
 
 const BROKERS: [i32; 3] = [1, 2, 3];
 const PARTITIONS: i32 = 3;
@@ -104,36 +105,29 @@ fn all_brokers_down_for_30_seconds_loses_nothing_and_memory_stays_flat() {
         .create_topic(&topic, PARTITIONS, BROKERS.len() as i32)
         .expect("create topic on the mock cluster");
 
-    let queue = OwnedQueue::create(1, 64 << 20);
+    let queue = TestQueue::with_capacity(64 << 20);
     let state = tempfile::Builder::new()
         .prefix("drain-outage-")
         .tempdir()
         .expect("tempdir");
-    let log = state.path().join("drain.log");
-    let mut drain = DrainProcess::spawn(
-        env!("CARGO_BIN_EXE_shopify-events").as_ref(),
-        &queue.key_arg(),
-        &bootstrap,
-        &state.path().join("state"),
-        &log,
-        &[
-            "--max-in-flight",
-            &MAX_IN_FLIGHT.to_string(),
-            "--kafka",
-            "message.timeout.ms=10000",
-        ],
-    );
+    let bin = env!("CARGO_BIN_EXE_shopify-events");
+    let mut drain = DrainSpec::new(bin, queue.key(), &state.path().join("state"), state.path())
+        .brokers(&bootstrap)
+        .with_metrics()
+        .args(["--max-in-flight", &MAX_IN_FLIGHT.to_string()])
+        .args(["--kafka", "message.timeout.ms=10000"])
+        .spawn(0);
     drain.wait_serving(Duration::from_secs(30));
     let pid = drain.pid();
     eprintln!(
         "drain pid {pid}, queue {}, mock cluster {bootstrap}, topic {topic}",
-        queue.key_arg()
+        queue.hex()
     );
 
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = {
-        let (queue, topic, sent, stop) = (queue.queue, topic.clone(), sent.clone(), stop.clone());
+        let (queue, topic, sent, stop) = (*queue, topic.clone(), sent.clone(), stop.clone());
         thread::spawn(move || feed(queue, topic, sent, stop))
     };
     let start = Instant::now();
@@ -168,7 +162,7 @@ fn all_brokers_down_for_30_seconds_loses_nothing_and_memory_stays_flat() {
             phase,
             mem: Mem::read(pid).expect("read /proc/PID/status"),
             depth: queue.depth(),
-            health: drain.get("/health").map(|(status, _)| status),
+            health: drain.get("/health").map(|r| r.status),
             in_flight: metrics
                 .as_ref()
                 .and_then(|m| m.get("shopify_events_in_flight").copied()),
@@ -199,7 +193,7 @@ fn all_brokers_down_for_30_seconds_loses_nothing_and_memory_stays_flat() {
     let (metrics, health_after) = loop {
         drain.assert_running();
         let metrics = drain.scrape();
-        let health = drain.get("/health").map(|(s, _)| s);
+        let health = drain.get("/health").map(|r| r.status);
         let produced = metric(&metrics, "shopify_events_produced_total");
         let in_flight = metric(&metrics, "shopify_events_in_flight");
         if queue.depth() == 0 && produced >= total as f64 && in_flight == 0.0 {
