@@ -1,6 +1,5 @@
-//! The metrics HTTP server, spoken to with plain `TcpStream`s.
+//! The metrics HTTP server, spoken to over plain TCP (`testkit::net`).
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use shopify_events_core::metrics::{self, DrainMetrics, Health, MetricsError};
 use shopify_events_core::proxy::ProxyMetrics;
+use testkit::net;
 
 const LABEL: &str = r#"queue="0x53455600""#;
 
@@ -48,22 +48,8 @@ impl Server {
 
     /// Sends `request` as is and returns (status, head, body).
     fn send(&self, request: &str) -> (u16, String, String) {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .expect("a complete response");
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("a status");
-        (status, head.to_string(), body.to_string())
+        let r = net::request(&self.addr.to_string(), request).expect("a complete response");
+        (r.status, r.head, r.body)
     }
 
     fn get(&self, path: &str) -> (u16, String, String) {
@@ -307,25 +293,16 @@ fn the_proxy_metrics_are_served_by_the_same_server_through_their_render_callback
     let shutdown = Arc::new(AtomicBool::new(false));
     let health = Arc::new(|| Health::ok("proxy running"));
     let thread = metrics::serve(listener, render, health, shutdown.clone()).unwrap();
-    let get = |path: &str| {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    };
-    let body = get("/metrics");
-    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
-    assert!(
-        body.contains(&format!(
-            "shopify_events_proxy_events_enqueued_total{{{LABEL}}} 7"
-        )),
-        "{body}"
+    let get = |path: &str| net::get(&addr.to_string(), path).expect("a response");
+    let metrics = get("/metrics");
+    assert_eq!(metrics.status, 200, "{metrics:?}");
+    let series = format!("shopify_events_proxy_events_enqueued_total{{{LABEL}}} 7");
+    assert!(metrics.body.contains(&series), "{}", metrics.body);
+    let health = get("/health");
+    assert_eq!(
+        (health.status, &health.body[..]),
+        (200, "ok proxy running\n")
     );
-    assert!(get("/health").ends_with("\r\n\r\nok proxy running\n"));
     shutdown.store(true, Ordering::Relaxed);
     thread.join().unwrap();
 }

@@ -5,7 +5,6 @@
 //! stand-in `/proc/sys` in a temp dir.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -16,25 +15,12 @@ use shopify_events_core::ops::{
     Outcome, SetupError, SetupPlan, SizeError, SysctlFs,
 };
 use shopify_events_core::state_dir::StateDir;
-use sysvmq::{Key, Limits, Message, Queue};
+use sysvmq::{Limits, Message, Queue};
+use testkit::queue::KeyGuard;
 
-/// Removes the queue with its key when dropped.
-struct QueueGuard(Key);
-
-impl Drop for QueueGuard {
-    fn drop(&mut self) {
-        if let Ok(queue) = Queue::open(self.0) {
-            let _ = queue.remove();
-        }
-    }
-}
-
-/// A key no other test (or test process) uses, guarded.
-fn unique_key() -> QueueGuard {
-    static NEXT: AtomicI32 = AtomicI32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let pid = std::process::id() as i32 & 0xffff;
-    QueueGuard(0x5e00_0000 | (pid << 8) | n)
+/// A key no other test (or test process) uses; its queue is removed on drop.
+fn unique_key() -> KeyGuard {
+    KeyGuard::new()
 }
 
 fn limits() -> Limits {
@@ -114,10 +100,13 @@ fn setup_creates_the_queue_with_the_requested_capacity_when_it_fits_under_msgmnb
     let guard = unique_key();
     let limits = limits();
     let capacity = limits.msgmax + limits.msgmnb.saturating_sub(limits.msgmax) / 2;
-    let report = ops::setup(guard.0, capacity, 0o640, None).expect("setup");
+    let report = ops::setup(guard.key(), capacity, 0o640, None).expect("setup");
     assert_eq!(report.outcome, Outcome::Created, "{report}");
     assert!(report.is_ready() && report.advice.is_empty(), "{report}");
-    let stat = Queue::open(guard.0).expect("created").stat().expect("stat");
+    let stat = Queue::open(guard.key())
+        .expect("created")
+        .stat()
+        .expect("stat");
     assert_eq!((stat.capacity, stat.mode), (capacity, 0o640));
     let queue = report.queue.as_ref().expect("queue in report");
     assert_eq!((queue.capacity, queue.mode.as_str()), (capacity, "0640"));
@@ -127,10 +116,10 @@ fn setup_creates_the_queue_with_the_requested_capacity_when_it_fits_under_msgmnb
 fn setup_grows_an_existing_smaller_queue_in_place_keeping_its_messages() {
     let guard = unique_key();
     let limits = limits();
-    let queue = Queue::create(guard.0, 0o600).expect("create");
+    let queue = Queue::create(guard.key(), 0o600).expect("create");
     queue.set_capacity(limits.msgmax).expect("shrink");
     send(&queue, 100);
-    let report = ops::setup(guard.0, limits.msgmnb, 0o600, None).expect("setup");
+    let report = ops::setup(guard.key(), limits.msgmnb, 0o600, None).expect("setup");
     assert_eq!(
         report.outcome,
         Outcome::Grown {
@@ -147,8 +136,8 @@ fn setup_grows_an_existing_smaller_queue_in_place_keeping_its_messages() {
 fn setup_leaves_a_larger_queue_as_it_is() {
     let guard = unique_key();
     let limits = limits();
-    let queue = Queue::create(guard.0, 0o600).expect("create");
-    let report = ops::setup(guard.0, limits.msgmax, 0o600, None).expect("setup");
+    let queue = Queue::create(guard.key(), 0o600).expect("create");
+    let report = ops::setup(guard.key(), limits.msgmax, 0o600, None).expect("setup");
     assert_eq!(report.outcome, Outcome::Unchanged, "{report}");
     assert_eq!(queue.stat().expect("stat").capacity, limits.msgmnb);
 }
@@ -163,7 +152,7 @@ fn setup_above_msgmnb_without_apply_advises_the_exact_sysctl_and_creates_no_queu
     let Some(capacity) = above_msgmnb() else {
         return;
     };
-    let report = ops::setup(guard.0, capacity, 0o600, None).expect("setup");
+    let report = ops::setup(guard.key(), capacity, 0o600, None).expect("setup");
     assert_eq!(report.outcome, Outcome::NotCreated, "{report}");
     assert!(!report.is_ready());
     let advice = &report.advice[0];
@@ -182,7 +171,7 @@ fn setup_above_msgmnb_without_apply_advises_the_exact_sysctl_and_creates_no_queu
         "{report}"
     );
     assert!(matches!(
-        Queue::open(guard.0),
+        Queue::open(guard.key()),
         Err(sysvmq::Error::NotFound { .. })
     ));
 }
@@ -194,13 +183,13 @@ fn setup_above_msgmnb_on_a_queue_with_messages_says_how_many_stay_and_keeps_it()
         return;
     }
     let guard = unique_key();
-    let queue = Queue::create(guard.0, 0o600).expect("create");
+    let queue = Queue::create(guard.key(), 0o600).expect("create");
     send(&queue, 10);
     send(&queue, 10);
     let Some(capacity) = above_msgmnb() else {
         return;
     };
-    let report = ops::setup(guard.0, capacity, 0o600, None).expect("setup");
+    let report = ops::setup(guard.key(), capacity, 0o600, None).expect("setup");
     assert_eq!(report.outcome, Outcome::TooSmall, "{report}");
     let command = &report.advice[0].command;
     assert!(
@@ -214,19 +203,19 @@ fn setup_above_msgmnb_on_a_queue_with_messages_says_how_many_stay_and_keeps_it()
 #[test]
 fn setup_refuses_a_capacity_that_cannot_hold_one_message() {
     let guard = unique_key();
-    let err = ops::setup(guard.0, 1024, 0o600, None).expect_err("too small");
+    let err = ops::setup(guard.key(), 1024, 0o600, None).expect_err("too small");
     assert!(
         matches!(err, SetupError::CapacityBelowMessage { capacity: 1024, .. }),
         "{err:?}"
     );
     assert!(err.to_string().contains("--capacity of at least"), "{err}");
-    let err = ops::setup(guard.0, 16384, 0o600, Some(65536)).expect_err("below max event");
+    let err = ops::setup(guard.key(), 16384, 0o600, Some(65536)).expect_err("below max event");
     assert!(
         err.to_string().contains("65536 bytes (--max-event)"),
         "{err}"
     );
     assert!(matches!(
-        Queue::open(guard.0),
+        Queue::open(guard.key()),
         Err(sysvmq::Error::NotFound { .. })
     ));
 }
@@ -238,7 +227,7 @@ fn setup_without_apply_advises_raising_msgmax_for_a_larger_max_event() {
     let plan = SetupPlan {
         max_event: Some(12288),
         sysctl: SysctlFs::at(proc_sys.path()),
-        ..SetupPlan::new(guard.0, 16384)
+        ..SetupPlan::new(guard.key(), 16384)
     };
     let report = plan.run().expect("setup");
     assert_eq!(report.outcome, Outcome::Created, "{report}");
@@ -255,7 +244,7 @@ fn apply_sysctls_writes_msgmnb_and_msgmax_into_the_given_proc_root() {
         max_event: Some(64 << 10),
         raise_sysctls: true,
         sysctl: SysctlFs::at(proc_sys.path()),
-        ..SetupPlan::new(guard.0, 1 << 20)
+        ..SetupPlan::new(guard.key(), 1 << 20)
     };
     let report = plan.run().expect("setup");
     assert_eq!(read_fake(proc_sys.path(), "msgmnb"), "1048576\n");
@@ -275,7 +264,7 @@ fn apply_sysctls_writes_msgmnb_and_msgmax_into_the_given_proc_root() {
     if !has_cap_sys_resource() && limits().msgmnb < 1 << 20 {
         assert_eq!(report.outcome, Outcome::NotCreated, "{report}");
         assert!(matches!(
-            Queue::open(guard.0),
+            Queue::open(guard.key()),
             Err(sysvmq::Error::NotFound { .. })
         ));
     }
@@ -293,7 +282,7 @@ fn apply_sysctls_refuses_a_msgmnb_above_the_kernel_maximum_of_2_gib_minus_one() 
         raise_sysctls: true,
         max_event: Some(65536),
         sysctl: SysctlFs::at(proc_sys.path()),
-        ..SetupPlan::new(guard.0, parse_size("2GiB").expect("size"))
+        ..SetupPlan::new(guard.key(), parse_size("2GiB").expect("size"))
     };
     let err = plan.run().expect_err("2 GiB is one byte over INT_MAX");
     assert!(
@@ -343,12 +332,12 @@ fn apply_sysctls_in_a_private_ipc_namespace_creates_and_grows_queues_above_the_d
         return;
     }
     let grown = unique_key();
-    let queue = Queue::create(grown.0, 0o600).expect("create");
+    let queue = Queue::create(grown.key(), 0o600).expect("create");
     send(&queue, 100);
     let fresh = unique_key();
     for (key, outcome) in [
-        (grown.0, Outcome::Grown { from: 16384 }),
-        (fresh.0, Outcome::Created),
+        (grown.key(), Outcome::Grown { from: 16384 }),
+        (fresh.key(), Outcome::Created),
     ] {
         let plan = SetupPlan {
             raise_sysctls: true,
@@ -372,19 +361,19 @@ fn apply_sysctls_in_a_private_ipc_namespace_creates_and_grows_queues_above_the_d
 #[test]
 fn queue_stats_reports_depth_bytes_capacity_and_fill_after_sends() {
     let guard = unique_key();
-    let queue = Queue::create(guard.0, 0o600).expect("create");
+    let queue = Queue::create(guard.key(), 0o600).expect("create");
     queue.set_capacity(10_000).expect("capacity");
     for _ in 0..3 {
         send(&queue, 100);
     }
-    let stats = queue_stats(guard.0).expect("stats");
+    let stats = queue_stats(guard.key()).expect("stats");
     assert_eq!((stats.depth, stats.bytes, stats.capacity), (3, 300, 10_000));
     assert!(
         (stats.fill_percent - 3.0).abs() < 1e-9,
         "{}",
         stats.fill_percent
     );
-    assert_eq!(stats.key, format!("{:#010x}", guard.0));
+    assert_eq!(stats.key, format!("{:#010x}", guard.key()));
     assert_eq!(stats.last_send_pid, std::process::id() as i32);
     assert!(stats.last_send_time.is_some() && stats.last_receive_time.is_none());
     assert_eq!(stats.mode, "0600");
@@ -401,7 +390,7 @@ fn queue_stats_reports_depth_bytes_capacity_and_fill_after_sends() {
 #[test]
 fn queue_stats_of_a_missing_queue_is_not_found() {
     let guard = unique_key();
-    let err = queue_stats(guard.0).expect_err("missing");
+    let err = queue_stats(guard.key()).expect_err("missing");
     assert!(matches!(err, sysvmq::Error::NotFound { .. }), "{err:?}");
 }
 
