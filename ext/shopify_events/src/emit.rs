@@ -42,19 +42,38 @@ fn send<S: FrameSink>(
     })
 }
 
+/// A native emitter class (`SysvEmitter`, `SocketEmitter`,
+/// `DirectEmitter`): a core transport and the reason of its last drop. Its
+/// `emit`, `emit!` and `last_drop` are the functions below, registered for
+/// the concrete class (`method!(emit::emit::<SysvEmitter>, 4)`).
+pub(crate) trait Emitter {
+    /// The core transport.
+    type Transport: FrameSink;
+
+    /// The core transport.
+    fn transport(&self) -> &Self::Transport;
+
+    /// Where the reason of the last dropped event is kept.
+    fn last_drop(&self) -> &LastDrop;
+}
+
 /// `emit(topic, payload, key, headers)`: the event id, or nil when the
-/// transport could not take it and the failure may be dropped.
-pub(crate) fn emit<S: FrameSink>(
-    sink: &S,
-    last_drop: &LastDrop,
+/// transport could not take it and the failure may be dropped (counted,
+/// reason kept). Programming errors (bad topic, payload, size) raise.
+pub(crate) fn emit<E: Emitter>(
     ruby: &Ruby,
-    event: [Value; 4],
+    rb_self: &E,
+    topic: Value,
+    payload: Value,
+    key: Value,
+    headers: Value,
 ) -> Result<Option<RString>, Error> {
-    match send(sink, ruby, event)? {
+    let sink = rb_self.transport();
+    match send(sink, ruby, [topic, payload, key, headers])? {
         Ok(id) => Ok(Some(id)),
         Err(failure) if sink.droppable(&failure) => {
             sink.count_drop();
-            last_drop.set(failure.to_string());
+            rb_self.last_drop().set(failure.to_string());
             Ok(None)
         }
         Err(failure) => Err(errors::send_error(ruby, &failure)),
@@ -62,12 +81,21 @@ pub(crate) fn emit<S: FrameSink>(
 }
 
 /// `emit!(topic, payload, key, headers)`: the event id, or the failure raised.
-pub(crate) fn emit_bang<S: FrameSink>(
-    sink: &S,
+pub(crate) fn emit_bang<E: Emitter>(
     ruby: &Ruby,
-    event: [Value; 4],
+    rb_self: &E,
+    topic: Value,
+    payload: Value,
+    key: Value,
+    headers: Value,
 ) -> Result<RString, Error> {
-    send(sink, ruby, event)?.map_err(|failure| errors::send_error(ruby, &failure))
+    send(rb_self.transport(), ruby, [topic, payload, key, headers])?
+        .map_err(|failure| errors::send_error(ruby, &failure))
+}
+
+/// `last_drop`: why the last dropped event was dropped, if one was.
+pub(crate) fn last_drop<E: Emitter>(rb_self: &E) -> Option<String> {
+    rb_self.last_drop().get()
 }
 
 /// A Hash of counters, `{name: value}` with Symbol keys.

@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby, Value};
+use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby};
 use shopify_events_core::proxy::{ClientConfig, ProxyAddress, SocketClient};
 
-use crate::emit::{self, LastDrop};
+use crate::emit::{self, Emitter, LastDrop};
 use crate::errors::Class;
 use crate::{errors, nogvl::nogvl};
 
@@ -18,6 +18,18 @@ use crate::{errors, nogvl::nogvl};
 struct SocketEmitter {
     inner: SocketClient,
     last_drop: LastDrop,
+}
+
+impl Emitter for SocketEmitter {
+    type Transport = SocketClient;
+
+    fn transport(&self) -> &SocketClient {
+        &self.inner
+    }
+
+    fn last_drop(&self) -> &LastDrop {
+        &self.last_drop
+    }
 }
 
 impl SocketEmitter {
@@ -51,46 +63,12 @@ impl SocketEmitter {
         })
     }
 
-    /// The event id, or nil when the buffer is full (counted, reason kept).
-    /// Programming errors (bad topic, payload, size) raise.
-    fn emit(
-        ruby: &Ruby,
-        rb_self: &Self,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<Option<RString>, Error> {
-        emit::emit(
-            &rb_self.inner,
-            &rb_self.last_drop,
-            ruby,
-            [topic, payload, key, headers],
-        )
-    }
-
-    /// Like `emit`, but raises `QueueFull` instead of dropping.
-    fn emit_bang(
-        ruby: &Ruby,
-        rb_self: &Self,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<RString, Error> {
-        emit::emit_bang(&rb_self.inner, ruby, [topic, payload, key, headers])
-    }
-
     /// Waits up to `timeout` seconds for every emitted event to be acked.
     fn flush(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<bool, Error> {
         let timeout = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
         nogvl(ruby, |interrupted| {
             rb_self.inner.flush(timeout, interrupted)
         })
-    }
-
-    fn last_error(&self) -> Option<String> {
-        self.last_drop.get()
     }
 
     fn address(&self) -> String {
@@ -120,10 +98,10 @@ impl SocketEmitter {
 pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     let class = native.define_class("SocketEmitter", ruby.class_object())?;
     class.define_singleton_method("new", function!(SocketEmitter::new, 4))?;
-    class.define_method("emit", method!(SocketEmitter::emit, 4))?;
-    class.define_method("emit!", method!(SocketEmitter::emit_bang, 4))?;
+    class.define_method("emit", method!(emit::emit::<SocketEmitter>, 4))?;
+    class.define_method("emit!", method!(emit::emit_bang::<SocketEmitter>, 4))?;
     class.define_method("flush", method!(SocketEmitter::flush, 1))?;
-    class.define_method("last_error", method!(SocketEmitter::last_error, 0))?;
+    class.define_method("last_error", method!(emit::last_drop::<SocketEmitter>, 0))?;
     class.define_method("address", method!(SocketEmitter::address, 0))?;
     class.define_method("stats", method!(SocketEmitter::stats, 0))?;
     Ok(())

@@ -3,10 +3,10 @@
 //! `emit` runs entirely under the GVL: encoding plus one non-blocking
 //! `msgsnd` costs less than releasing and re-acquiring the GVL would.
 
-use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby, Value};
+use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby};
 use shopify_events_core::transport::SysvEmitter as CoreEmitter;
 
-use crate::emit::{self, LastDrop};
+use crate::emit::{self, Emitter, LastDrop};
 use crate::errors::{self, Class};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::SysvEmitter", free_immediately, size)]
@@ -31,45 +31,24 @@ pub(crate) fn queue_key(ruby: &Ruby, key: i64) -> Result<sysvmq::Key, Error> {
     ))
 }
 
+impl Emitter for SysvEmitter {
+    type Transport = CoreEmitter;
+
+    fn transport(&self) -> &CoreEmitter {
+        &self.inner
+    }
+
+    fn last_drop(&self) -> &LastDrop {
+        &self.last_drop
+    }
+}
+
 impl SysvEmitter {
     fn new(ruby: &Ruby, key: i64, mode: u32) -> Result<Self, Error> {
         Ok(SysvEmitter {
             inner: CoreEmitter::new(queue_key(ruby, key)?, mode),
             last_drop: LastDrop::default(),
         })
-    }
-
-    /// The event id, or nil when the queue could not take the event.
-    fn emit(
-        ruby: &Ruby,
-        rb_self: &Self,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<Option<RString>, Error> {
-        emit::emit(
-            &rb_self.inner,
-            &rb_self.last_drop,
-            ruby,
-            [topic, payload, key, headers],
-        )
-    }
-
-    /// Like `emit`, but raises `QueueFull` / `QueueError` instead of dropping.
-    fn emit_bang(
-        ruby: &Ruby,
-        rb_self: &Self,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<RString, Error> {
-        emit::emit_bang(&rb_self.inner, ruby, [topic, payload, key, headers])
-    }
-
-    fn last_error(&self) -> Option<String> {
-        self.last_drop.get()
     }
 
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
@@ -100,9 +79,9 @@ impl SysvEmitter {
 pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     let class = native.define_class("SysvEmitter", ruby.class_object())?;
     class.define_singleton_method("new", function!(SysvEmitter::new, 2))?;
-    class.define_method("emit", method!(SysvEmitter::emit, 4))?;
-    class.define_method("emit!", method!(SysvEmitter::emit_bang, 4))?;
-    class.define_method("last_error", method!(SysvEmitter::last_error, 0))?;
+    class.define_method("emit", method!(emit::emit::<SysvEmitter>, 4))?;
+    class.define_method("emit!", method!(emit::emit_bang::<SysvEmitter>, 4))?;
+    class.define_method("last_error", method!(emit::last_drop::<SysvEmitter>, 0))?;
     class.define_method("stats", method!(SysvEmitter::stats, 0))?;
     class.define_method(
         "max_envelope_size",
