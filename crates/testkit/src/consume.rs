@@ -115,37 +115,9 @@ pub fn consume_all(
     expected: usize,
     timeout: Duration,
 ) -> Vec<Consumed> {
-    let deadline = Instant::now() + timeout;
-    let consumer = consumer(bootstrap);
-    let partitions = loop {
-        if let Some(n) = partition_count(&consumer, topic) {
-            break n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "topic {topic} has no metadata on {bootstrap}"
-        );
-        sleep(Duration::from_millis(50));
-    };
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("add partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-
-    let mut out = Vec::with_capacity(expected);
-    let mut errors: HashMap<String, usize> = HashMap::new();
-    while out.len() < expected && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Ok(m)) => out.push(Consumed::from_message(&m)),
-            Some(Err(e)) => *errors.entry(e.to_string()).or_default() += 1,
-        }
-    }
-    if !errors.is_empty() {
-        eprintln!("consume_all({topic}): consumer errors: {errors:?}");
-    }
+    let mut out = consume_until(bootstrap, topic, timeout, Duration::ZERO, |records| {
+        records.len() >= expected
+    });
     out.sort_by_key(|c| (c.partition, c.offset));
     out
 }
@@ -172,7 +144,10 @@ pub fn consume_until(
         if let Some(n) = partition_count(&consumer, topic) {
             break n;
         }
-        assert!(Instant::now() < deadline, "topic {topic} not in metadata");
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} has no metadata on {bootstrap}"
+        );
         sleep(Duration::from_millis(50));
     };
     let mut tpl = TopicPartitionList::new();
@@ -182,23 +157,24 @@ pub fn consume_until(
     }
     consumer.assign(&tpl).expect("assign");
     let mut out = Vec::new();
-    let mut complete = false;
+    let mut errors: HashMap<String, usize> = HashMap::new();
+    let mut complete = done(&out);
     let mut last_new = Instant::now();
-    while Instant::now() < deadline {
+    while !(complete && last_new.elapsed() >= quiet) && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 out.push(Consumed::from_message(&m));
                 last_new = Instant::now();
             }
-            Some(Err(e)) => eprintln!("consume_until({topic}): {e}"),
+            Some(Err(e)) => *errors.entry(e.to_string()).or_default() += 1,
             None => {}
         }
         if !complete {
             complete = done(&out);
         }
-        if complete && last_new.elapsed() >= quiet {
-            break;
-        }
+    }
+    if !errors.is_empty() {
+        eprintln!("consuming {topic}: consumer errors: {errors:?}");
     }
     out
 }
