@@ -15,8 +15,8 @@
 //! - [`command`]: running commands, signalling our own children.
 //! - [`rng`]: a small reproducible generator.
 //! - [`wait`]: polling for a condition, running tests one at a time.
-//! - With the `kafka` feature: [`tansu`] (a real Kafka-protocol broker),
-//!   [`consume`] (reading topics back) and [`produce`] (librdkafka's own
+//! - With the `kafka` feature: `tansu` (a real Kafka-protocol broker),
+//!   `consume` (reading topics back) and `produce` (librdkafka's own
 //!   producer, the baseline).
 #![deny(missing_docs)]
 

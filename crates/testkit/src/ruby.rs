@@ -71,7 +71,8 @@ pub fn key(i: usize) -> Vec<u8> {
     format!("k{}", i % 97).into_bytes()
 }
 
-/// A Ruby child running [`RUBY_EMITTER`]; killed on drop.
+/// A Ruby child running the emitter script (see [`RubyEmitter::spawn`]); killed
+/// on drop.
 pub struct RubyEmitter {
     child: Child,
     /// Where it writes `id<TAB>i<TAB>topic` per event emitted.

@@ -13,7 +13,7 @@
 //! - Topics are never auto-created (create them with [`Tansu::create_topic`]
 //!   or `script/tansu topic`); creating an existing topic exits 1
 //!   ("Topic with this name already exists"). New topics are visible in
-//!   metadata immediately. Node id is 111, one broker, replicas = ISR = [111].
+//!   metadata immediately. Node id is 111, one broker, replicas = ISR = `[111]`.
 //! - Producing to a missing topic: librdkafka holds the record for
 //!   `topic.metadata.propagation.max.ms` (default 30 s) and then fails it
 //!   with `RDKafkaErrorCode::UnknownTopicOrPartition` (broker code 3) - seen

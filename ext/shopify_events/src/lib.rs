@@ -2,7 +2,7 @@
 //! `shopify-events-core`. It converts Ruby arguments, calls the core and maps
 //! each core error to its own Ruby exception class (defined in
 //! `lib/shopify_events/error.rb`, which is loaded before this library, and
-//! resolved once when it loads: see [`errors`]).
+//! resolved once when it loads: see `errors.rs`).
 //!
 //! Everything lives under `ShopifyEvents::Native`; the Ruby API in `lib/`
 //! is the public surface.

@@ -3,7 +3,7 @@
 //! inside [`Sink::poll`], so outcomes arrive in the owner's order of work
 //! and need no cross-thread hand-off).
 //!
-//! The producer is configured by [`client_config`](super::client_config):
+//! The producer is configured by [`client_config`]:
 //! our defaults, then every setting of the user unchanged. Failures are
 //! classified by [`super::is_permanent`]. If the idempotent producer hits a
 //! fatal error, the sink rebuilds the producer; the events it failed come

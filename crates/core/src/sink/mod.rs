@@ -1,6 +1,6 @@
 //! The delivery contract: where events go once they left the queue (the
 //! drain) or the process's buffer (the direct transport). Kafka
-//! ([`crate::kafka::KafkaSink`]), or stdout as JSON lines ([`StdoutSink`]).
+//! (`kafka::KafkaSink`), or stdout as JSON lines ([`StdoutSink`]).
 //!
 //! A sink takes events one by one with a token and reports each outcome
 //! later, from [`Sink::poll`]; its caller keeps every event (the drain: its

@@ -1,3 +1,6 @@
+//! [`EmitterStats`]: the `sysv` emitter's counters, shared by every thread
+//! that emits through it.
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Counters shared by every thread that emits through one emitter.

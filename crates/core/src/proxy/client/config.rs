@@ -1,4 +1,4 @@
-//! How a [`SocketClient`](super::SocketClient)(super::SocketClient) is set up, and why it may
+//! How a [`SocketClient`](super::SocketClient) is set up, and why it may
 //! refuse to be.
 
 use std::time::Duration;
