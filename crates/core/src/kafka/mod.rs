@@ -16,9 +16,9 @@
 //! - [`retry`]: when an event a sink gave back is sent again; the drain and
 //!   the direct transport apply the same policy.
 //!
-//! What links librdkafka is behind the `kafka` feature. The record mapping's
-//! plain parts and the retry policy are not: the stdout sink and the drain
-//! use them without librdkafka.
+//! What links librdkafka is behind the `kafka` feature. The `event_id`
+//! header's name and the retry policy are not: the drain uses the policy
+//! whatever its sink.
 
 pub mod record;
 pub mod retry;

@@ -1,10 +1,10 @@
 //! How an envelope becomes a Kafka record; shared by every producer (the
-//! drain and the direct transport) so events are mapped identically, and by
-//! the stdout sink, whose JSON lines show the same timestamp.
+//! drain and the direct transport) so events are mapped identically.
 //!
 //! A record carries the event's topic, key (none stays none) and payload,
 //! the event's headers in order followed by [`EVENT_ID_HEADER`], and the
-//! emit time in milliseconds as its timestamp (CreateTime).
+//! emit time in milliseconds ([`Envelope::time_ms`](crate::envelope::Envelope::time_ms),
+//! which the stdout sink prints too) as its timestamp (CreateTime).
 
 #[cfg(feature = "kafka")]
 use rdkafka::message::{Header, OwnedHeaders};
@@ -17,12 +17,6 @@ use crate::envelope::Envelope;
 /// Header carrying the event id (hyphenated UUIDv7, 36 ASCII bytes), so
 /// consumers can drop the duplicates at-least-once delivery may produce.
 pub const EVENT_ID_HEADER: &str = "event_id";
-
-/// The Kafka timestamp of an event: its emit time in milliseconds, so an
-/// event that waited in the queue keeps its real time.
-pub fn timestamp_ms(time_us: i64) -> i64 {
-    time_us.div_euclid(1000)
-}
 
 /// The record for `event`, with `token` as its delivery opaque. `id` holds
 /// the hyphenated event id the `event_id` header points into.
@@ -45,7 +39,7 @@ pub(crate) fn record<'a>(
     });
     let mut record = BaseRecord::with_opaque_to(event.topic, token as usize)
         .payload(event.payload)
-        .timestamp(timestamp_ms(event.time_us))
+        .timestamp(event.time_ms())
         .headers(headers);
     if let Some(key) = event.key {
         record = record.key(key);

@@ -9,7 +9,6 @@ use serde_json::{json, Map, Value};
 
 use super::{Delivery, Outcome, Rejected, Sink};
 use crate::envelope::{Envelope, Flags};
-use crate::kafka::record::timestamp_ms;
 
 /// Writes JSON lines to any writer (stdout by default).
 pub struct StdoutSink<W: Write = io::Stdout> {
@@ -70,7 +69,7 @@ pub fn event_json(event: &Envelope<'_>) -> Value {
         "topic": event.topic,
         "key": event.key.map(bytes_value),
         "headers": headers,
-        "timestamp_ms": timestamp_ms(event.time_us),
+        "timestamp_ms": event.time_ms(),
         "payload": payload,
     })
 }
