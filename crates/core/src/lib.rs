@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod event_id;
 pub mod json;
 pub mod kafka;
+pub mod loopback;
 pub mod metrics;
 pub mod ops;
 pub mod process;

@@ -10,6 +10,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::loopback::is_loopback;
+
 /// Where a proxy listens or a client connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxyAddress {
@@ -154,16 +156,6 @@ fn remove_stale_socket(path: &Path) {
     let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
     if is_socket && UnixStream::connect(path).is_err() {
         let _ = std::fs::remove_file(path);
-    }
-}
-
-/// `127.0.0.0/8`, `::1` and `::ffff:127.x.y.z`.
-fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
     }
 }
 
