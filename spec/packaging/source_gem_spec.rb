@@ -1,6 +1,5 @@
 # frozen_string_literal: true
 
-require "open3"
 require "rbconfig"
 require "rubygems/package"
 require "tmpdir"
@@ -9,15 +8,10 @@ require "tmpdir"
 # extension compiles at install), and uses it from elsewhere, plain and
 # through Bundler. script/test sets CARGO_TARGET_DIR so this reuses the
 # compiled dependencies; without it the install builds from scratch.
-RSpec.describe "the shopify_events gem package" do
-  root = File.expand_path("..", __dir__)
+RSpec.describe "the shopify_events source gem" do
+  include SpecCommands
 
-  def run!(env, *command, chdir:)
-    output, status = Open3.capture2e(env, *command, chdir: chdir)
-    raise "#{command.join(" ")} failed (#{status}):\n#{output}" unless status.success?
-
-    output
-  end
+  root = SpecProcesses::ROOT
 
   it "builds, installs with --local, loads from anywhere and from a Bundler app, and ships the command" do
     Dir.mktmpdir("shopify_events-gem") do |dir|
