@@ -3,6 +3,7 @@
 require "etc"
 require "json"
 require "open3"
+require "shellwords"
 require "tmpdir"
 
 # `rake package:deb` packs the binary `rake compile` built (script/test
@@ -13,9 +14,13 @@ require "tmpdir"
 # The host's SysV limits are global and shared with other tests, and the
 # package's postinst raises them, so every step that touches them (dpkg,
 # setup, stats) runs in a private IPC namespace kept open for the example
-# (`unshare --ipc=FILE`, then `nsenter --ipc=FILE`). Installing a package is
-# global too: a lock file keeps two runs of this spec from overlapping, and
-# the spec refuses to run where the package or its user already exist.
+# (`unshare --ipc=FILE`, then `nsenter --ipc=FILE`). There is no systemd
+# here, so the units' commands run as systemd would run them: their
+# ExecStart lines, as their user, with their umask, environment and runtime
+# directory (and a private network namespace for the proxy's fixed metrics
+# port). Installing a package is global too: a lock file keeps two runs of
+# this spec from overlapping, and the spec refuses to run where the package,
+# its user or its runtime directory already exist.
 RSpec.describe "the shopify-events Debian package" do
   include SpecCommands
 
@@ -90,6 +95,7 @@ RSpec.describe "the shopify-events Debian package" do
       expect(package_status).to eq(""), "shopify-events is already installed here (#{package_status}); " \
                                         "this spec installs and purges it: run `dpkg --purge shopify-events` first"
       expect(user?("shopify-events")).to be(false), "a shopify-events user exists; this spec's purge would delete it"
+      expect(File.exist?("/run/shopify-events")).to be(false), "/run/shopify-events exists; this spec creates it"
       @dir = Dir.mktmpdir("shopify-events-deb")
       ns = File.join(@dir, "ipc")
       File.write(ns, "")
@@ -99,6 +105,7 @@ RSpec.describe "the shopify-events Debian package" do
 
     after do
       in_ns("dpkg", "--purge", "shopify-events") if @installed && !package_status.empty?
+      FileUtils.rm_rf(@runtime_dir) if @runtime_dir
       run!({}, "umount", @ns) if @ns # the namespace, and any queue left in it, goes away
       FileUtils.rm_rf(@dir) if @dir
     end
@@ -117,8 +124,9 @@ RSpec.describe "the shopify-events Debian package" do
       user = Etc.getpwnam("shopify-events")
       expect_user_and_state_dir(user)
 
-      expect_setup_and_stats(key, user)
-      expect_drain_refused_without_brokers(key)
+      env = { "SHOPIFY_EVENTS_QUEUE_KEY" => key }
+      expect_drain_unit_creates_the_queue(env, key, user)
+      expect_proxy_unit_takes_events_from_the_group(env, key, user)
       verify_units(installed_files.grep(/\.service\z/))
 
       in_ns("dpkg", "--remove", "shopify-events")
@@ -126,7 +134,7 @@ RSpec.describe "the shopify-events Debian package" do
       expect(installed_files.select { |path| File.exist?(path) }).to eq(["/etc/shopify-events.toml"])
 
       purge = in_ns("dpkg", "--purge", "shopify-events")
-      expect(purge).to match(/queue #{key} \(0 messages\) stays, owned by uid #{user.uid}/)
+      expect(purge).to match(/queue #{key} \(1 messages\) stays, owned by uid #{user.uid}/)
       expect_nothing_left
       in_ns("ipcrm", "-Q", key)
     end
@@ -142,23 +150,76 @@ RSpec.describe "the shopify-events Debian package" do
       expect([state.uid, state.gid, state.mode & 0o777]).to eq([user.uid, user.gid, 0o750])
     end
 
-    # As the drain unit runs it: the queue belongs to the package's user and group.
-    def expect_setup_and_stats(key, user)
-      setup = in_ns("runuser", "-u", "shopify-events", "--", "/usr/bin/shopify-events", "setup",
-                    "--queue-key", key, "--capacity", "1GiB")
-      expect(setup).to include("outcome      created")
+    # The settings of an installed unit (the last one of each name).
+    def unit(name)
+      File.readlines("/usr/lib/systemd/system/#{name}.service", chomp: true)
+          .grep(/\A[A-Z]\w*=/).to_h { |line| line.split("=", 2) }
+    end
+
+    # A unit's command line as systemd runs it: as its user and group, with
+    # its umask, in the example's IPC namespace and a network namespace of
+    # its own (loopback only), with its Environment= added to `env`.
+    def unit_command(unit, key, env)
+      script = 'ip link set lo up; umask "$1"; user=$2; shift 2; ' \
+               'exec setpriv --reuid="$user" --regid="$user" --init-groups -- "$@"'
+      environment = unit.fetch("Environment", "").split.to_h { |pair| pair.split("=", 2) }
+      [env.merge(environment), "nsenter", "--ipc=#{@ns}", "--", "unshare", "--net", "--", "sh", "-ec", script, "sh",
+       unit.fetch("UMask", "0022"), unit.fetch("User"), *Shellwords.split(unit.fetch(key))]
+    end
+
+    # Its setup step creates the queue, owned by the package's user and group;
+    # the drain itself, with the packaged config, refuses to start without brokers.
+    def expect_drain_unit_creates_the_queue(env, key, user)
+      drain = unit("shopify-events-drain")
+      expect(run!(*unit_command(drain, "ExecStartPre", env))).to include("outcome      created")
       stats = JSON.parse(in_ns("/usr/bin/shopify-events", "stats", "--queue-key", key, "--json"))
       expect(stats.values_at("key", "capacity", "depth", "uid", "gid", "mode"))
         .to eq([key, 1 << 30, 0, user.uid, user.gid, "0660"])
+
+      env, *command = unit_command(drain, "ExecStart", env)
+      output, status = Open3.capture2e(env, "timeout", "20", *command)
+      expect(status.exitstatus).to eq(1), output
+      expect(output).to include('set kafka."bootstrap.servers"')
     end
 
-    # The packaged config parses, and keeps the drain from starting until brokers are set.
-    def expect_drain_refused_without_brokers(key)
-      output, status = Open3.capture2e({ "SHOPIFY_EVENTS_QUEUE_KEY" => key }, "timeout", "20",
-                                       "nsenter", "--ipc=#{@ns}", "--", "runuser", "-u", "shopify-events", "--",
-                                       "/usr/bin/shopify-events", "drain", "--config", "/etc/shopify-events.toml")
-      expect(status.exitstatus).to eq(1)
-      expect(output).to include('set kafka."bootstrap.servers"')
+    # Its socket admits the shopify-events group and nobody else (root aside),
+    # and what it takes lands in the queue.
+    def expect_proxy_unit_takes_events_from_the_group(env, key, user)
+      proxy = unit("shopify-events-proxy")
+      @runtime_dir = File.join("/run", proxy.fetch("RuntimeDirectory"))
+      Dir.mkdir(@runtime_dir)
+      File.chmod(proxy.fetch("RuntimeDirectoryMode").to_i(8), @runtime_dir)
+      File.chown(user.uid, user.gid, @runtime_dir)
+      socket = proxy.fetch("ExecStart")[%r{--listen unix://(\S+)}, 1]
+      pid = spawn_child(*unit_command(proxy, "ExecStart", env), log: File.join(@dir, "proxy.log"))
+      wait_for_socket(socket, pid)
+      expect([File.stat(socket).mode & 0o777, File.stat(socket).gid]).to eq([0o770, user.gid])
+
+      expect(emit_through(socket, "--groups=#{user.gid}")).to eq("flushed")
+      expect(emit_through(socket, "--clear-groups")).to eq("not flushed")
+      expect(JSON.parse(in_ns("/usr/bin/shopify-events", "stats", "--queue-key", key, "--json"))["depth"]).to eq(1)
+      expect(stop_child(pid)).to be_success
+    end
+
+    def wait_for_socket(path, pid)
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 15
+      until File.socket?(path)
+        raise "the proxy exited:\n#{File.read(File.join(@dir, "proxy.log"))}" if Process.wait(pid, Process::WNOHANG)
+        raise "no #{path} after 15 s" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+        sleep 0.05
+      end
+    end
+
+    # Emits one event as the user nobody, with the supplementary groups
+    # `groups` sets, as an app in a container would; "flushed" once the proxy acked it.
+    def emit_through(socket, groups)
+      script = 'require "shopify_events"; ShopifyEvents.emit("deb.proxy", { ok: true }); ' \
+               'print ShopifyEvents.flush(2) ? "flushed" : "not flushed"'
+      env = { "SHOPIFY_EVENTS_TRANSPORT" => "socket", "SHOPIFY_EVENTS_PROXY" => "unix://#{socket}",
+              "SHOPIFY_EVENTS_FLUSH_TIMEOUT" => "1" }
+      run!(env, "setpriv", "--reuid=nobody", "--regid=nogroup", groups, "--",
+           RbConfig.ruby, "-I", File.join(SpecProcesses::ROOT, "lib"), "-e", script, chdir: "/")
     end
 
     def expect_nothing_left
