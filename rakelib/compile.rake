@@ -9,6 +9,13 @@ task :compile do
   staged = File.join(build_dir, "install")
   mkdir_p build_dir
   ENV["CARGO_TARGET_DIR"] ||= File.join(root, "target")
+  # RubyGems sets SOURCE_DATE_EPOCH (to the current time) when it builds the
+  # source gem's extension, and the cc crate rebuilds every C dependency,
+  # librdkafka's included, whenever it changes. One fixed value, RubyGems'
+  # own default since 3.6 (1980-01-02), lets this build and the source gem
+  # spec's share target/ (the spec passes the same value). No C dependency
+  # embeds the date.
+  ENV["SOURCE_DATE_EPOCH"] ||= "315619200"
   Dir.chdir(build_dir) do
     ruby File.join(root, "ext", "shopify_events", "extconf.rb")
     sh "make"
