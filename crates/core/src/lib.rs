@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod ops;
 pub mod process;
 pub mod proxy;
+pub mod spool;
 pub mod topic;

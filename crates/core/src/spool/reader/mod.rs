@@ -1,0 +1,505 @@
+//! The drain's side of the spool: discovers the segments of one queue key,
+//! reads each producer's records in order, in place, persists
+//! acknowledgements in the segments and deletes what is done. See the
+//! [spool module docs](super) for the rules.
+
+mod discover;
+mod event;
+mod segment;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::format::{parse_name, Name, SegmentId, DAMAGED_SUFFIX, RECORD_HEADER};
+use super::{lock, ReaderOptions, SpoolError};
+use discover::{scan, Changes, Watch};
+pub use event::{Backlog, DamageKind, IgnoreReason, ReaderStats, SpoolEvent};
+use segment::ReadSegment;
+
+/// Records `next_record` takes from one segment before it looks at the next
+/// producer's, so a busy producer does not starve the others.
+const BATCH: u32 = 256;
+
+/// A record read from a segment: where it is, for [`SpoolReader::body`] and
+/// [`SpoolReader::ack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef {
+    segment: SegmentId,
+    slot: u32,
+    offset: u64,
+    end: u64,
+    len: u32,
+}
+
+impl RecordRef {
+    /// The segment it is in.
+    pub fn segment(&self) -> SegmentId {
+        self.segment
+    }
+
+    /// Data offset of its record header.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Data offset past it and its padding: what acknowledges it.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Length of its envelope.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the envelope is empty (never: envelopes are at least 44
+    /// bytes).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// One producer's segments: mapped ones in index order (all but the last
+/// read to their final end), and discovered ones not mapped yet.
+#[derive(Debug, Default)]
+struct Producer {
+    open: VecDeque<usize>,
+    waiting: BTreeSet<u64>,
+}
+
+/// Reads the spool of one queue key; see the [module docs](super).
+#[derive(Debug)]
+pub struct SpoolReader {
+    dir: PathBuf,
+    key: u32,
+    options: ReaderOptions,
+    watch: Watch,
+    producers: BTreeMap<u64, Producer>,
+    slab: Vec<Option<ReadSegment>>,
+    free: Vec<usize>,
+    index: HashMap<SegmentId, usize>,
+    /// Slab slots of each producer's last mapped segment: where `next_record`
+    /// looks.
+    reading: Vec<usize>,
+    cursor: usize,
+    streak: u32,
+    /// Segments that cannot be read or deleted: reported, left alone.
+    skipped: HashSet<SegmentId>,
+    /// Other names reported once.
+    reported: HashSet<OsString>,
+    other_keys: HashSet<u32>,
+    at_limit: bool,
+    events: Vec<SpoolEvent>,
+    stats: ReaderStats,
+}
+
+impl SpoolReader {
+    /// Opens the spool in `dir` for queue `queue_key` and discovers what is
+    /// there.
+    pub fn open(
+        dir: impl Into<PathBuf>,
+        queue_key: libc::key_t,
+        options: ReaderOptions,
+    ) -> Result<SpoolReader, SpoolError> {
+        let dir = dir.into();
+        match fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                let source = io::Error::from_raw_os_error(libc::ENOTDIR);
+                return Err(SpoolError::io(&dir, &dir, "open", source));
+            }
+            Err(source) => return Err(SpoolError::io(&dir, &dir, "open", source)),
+        }
+        let now = Instant::now();
+        let mut reader = SpoolReader {
+            watch: Watch::new(&dir, &options, now),
+            dir,
+            key: queue_key as u32,
+            options,
+            producers: BTreeMap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            reading: Vec::new(),
+            cursor: 0,
+            streak: 0,
+            skipped: HashSet::new(),
+            reported: HashSet::new(),
+            other_keys: HashSet::new(),
+            at_limit: false,
+            events: Vec::new(),
+            stats: ReaderStats::default(),
+        };
+        reader.refresh()?;
+        Ok(reader)
+    }
+
+    /// Everything that takes a system call: learns of new segments, maps
+    /// them, tests writers' liveness, gives up damaged segments and deletes
+    /// finished ones. Call it every round of the drain loop, at least every
+    /// 250 ms; when it finds nothing, it costs one `read` of the inotify
+    /// queue.
+    pub fn refresh(&mut self) -> Result<(), SpoolError> {
+        let now = Instant::now();
+        match self.watch.changes(now) {
+            Changes::None => {}
+            Changes::Names(names) => {
+                for name in names {
+                    self.saw(&name, false);
+                }
+            }
+            Changes::Rescan => {
+                let names = scan(&self.dir)
+                    .map_err(|source| SpoolError::io(&self.dir, &self.dir, "scan", source))?;
+                for name in names {
+                    self.saw(&name, true);
+                }
+            }
+        }
+        let producers: Vec<u64> = self.producers.keys().copied().collect();
+        for producer in producers {
+            self.advance(producer, now);
+        }
+        self.reading.clear();
+        self.reading.extend(
+            self.producers
+                .values()
+                .filter_map(|p| p.open.back().copied()),
+        );
+        self.cursor = self.cursor.checked_rem(self.reading.len()).unwrap_or(0);
+        self.note_limit();
+        Ok(())
+    }
+
+    /// The next published record of any mapped segment, validated, each
+    /// producer's in order. Memory loads and CRCs only: no system call, no
+    /// copy. `None` when nothing new is published; [`SpoolReader::refresh`]
+    /// moves on to further segments.
+    pub fn next_record(&mut self) -> Option<RecordRef> {
+        let count = self.reading.len();
+        for _ in 0..=count {
+            let slot = *self.reading.get(self.cursor)?;
+            if self.streak < BATCH {
+                if let Some(record) = self.read_one(slot) {
+                    self.streak += 1;
+                    return Some(record);
+                }
+            }
+            self.cursor = (self.cursor + 1) % count;
+            self.streak = 0;
+        }
+        None
+    }
+
+    fn read_one(&mut self, slot: usize) -> Option<RecordRef> {
+        let segment = self.slab.get_mut(slot)?.as_mut()?;
+        let at = segment.read;
+        match segment.read_next() {
+            Ok(Some(found)) => {
+                self.stats.records += 1;
+                Some(RecordRef {
+                    segment: segment.id,
+                    slot: slot as u32,
+                    offset: found.offset,
+                    end: found.end,
+                    len: found.len,
+                })
+            }
+            Ok(None) => None,
+            Err(kind) => {
+                if !matches!(kind, DamageKind::PublishedOutOfRange { .. }) {
+                    segment.damage = Some(at);
+                }
+                let offset = if segment.damage.is_some() { at } else { 0 };
+                let path = segment.path.clone();
+                self.damaged(path, offset, kind);
+                None
+            }
+        }
+    }
+
+    /// The envelope of `record`, borrowed from the mapping; empty if its
+    /// segment was deleted meanwhile (it cannot be while unacknowledged).
+    pub fn body(&self, record: &RecordRef) -> &[u8] {
+        match self.slab.get(record.slot as usize) {
+            Some(Some(segment)) if segment.id == record.segment => {
+                segment.bytes(record.offset + RECORD_HEADER, u64::from(record.len))
+            }
+            _ => &[],
+        }
+    }
+
+    /// Persists that every record of `segment` ending at or before `end` is
+    /// acknowledged. Ignored (false) unless `end` moves the segment's
+    /// `acked` forward to the end of a record `next_record` returned.
+    pub fn ack(&mut self, segment: SegmentId, end: u64) -> bool {
+        let Some(&slot) = self.index.get(&segment) else {
+            return false;
+        };
+        match self.slab.get_mut(slot) {
+            Some(Some(read)) => read.ack(end),
+            _ => false,
+        }
+    }
+
+    /// What waits for this queue.
+    pub fn backlog(&self) -> Backlog {
+        let waiting: usize = self.producers.values().map(|p| p.waiting.len()).sum();
+        let mapped = self.slab.iter().flatten();
+        Backlog {
+            segments: self.index.len() + waiting,
+            waiting,
+            bytes: mapped
+                .clone()
+                .map(|s| s.published - s.acked.min(s.published))
+                .sum(),
+            oldest_us: mapped.filter_map(ReadSegment::oldest_unacked).min(),
+        }
+    }
+
+    /// Events since the last call, to log and count.
+    pub fn take_events(&mut self) -> Vec<SpoolEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ReaderStats {
+        self.stats
+    }
+
+    /// Whether new segments are learnt from inotify (else by polling).
+    pub fn uses_inotify(&self) -> bool {
+        self.watch.uses_inotify()
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A name found in the directory.
+    fn saw(&mut self, name: &OsStr, scanning: bool) {
+        let parsed = name.to_str().map_or(Name::Other, parse_name);
+        match parsed {
+            Name::Segment(key, id) if key == self.key => {
+                if !self.index.contains_key(&id) && !self.skipped.contains(&id) {
+                    let producer = self.producers.entry(id.producer).or_default();
+                    producer.waiting.insert(id.index);
+                }
+            }
+            Name::Segment(key, _) => {
+                if self.other_keys.insert(key) {
+                    self.ignored(self.dir.join(name), IgnoreReason::OtherQueue { key });
+                }
+            }
+            Name::Temp(key, _) if key == self.key && scanning => self.check_temp(name),
+            Name::Temp(..) | Name::Damaged => {}
+            Name::Other => {
+                if self.reported.insert(name.to_os_string()) {
+                    self.ignored(self.dir.join(name), IgnoreReason::NotASpoolFile);
+                }
+            }
+        }
+    }
+
+    /// Removes a writer's temporary file once it is old and unlocked.
+    fn check_temp(&mut self, name: &OsStr) {
+        let path = self.dir.join(name);
+        let old = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= self.options.temp_grace);
+        let unlocked = || {
+            File::open(&path)
+                .and_then(|f| lock::is_locked(f.as_fd()))
+                .is_ok_and(|locked| !locked)
+        };
+        if old && unlocked() && fs::remove_file(&path).is_ok() {
+            self.events.push(SpoolEvent::RemovedTemp { path });
+        }
+    }
+
+    /// Reclaims, gives up, tests and maps one producer's segments.
+    fn advance(&mut self, producer: u64, now: Instant) {
+        loop {
+            let mut changed = self.settle(producer, now);
+            changed |= self.admit(producer, now);
+            if !changed {
+                break;
+            }
+        }
+        if self
+            .producers
+            .get(&producer)
+            .is_some_and(|p| p.open.is_empty() && p.waiting.is_empty())
+        {
+            self.producers.remove(&producer);
+        }
+    }
+
+    /// Updates the producer's mapped segments; reclaims those done.
+    fn settle(&mut self, producer: u64, now: Instant) -> bool {
+        let Some(open) = self.producers.get(&producer).map(|p| p.open.clone()) else {
+            return false;
+        };
+        let mut reclaimed = false;
+        for slot in open {
+            let Some(Some(segment)) = self.slab.get_mut(slot) else {
+                continue;
+            };
+            let mut damage = segment.load_state();
+            if !segment.finished() && segment.read_all() && now >= segment.next_liveness {
+                segment.test_liveness();
+                segment.next_liveness = now + self.options.liveness_interval;
+                if segment.dead {
+                    // Whatever it published before dying is final now.
+                    damage = damage.or(segment.load_published());
+                }
+            }
+            let path = segment.path.clone();
+            let give_up = segment.finished() && !segment.given_up;
+            let given_up = match segment.damage {
+                Some(at) if give_up => {
+                    segment.given_up = true;
+                    Some((at, segment.published - at))
+                }
+                _ => None,
+            };
+            let done = segment.finished() && segment.read_all() && segment.acked >= segment.end();
+            if let Some(kind) = damage {
+                self.damaged(path.clone(), 0, kind);
+            }
+            if let Some((offset, bytes)) = given_up {
+                self.stats.given_up_bytes += bytes;
+                self.events.push(SpoolEvent::GivenUp {
+                    path,
+                    offset,
+                    bytes,
+                });
+            }
+            if done {
+                self.reclaim(producer, slot);
+                reclaimed = true;
+            }
+        }
+        reclaimed
+    }
+
+    /// Maps the producer's next segment if the last mapped one is read to
+    /// its final end (or none is mapped) and the limit allows.
+    fn admit(&mut self, producer: u64, now: Instant) -> bool {
+        if self.index.len() >= self.options.max_open {
+            return false;
+        }
+        let Some(entry) = self.producers.get(&producer) else {
+            return false;
+        };
+        let ready = match entry.open.back() {
+            None => true,
+            Some(&slot) => self.slab[slot]
+                .as_ref()
+                .is_some_and(|s| s.finished() && s.read_all()),
+        };
+        let Some(&index) = entry.waiting.first().filter(|_| ready) else {
+            return false;
+        };
+        let id = SegmentId { producer, index };
+        if let Some(entry) = self.producers.get_mut(&producer) {
+            entry.waiting.remove(&index);
+        }
+        let path = self
+            .dir
+            .join(super::segment_name(self.key as libc::key_t, id));
+        match ReadSegment::open(&path, id, self.key, now) {
+            Ok((mut segment, damage)) => {
+                if !segment.sealed {
+                    segment.test_liveness();
+                    segment.next_liveness = now + self.options.liveness_interval;
+                }
+                if let Some(kind) = damage {
+                    self.damaged(path, 0, kind);
+                }
+                let slot = match self.free.pop() {
+                    Some(slot) => slot,
+                    None => {
+                        self.slab.push(None);
+                        self.slab.len() - 1
+                    }
+                };
+                self.slab[slot] = Some(segment);
+                self.index.insert(id, slot);
+                if let Some(entry) = self.producers.get_mut(&producer) {
+                    entry.open.push_back(slot);
+                }
+            }
+            // Gone meanwhile (an operator moved it): nothing to report.
+            Err(IgnoreReason::Unreadable { .. }) if !path.exists() => {}
+            Err(reason) => {
+                self.skipped.insert(id);
+                self.ignored(path, reason);
+            }
+        }
+        true
+    }
+
+    /// Deletes a finished, acknowledged segment, or sets a given-up one
+    /// aside as `<name>.damaged`.
+    fn reclaim(&mut self, producer: u64, slot: usize) {
+        let Some(mut segment) = self.slab.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(slot);
+        self.index.remove(&segment.id);
+        if let Some(entry) = self.producers.get_mut(&producer) {
+            entry.open.retain(|&s| s != slot);
+        }
+        let result = if segment.given_up {
+            // Done with, though not delivered: the writer's `drained` must
+            // not wait for it forever.
+            segment.store_acked(segment.published);
+            let mut aside = segment.path.clone().into_os_string();
+            aside.push(DAMAGED_SUFFIX);
+            fs::rename(&segment.path, aside)
+        } else {
+            fs::remove_file(&segment.path)
+        };
+        match result {
+            Ok(()) => self.stats.reclaimed += 1,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => {
+                self.skipped.insert(segment.id);
+                let reason = format!("delivered, but cannot be deleted: {err}");
+                self.ignored(segment.path, IgnoreReason::Unreadable { reason });
+            }
+        }
+    }
+
+    fn damaged(&mut self, path: PathBuf, offset: u64, kind: DamageKind) {
+        self.stats.damaged += 1;
+        self.events.push(SpoolEvent::Damaged { path, offset, kind });
+    }
+
+    fn ignored(&mut self, path: PathBuf, reason: IgnoreReason) {
+        self.stats.ignored += 1;
+        self.events.push(SpoolEvent::Ignored { path, reason });
+    }
+
+    /// Reports reaching `max_open` once each time it is reached.
+    fn note_limit(&mut self) {
+        let waiting: usize = self.producers.values().map(|p| p.waiting.len()).sum();
+        let full = self.index.len() >= self.options.max_open && waiting > 0;
+        if full && !self.at_limit {
+            self.events.push(SpoolEvent::OpenLimit {
+                max_open: self.options.max_open,
+                waiting,
+            });
+        }
+        self.at_limit = full;
+    }
+}
