@@ -505,3 +505,20 @@ fn inotify_discovers_a_new_segment_without_a_scan() {
     let record = reader.next_record().expect("found through inotify");
     assert_eq!(numbers(reader.body(&record)), (1, 0));
 }
+
+#[test]
+fn two_writers_of_one_process_on_one_queue_are_two_producers() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SpoolWriter::new(options(dir.path()));
+    let second = SpoolWriter::new(options(dir.path()));
+    for seq in 0..50 {
+        first.append(&envelope(1, seq, 100)).unwrap();
+        second.append(&envelope(2, seq, 100)).unwrap();
+    }
+    let mut reader = open_reader(dir.path());
+    let (seen, events) = read_all(&mut reader, true);
+    assert!(events.is_empty(), "{events:?}");
+    let counts = assert_in_order(&seen);
+    assert_eq!(counts.get(&1), Some(&50));
+    assert_eq!(counts.get(&2), Some(&50));
+}

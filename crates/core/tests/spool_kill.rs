@@ -63,7 +63,8 @@ fn published_records(dir: &Path) -> (BTreeMap<u64, u64>, u64) {
     let mut torn_tails = 0;
     for path in files(dir, ".seg") {
         let bytes = fs::read(&path).unwrap();
-        let published = u64::from_le_bytes(bytes[128..136].try_into().unwrap()) as usize;
+        // The offset is the low half of the word (the high half its complement).
+        let published = u32::from_le_bytes(bytes[128..132].try_into().unwrap()) as usize;
         let data = &bytes[4096..];
         let mut at = 0;
         while at < published {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::format::{record_span, SegmentId, HEADER_SIZE, MAX_INDEX};
+use super::format::{record_span, SegmentId, HEADER_SIZE, MAX_INDEX, MAX_RECORD_LIMIT};
 use super::options::{SyncPolicy, RETRY_AFTER};
 use super::segment::{self, Active, Retired};
 use super::{SpoolError, SpoolOptions, WriterStats};
@@ -24,6 +24,9 @@ use crate::process;
 pub struct Appender {
     options: SpoolOptions,
     generation: u64,
+    /// Which writer of this process it is: the first writes under the
+    /// process's producer id, later ones under ids derived from it.
+    instance: u64,
     producer: u64,
     next_index: u64,
     next_capacity: u64,
@@ -64,24 +67,28 @@ impl Counters {
 
 impl Appender {
     /// A writer with `options`; touches no file until the first append.
-    /// Sizes are rounded up to whole pages and `segment_max` to at least
-    /// `segment_min`.
+    /// Segment sizes are rounded up to whole pages, `segment_max` to at
+    /// least `segment_min`; sizes and `max_record` are cut to 1 GiB.
     pub fn new(options: SpoolOptions) -> Appender {
         Appender::with_counters(options, Arc::default())
     }
 
     pub(super) fn with_counters(mut options: SpoolOptions, counters: Arc<Counters>) -> Appender {
-        options.segment_min = page_round(options.segment_min.max(1));
-        options.segment_max = page_round(options.segment_max).max(options.segment_min);
+        let limit = MAX_RECORD_LIMIT as u64;
+        options.segment_min = page_round(options.segment_min.clamp(1, limit));
+        options.segment_max = page_round(options.segment_max.min(limit)).max(options.segment_min);
+        options.max_record = options.max_record.min(MAX_RECORD_LIMIT);
         let sync_due = match options.sync {
             SyncPolicy::Interval(every) => coarse_now().saturating_add(nanos(every)),
             _ => 0,
         };
+        let instance = INSTANCES.fetch_add(1, Relaxed);
         Appender {
             next_capacity: options.segment_min,
             options,
             generation: process::generation(),
-            producer: process::producer_id(),
+            instance,
+            producer: producer_id(instance),
             next_index: 0,
             active: None,
             retired: Vec::new(),
@@ -109,7 +116,7 @@ impl Appender {
     #[inline]
     fn try_append(&mut self, envelope: &[u8]) -> Result<(), SpoolError> {
         let len = envelope.len();
-        if len > self.options.max_record || len > u32::MAX as usize {
+        if len > self.options.max_record {
             return Err(SpoolError::RecordTooLarge {
                 len,
                 max_record: self.options.max_record,
@@ -267,7 +274,7 @@ impl Appender {
         std::mem::forget(self.active.take());
         std::mem::forget(std::mem::take(&mut self.retired));
         self.generation = process::generation();
-        self.producer = process::producer_id();
+        self.producer = producer_id(self.instance);
         self.next_index = 0;
         self.next_capacity = self.options.segment_min;
         self.failed = None;
@@ -283,6 +290,30 @@ impl Drop for Appender {
         }
         self.retire_active();
     }
+}
+
+/// Appenders created in this process (and its parents before a fork).
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
+
+/// The producer id the `instance`th appender of this process writes under:
+/// the process's own for the first, so files name the process that wrote
+/// them; distinct ones for others, so two writers of one process on the
+/// same directory and queue are two producers, never one file's two
+/// writers.
+fn producer_id(instance: u64) -> u64 {
+    let id = process::producer_id();
+    if instance == 0 {
+        return id;
+    }
+    // splitmix64 of the pair: spread, and never the process's own id.
+    let mut z = id ^ instance.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    if z == id || z == 0 {
+        z ^= 0x5eed;
+    }
+    z
 }
 
 fn not_an_envelope(len: usize, reason: &'static str) -> SpoolError {

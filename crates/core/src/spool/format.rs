@@ -27,6 +27,14 @@ pub(super) const OFF_PUBLISHED: usize = 128;
 pub(super) const OFF_SEALED: usize = 192;
 pub(super) const OFF_ACKED: usize = 256;
 
+/// The `sealed` word of a sealed segment (`SESEALED`); 0 before. Any other
+/// value is damage: one flipped bit cannot turn 0 into it.
+pub(super) const SEALED: u64 = u64::from_le_bytes(*b"SESEALED");
+/// Largest data capacity: offsets in the header words are 32-bit.
+pub(super) const MAX_CAPACITY: u64 = 1 << 31;
+/// Largest envelope a segment takes, so that a record's segment stays
+/// within the 2 GiB a segment can have (offsets are 32-bit).
+pub const MAX_RECORD_LIMIT: usize = 1 << 30;
 /// Bytes before a record's envelope: `len` and `check`.
 pub(super) const RECORD_HEADER: u64 = 8;
 /// Segment indices are written with 10 digits.
@@ -179,8 +187,10 @@ impl Header {
             return Err(HeaderError::Damaged("reserved flags set"));
         }
         let capacity = u64_at(bytes, OFF_CAPACITY);
-        if capacity == 0 || capacity % HEADER_SIZE != 0 || capacity > u64::MAX / 4 {
-            return Err(HeaderError::Damaged("capacity is not a multiple of 4096"));
+        if capacity == 0 || capacity % HEADER_SIZE != 0 || capacity > MAX_CAPACITY {
+            return Err(HeaderError::Damaged(
+                "capacity is not a multiple of 4096 up to 2 GiB",
+            ));
         }
         let id = SegmentId {
             producer: u64_at(bytes, OFF_PRODUCER),
@@ -213,6 +223,21 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     let mut le = [0u8; 8];
     le.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(le)
+}
+
+/// The `published` or `acked` word for data offset `offset`: the offset in
+/// the low half, its complement in the high half, so that a flipped bit (or
+/// a zeroed page) is seen rather than read as another offset.
+#[inline]
+pub(super) fn offset_word(offset: u64) -> u64 {
+    let low = offset as u32;
+    u64::from(low) | u64::from(!low) << 32
+}
+
+/// The offset an offset word holds, if it is intact.
+pub(super) fn word_offset(word: u64) -> Option<u64> {
+    let low = word as u32;
+    ((word >> 32) as u32 == !low).then_some(u64::from(low))
 }
 
 /// `len` rounded up to a multiple of 8.
@@ -318,6 +343,19 @@ mod tests {
                 "bit {bit} flipped went unseen"
             );
         }
+    }
+
+    #[test]
+    fn offset_words_round_trip_and_no_single_bit_flip_passes() {
+        for offset in [0, 8, 4096, 123_456, MAX_CAPACITY] {
+            let word = offset_word(offset);
+            assert_eq!(word_offset(word), Some(offset));
+            for bit in 0..64 {
+                assert_eq!(word_offset(word ^ 1 << bit), None, "{offset} bit {bit}");
+            }
+        }
+        assert_eq!(word_offset(0), None, "a zeroed header page is no offset");
+        assert!((0..64).all(|bit| SEALED ^ 1 << bit != 0));
     }
 
     #[test]

@@ -45,7 +45,7 @@
 //! | 0 | 8 | magic `SESPOOL1` (the file family; the version tells the format) |
 //! | 8 | 4 | format version, 1 |
 //! | 12 | 4 | header size, 4096: the data area starts here |
-//! | 16 | 8 | data capacity in bytes, a non-zero multiple of 4096 |
+//! | 16 | 8 | data capacity in bytes, a multiple of 4096, from 4096 to 2 GiB |
 //! | 24 | 8 | producer id (non-zero), as in the name |
 //! | 32 | 8 | segment index, as in the name (below 10¹⁰) |
 //! | 40 | 4 | queue key, as in the name |
@@ -53,15 +53,20 @@
 //! | 48 | 8 | creation time, µs since the Unix epoch (i64) |
 //! | 56 | 4 | pid of the writer: informational, never used for liveness |
 //! | 60 | 4 | CRC32C of bytes 0..60 |
-//! | 128 | 8 | `published`: data bytes of complete records |
-//! | 192 | 8 | `sealed`: 0 while the writer may still append, 1 once it never will |
-//! | 256 | 8 | `acked`: data bytes the reader is done with |
+//! | 128 | 8 | `published`: offset word, data bytes of complete records |
+//! | 192 | 8 | `sealed`: 0 while the writer may still append, `SESEALED` (ASCII) once it never will |
+//! | 256 | 8 | `acked`: offset word, data bytes the reader is done with |
 //!
 //! Every other header byte is zero. Bytes 0..64 never change after the
 //! rename. The three words live on 64-byte lines of their own, because
 //! different processes write them: the writer `published` and `sealed`, the
 //! reader `acked`. Each changes by single aligned 8-byte atomic stores, so a
-//! crash leaves the old or the new value.
+//! crash leaves the old or the new value. An *offset word* holds a data
+//! offset `o` (below 2³²) as `o | !o << 32`: the high half is the
+//! complement of the low half, so a flipped bit or a page of zeros is seen
+//! as damage instead of being read as another offset; likewise `sealed`
+//! takes only 0 or `SESEALED`. Both offset words start as the offset word
+//! of 0 (`0xFFFFFFFF_00000000`).
 //!
 //! ## Records
 //!
@@ -91,6 +96,8 @@
 //! - `sealed` is stored (release) after the last `published` store: a
 //!   reader that sees it set and then loads `published` has the final value.
 //! - `acked` is a record boundary at most `published` and only grows.
+//! - Offsets fit 32 bits: capacity is at most 2 GiB, a record at most 1 GiB
+//!   ([`MAX_RECORD_LIMIT`]).
 //! - Data is never overwritten: a segment is written once, front to back,
 //!   and deleted, never recycled. A future recycling writer would stamp new
 //!   producer ids or indices, which the `check` word tells apart.
@@ -229,10 +236,21 @@
 //! CRC, fields disagreeing with the name, a file shorter than its header
 //! page) makes the segment unreadable: reported once
 //! ([`SpoolEvent::Ignored`]), left in place, and the producer's next
-//! segment is read. A `published` beyond the capacity or the file, not
-//! 8-aligned, or an `acked` beyond `published` or not 8-aligned is header
-//! damage: reported; `published` is cut to what the file holds and a bad
-//! `acked` is read as 0 (records may be delivered again, never lost).
+//! segment is read. Damaged header words are reported once each
+//! ([`SpoolEvent::Damaged`] at offset 0) and worked around without losing
+//! a record:
+//!
+//! - `published` failing its check: the reader waits while the writer
+//!   lives (its next publish rewrites the word); once the writer is done
+//!   (sealed or dead) it reads records up to the first that fails
+//!   validation, which then ends the segment (the `check` word, salted with
+//!   producer, index and offset, tells records from anything else).
+//!   `published` beyond the file or not 8-aligned: cut to what the file
+//!   holds.
+//! - `sealed` neither 0 nor the seal: read as not sealed, so the writer's
+//!   death ends the segment.
+//! - `acked` failing its check or beyond `published`: read as 0; records
+//!   may be delivered again (at-least-once), none is lost.
 //!
 //! Within the published range, the reader validates each record in this
 //! order: the header fits before `published`; `check` matches; `len` is at
@@ -267,7 +285,7 @@ mod writer;
 
 pub use appender::Appender;
 pub use error::SpoolError;
-pub use format::{segment_name, SegmentId, FORMAT_VERSION, HEADER_SIZE, MAGIC};
+pub use format::{segment_name, SegmentId, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_RECORD_LIMIT};
 pub use options::{
     Discovery, ReaderOptions, SpoolOptions, SyncPolicy, DEFAULT_DIR, DEFAULT_MAX_OPEN,
     DEFAULT_MAX_RECORD, DEFAULT_MODE, DEFAULT_SEGMENT_MAX, DEFAULT_SEGMENT_MIN,

@@ -2,10 +2,12 @@
 //! appended to in place, sealed, and then only watched until the reader is
 //! done with it.
 
+use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +16,8 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 
 use super::fork::{open_registered, Registered};
 use super::format::{
-    check_seed, record_word, segment_name, temp_name, Header, SegmentId, HEADER_SIZE, OFF_ACKED,
-    OFF_PUBLISHED, OFF_SEALED, RECORD_HEADER,
+    check_seed, offset_word, record_word, segment_name, temp_name, word_offset, Header, SegmentId,
+    HEADER_SIZE, OFF_ACKED, OFF_PUBLISHED, OFF_SEALED, RECORD_HEADER, SEALED,
 };
 use super::options::SyncPolicy;
 use super::{budget, lock, SpoolError, SpoolOptions};
@@ -50,7 +52,7 @@ pub(super) struct Retired {
 impl Retired {
     /// Whether the reader's `acked` reached the final `published`.
     pub fn done(&self) -> bool {
-        word(&self.header, OFF_ACKED).load(Ordering::Acquire) >= self.published
+        acked(&self.header) >= self.published
     }
 }
 
@@ -70,8 +72,8 @@ pub(super) fn create(
     let lock = open_registered(&temp, flags, options.mode)
         .map_err(|source| SpoolError::io(dir, &temp, "create", source))?;
     let built = build(options, &lock, &temp, id, capacity).and_then(|(header, data)| {
-        std::fs::rename(&temp, &path)
-            .map_err(|source| SpoolError::io(dir, &temp, "rename", source))?;
+        rename_noreplace(&temp, &path)
+            .map_err(|source| SpoolError::io(dir, &path, "rename into place", source))?;
         if options.sync != SyncPolicy::PageCache {
             sync_dir(dir)?;
         }
@@ -162,6 +164,9 @@ fn build(
     .encode();
     // SAFETY: 64 bytes into a 4096-byte mapping nobody else has yet.
     unsafe { std::ptr::copy_nonoverlapping(stamp.as_ptr(), header.as_mut_ptr(), stamp.len()) };
+    for off in [OFF_PUBLISHED, OFF_ACKED] {
+        word(&header, off).store(offset_word(0).to_le(), Ordering::Relaxed);
+    }
     if options.sync != SyncPolicy::PageCache {
         header.flush().map_err(io("msync"))?;
     }
@@ -218,7 +223,8 @@ impl Active {
             base.cast::<u64>().write(record.to_le());
         }
         self.published = at + span;
-        word(&self.header, OFF_PUBLISHED).store(self.published.to_le(), Ordering::Release);
+        let published = offset_word(self.published).to_le();
+        word(&self.header, OFF_PUBLISHED).store(published, Ordering::Release);
     }
 
     /// `msync`s the records published since the last sync, then the header
@@ -243,13 +249,13 @@ impl Active {
 
     /// Whether the reader acknowledged every published record.
     pub fn acked_all(&self) -> bool {
-        word(&self.header, OFF_ACKED).load(Ordering::Acquire) >= self.published
+        acked(&self.header) >= self.published
     }
 
     /// Seals the segment after its last publish and lets go of everything
     /// but its header page: the lock (the descriptor closes) and the data.
     pub fn seal(self, sync: SyncPolicy) -> Retired {
-        word(&self.header, OFF_SEALED).store(1u64.to_le(), Ordering::Release);
+        word(&self.header, OFF_SEALED).store(SEALED.to_le(), Ordering::Release);
         if sync != SyncPolicy::PageCache {
             // Best effort: the records were synced as the policy asked; a
             // lost seal only makes the reader wait for the writer's death.
@@ -260,6 +266,15 @@ impl Active {
             published: self.published,
         }
     }
+}
+
+/// The reader's `acked`; 0 while its word is damaged (the reader then reads
+/// the segment again from its start and rewrites it).
+fn acked(header: &MmapRaw) -> u64 {
+    word_offset(u64::from_le(
+        word(header, OFF_ACKED).load(Ordering::Acquire),
+    ))
+    .unwrap_or(0)
 }
 
 /// The aligned 8-byte word at header offset `off` of a header mapping.
@@ -288,6 +303,42 @@ fn disk_full(options: &SpoolOptions, need: u64) -> SpoolError {
         need,
         min_free,
     }
+}
+
+/// Renames `from` to `to` unless `to` exists (`EEXIST` then): a segment is
+/// never replaced. `renameat2(RENAME_NOREPLACE)`, or `link` and `unlink`
+/// where the filesystem lacks it.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: valid NUL-terminated paths; renameat2 touches no memory of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if !matches!(err.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
+        return Err(err);
+    }
+    // SAFETY: as above; link fails with EEXIST rather than replace.
+    if unsafe { libc::link(from.as_ptr(), to.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    unsafe { libc::unlink(from.as_ptr()) };
+    Ok(())
 }
 
 /// `fsync`s the directory, so a renamed segment's name survives a power

@@ -21,14 +21,27 @@ pub enum DamageKind {
     /// The header's `published` is beyond the file or not 8-aligned; the
     /// reader reads only what the file holds.
     PublishedOutOfRange {
-        /// The value read.
+        /// The offset read.
         published: u64,
     },
-    /// The header's `acked` is beyond `published` or not 8-aligned; the
-    /// reader starts the segment from 0 (records may be delivered again).
-    AckedOutOfRange {
-        /// The value read.
-        acked: u64,
+    /// The header's `published` word fails its check; once the writer is
+    /// done, the reader takes the records up to the first invalid one.
+    PublishedDamaged {
+        /// The word read.
+        word: u64,
+    },
+    /// The header's `sealed` word is neither 0 nor the seal; the reader
+    /// waits for the writer's death instead.
+    SealedDamaged {
+        /// The word read.
+        word: u64,
+    },
+    /// The header's `acked` word fails its check or lies beyond
+    /// `published`; the reader starts the segment from 0 (records may be
+    /// delivered again, none is lost).
+    AckedDamaged {
+        /// The word read.
+        word: u64,
     },
 }
 
@@ -40,18 +53,24 @@ impl fmt::Display for DamageKind {
             }
             DamageKind::BadLength { len } => write!(f, "record length {len} out of range"),
             DamageKind::Envelope(reason) => write!(f, "record body: {reason}"),
-            DamageKind::PublishedOutOfRange { published } => {
-                write!(
-                    f,
-                    "published {published} out of range; reading what the file holds"
-                )
-            }
-            DamageKind::AckedOutOfRange { acked } => {
-                write!(
-                    f,
-                    "acked {acked} out of range; reading the segment from its start"
-                )
-            }
+            DamageKind::PublishedOutOfRange { published } => write!(
+                f,
+                "published {published} out of range; reading what the file holds"
+            ),
+            DamageKind::PublishedDamaged { word } => write!(
+                f,
+                "published word {word:#018x} damaged; once the writer is done, reading up to \
+                 the first invalid record"
+            ),
+            DamageKind::SealedDamaged { word } => write!(
+                f,
+                "sealed word {word:#018x} damaged; waiting for the writer to exit"
+            ),
+            DamageKind::AckedDamaged { word } => write!(
+                f,
+                "acked word {word:#018x} damaged; reading the segment from its start (events \
+                 may be delivered again)"
+            ),
         }
     }
 }

@@ -199,27 +199,43 @@ impl SpoolReader {
     fn read_one(&mut self, slot: usize) -> Option<RecordRef> {
         let segment = self.slab.get_mut(slot)?.as_mut()?;
         let at = segment.read;
-        match segment.read_next() {
-            Ok(Some(found)) => {
-                self.stats.records += 1;
-                Some(RecordRef {
-                    segment: segment.id,
-                    slot: slot as u32,
-                    offset: found.offset,
-                    end: found.end,
-                    len: found.len,
-                })
-            }
+        let result = segment.read_next();
+        let id = segment.id;
+        let reports = segment.take_reports();
+        let path = || segment.path.clone();
+        let record = match result {
+            Ok(Some(found)) => Some(RecordRef {
+                segment: id,
+                slot: slot as u32,
+                offset: found.offset,
+                end: found.end,
+                len: found.len,
+            }),
             Ok(None) => None,
             Err(kind) => {
-                if !matches!(kind, DamageKind::PublishedOutOfRange { .. }) {
-                    segment.damage = Some(at);
-                }
-                let offset = if segment.damage.is_some() { at } else { 0 };
-                let path = segment.path.clone();
-                self.damaged(path, offset, kind);
+                let path = path();
+                self.damaged(path, at, kind);
                 None
             }
+        };
+        if !reports.is_empty() {
+            self.report_words(slot, reports);
+        }
+        if record.is_some() {
+            self.stats.records += 1;
+        }
+        record
+    }
+
+    /// Reports header-word damage of the segment in `slot`.
+    #[cold]
+    fn report_words(&mut self, slot: usize, reports: Vec<DamageKind>) {
+        let Some(Some(segment)) = self.slab.get(slot) else {
+            return;
+        };
+        let path = segment.path.clone();
+        for kind in reports {
+            self.damaged(path.clone(), 0, kind);
         }
     }
 
@@ -353,15 +369,14 @@ impl SpoolReader {
             let Some(Some(segment)) = self.slab.get_mut(slot) else {
                 continue;
             };
-            let mut damage = segment.load_state();
             if !segment.finished() && segment.read_all() && now >= segment.next_liveness {
                 segment.test_liveness();
                 segment.next_liveness = now + self.options.liveness_interval;
-                if segment.dead {
-                    // Whatever it published before dying is final now.
-                    damage = damage.or(segment.load_published());
-                }
             }
+            // After the liveness test: whatever a dead writer published
+            // before it died is final now.
+            segment.load_state();
+            let reports = segment.take_reports();
             let path = segment.path.clone();
             let give_up = segment.finished() && !segment.given_up;
             let given_up = match segment.damage {
@@ -372,8 +387,8 @@ impl SpoolReader {
                 _ => None,
             };
             let done = segment.finished() && segment.read_all() && segment.acked >= segment.end();
-            if let Some(kind) = damage {
-                self.damaged(path.clone(), 0, kind);
+            if !reports.is_empty() {
+                self.report_words(slot, reports);
             }
             if let Some((offset, bytes)) = given_up {
                 self.stats.given_up_bytes += bytes;
@@ -417,14 +432,13 @@ impl SpoolReader {
             .dir
             .join(super::segment_name(self.key as libc::key_t, id));
         match ReadSegment::open(&path, id, self.key, now) {
-            Ok((mut segment, damage)) => {
+            Ok(mut segment) => {
                 if !segment.sealed {
                     segment.test_liveness();
                     segment.next_liveness = now + self.options.liveness_interval;
+                    segment.load_state();
                 }
-                if let Some(kind) = damage {
-                    self.damaged(path, 0, kind);
-                }
+                let reports = segment.take_reports();
                 let slot = match self.free.pop() {
                     Some(slot) => slot,
                     None => {
@@ -436,6 +450,9 @@ impl SpoolReader {
                 self.index.insert(id, slot);
                 if let Some(entry) = self.producers.get_mut(&producer) {
                     entry.open.push_back(slot);
+                }
+                if !reports.is_empty() {
+                    self.report_words(slot, reports);
                 }
             }
             // Gone meanwhile (an operator moved it): nothing to report.

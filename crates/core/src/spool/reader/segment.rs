@@ -14,8 +14,9 @@ use memmap2::{MmapOptions, MmapRaw};
 use super::event::{DamageKind, IgnoreReason};
 use crate::envelope::MIN_LEN;
 use crate::spool::format::{
-    check_seed, envelope_intact, envelope_time, pad8, record_word, Header, HeaderError, SegmentId,
-    HEADER_SIZE, OFF_ACKED, OFF_PUBLISHED, OFF_SEALED, RECORD_HEADER,
+    check_seed, envelope_intact, envelope_time, offset_word, pad8, record_word, word_offset,
+    Header, HeaderError, SegmentId, HEADER_SIZE, OFF_ACKED, OFF_PUBLISHED, OFF_SEALED,
+    RECORD_HEADER, SEALED,
 };
 use crate::spool::lock;
 use crate::spool::segment::word;
@@ -35,7 +36,8 @@ pub(super) struct ReadSegment {
     pub read: u64,
     /// The persisted `acked`, as last stored or read.
     pub acked: u64,
-    /// `published` as last loaded (and cut to the file).
+    /// How far records may be read: `published` as last loaded (cut to the
+    /// file), or the file's end while `walking`.
     pub published: u64,
     pub sealed: bool,
     /// Its writer's lock was found free (final: nobody locks it again).
@@ -44,8 +46,15 @@ pub(super) struct ReadSegment {
     /// Where reading stopped at damage.
     pub damage: Option<u64>,
     pub given_up: bool,
-    /// `published` was out of range (reported once).
-    bad_published: bool,
+    /// The `published` word is damaged (as last loaded).
+    published_unreadable: bool,
+    /// Reading a finished segment with a damaged `published` word: records
+    /// are taken up to the first that fails validation, which ends them.
+    walking: bool,
+    /// Header words reported damaged already: published, sealed.
+    reported: [bool; 2],
+    /// Header-word damage found, for the reader to report.
+    reports: Vec<DamageKind>,
 }
 
 /// A record found valid at `offset`, ending at `end`.
@@ -58,13 +67,13 @@ pub(super) struct Found {
 
 impl ReadSegment {
     /// Maps the segment at `path`, which its name says is `id` of queue
-    /// `key`. Returns the damage of its `acked` word, if any, beside it.
+    /// `key`.
     pub fn open(
         path: &Path,
         id: SegmentId,
         key: u32,
         now: Instant,
-    ) -> Result<(ReadSegment, Option<DamageKind>), IgnoreReason> {
+    ) -> Result<ReadSegment, IgnoreReason> {
         let unreadable = |reason: String| IgnoreReason::Unreadable { reason };
         let file = OpenOptions::new()
             .read(true)
@@ -133,45 +142,77 @@ impl ReadSegment {
             next_liveness: now,
             damage: None,
             given_up: false,
-            bad_published: false,
+            published_unreadable: false,
+            walking: false,
+            reported: [false; 2],
+            reports: Vec::new(),
         };
-        segment.sealed = segment.load_sealed();
-        segment.load_published();
-        let acked = word(&segment.header, OFF_ACKED).load(Ordering::Acquire);
-        let mut damage = None;
-        if acked % 8 == 0 && acked <= segment.published {
-            segment.acked = acked;
-            segment.read = acked;
-        } else {
-            damage = Some(DamageKind::AckedOutOfRange { acked });
+        segment.load_state();
+        let raw = segment.load(OFF_ACKED);
+        match word_offset(raw) {
+            Some(acked) if acked % 8 == 0 && acked <= segment.published => {
+                segment.acked = acked;
+                segment.read = acked;
+            }
+            _ => segment.reports.push(DamageKind::AckedDamaged { word: raw }),
         }
-        Ok((segment, damage))
+        Ok(segment)
     }
 
-    fn load_sealed(&self) -> bool {
-        word(&self.header, OFF_SEALED).load(Ordering::Acquire) != 0
+    fn load(&self, off: usize) -> u64 {
+        u64::from_le(word(&self.header, off).load(Ordering::Acquire))
     }
 
-    /// Loads `published` (acquire), cut to what the file holds. Returns
-    /// the damage the first time it is out of range.
-    pub fn load_published(&mut self) -> Option<DamageKind> {
-        let published = word(&self.header, OFF_PUBLISHED).load(Ordering::Acquire);
-        if published % 8 == 0 && published <= self.limit {
-            self.published = self.published.max(published);
-            return None;
+    /// Loads `sealed`, then `published` (so that once sealed is seen,
+    /// `published` is final); starts walking a finished segment whose
+    /// `published` is damaged.
+    pub fn load_state(&mut self) {
+        if !self.sealed {
+            match self.load(OFF_SEALED) {
+                0 => {}
+                SEALED => self.sealed = true,
+                word => self.report(1, DamageKind::SealedDamaged { word }),
+            }
         }
-        self.published = self.published.max((published & !7).min(self.limit));
-        if std::mem::replace(&mut self.bad_published, true) {
-            return None;
+        self.load_published();
+        if self.published_unreadable && self.finished() && !self.walking {
+            self.walking = true;
+            self.published = self.published.max(self.limit);
         }
-        Some(DamageKind::PublishedOutOfRange { published })
     }
 
-    /// Loads `sealed`, then `published`: once sealed is seen, `published`
-    /// is final.
-    pub fn load_state(&mut self) -> Option<DamageKind> {
-        self.sealed = self.sealed || self.load_sealed();
-        self.load_published()
+    /// Loads `published` (acquire), cut to what the file holds.
+    fn load_published(&mut self) {
+        if self.walking {
+            return;
+        }
+        let word = self.load(OFF_PUBLISHED);
+        match word_offset(word) {
+            Some(at) if at % 8 == 0 && at <= self.limit => {
+                self.published = self.published.max(at);
+                self.published_unreadable = false;
+            }
+            Some(at) => {
+                self.published = self.published.max((at & !7).min(self.limit));
+                self.report(0, DamageKind::PublishedOutOfRange { published: at });
+            }
+            None => {
+                self.published_unreadable = true;
+                self.report(0, DamageKind::PublishedDamaged { word });
+            }
+        }
+    }
+
+    /// Queues a header word's damage, once per word.
+    fn report(&mut self, which: usize, kind: DamageKind) {
+        if !std::mem::replace(&mut self.reported[which], true) {
+            self.reports.push(kind);
+        }
+    }
+
+    /// Header-word damage found since the last call.
+    pub fn take_reports(&mut self) -> Vec<DamageKind> {
+        std::mem::take(&mut self.reports)
     }
 
     /// Whether nothing more can be read: all published records read, or
@@ -198,22 +239,32 @@ impl ReadSegment {
     }
 
     /// The record at the read position, validated; `Ok(None)` if nothing
-    /// new is published.
+    /// new is published. While walking, the first invalid record is the
+    /// end, not damage.
     pub fn read_next(&mut self) -> Result<Option<Found>, DamageKind> {
         if self.damage.is_some() {
             return Ok(None);
         }
         if self.read >= self.published {
-            if let Some(kind) = self.load_published() {
-                return Err(kind);
-            }
+            self.load_published();
             if self.read >= self.published {
                 return Ok(None);
             }
         }
-        let found = self.validate(self.read)?;
-        self.read = found.end;
-        Ok(Some(found))
+        match self.validate(self.read) {
+            Ok(found) => {
+                self.read = found.end;
+                Ok(Some(found))
+            }
+            Err(_) if self.walking => {
+                self.published = self.read;
+                Ok(None)
+            }
+            Err(kind) => {
+                self.damage = Some(self.read);
+                Err(kind)
+            }
+        }
     }
 
     /// Validates the record at `at` in the order the module docs give.
@@ -280,7 +331,7 @@ impl ReadSegment {
     /// Stores `acked` (release): the reader is done with everything before.
     pub fn store_acked(&mut self, at: u64) {
         self.acked = at;
-        word(&self.header, OFF_ACKED).store(at.to_le(), Ordering::Release);
+        word(&self.header, OFF_ACKED).store(offset_word(at).to_le(), Ordering::Release);
     }
 
     /// Where the reader's work in this segment ends: the damage, or the
