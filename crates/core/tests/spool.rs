@@ -42,15 +42,29 @@ fn child_process() {
     }
     if mode == "fork-holder" {
         // A child that inherits the writer (and its lock descriptor) and
-        // outlives us.
-        // SAFETY: the child only sleeps (async-signal-safe) until killed.
+        // outlives us. It says when it runs, that is after the atfork
+        // handlers (until then it does hold the lock).
+        let mut pipe = [0i32; 2];
+        // SAFETY: a valid out array of two descriptors.
+        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+        // SAFETY: the child only writes a byte and sleeps
+        // (async-signal-safe) until killed.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            loop {
-                // SAFETY: sleep is async-signal-safe.
-                unsafe { libc::sleep(1000) };
+            // SAFETY: our pipe; sleep is async-signal-safe.
+            unsafe {
+                libc::write(pipe[1], [1u8].as_ptr().cast(), 1);
+                loop {
+                    libc::sleep(1000);
+                }
             }
         }
+        let mut byte = [0u8; 1];
+        // SAFETY: reads one byte into our buffer.
+        assert_eq!(
+            unsafe { libc::read(pipe[0], byte.as_mut_ptr().cast(), 1) },
+            1
+        );
         println!("grandchild {pid}");
     }
     println!("ready");

@@ -299,6 +299,47 @@ pub(super) fn envelope_time(body: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
 
+    /// The worked example of docs/PROTOCOL.md, "Spool segments".
+    #[test]
+    fn worked_example_in_protocol_md_is_what_the_format_writes() {
+        let id = SegmentId {
+            producer: 0x5f1c_2a9e_0b7d_4c33,
+            index: 0,
+        };
+        let header = Header {
+            capacity: 65536,
+            id,
+            key: 0xbeef,
+            created_us: 1_700_000_000_123_456,
+            pid: 4242,
+        };
+        let hex = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            hex(&header.encode()),
+            "53 45 53 50 4f 4f 4c 31 01 00 00 00 00 10 00 00 \
+             00 00 01 00 00 00 00 00 33 4c 7d 0b 9e 2a 1c 5f \
+             00 00 00 00 00 00 00 00 ef be 00 00 00 00 00 00 \
+             40 22 20 18 24 0a 06 00 92 10 00 00 db fc 0e da"
+        );
+        let record = record_word(check_seed(id), 0, 75).to_le_bytes();
+        assert_eq!(hex(&record), "4b 00 00 00 28 e4 d9 17");
+        assert_eq!(
+            hex(&offset_word(0).to_le_bytes()),
+            "00 00 00 00 ff ff ff ff"
+        );
+        assert_eq!(
+            hex(&offset_word(88).to_le_bytes()),
+            "58 00 00 00 a7 ff ff ff"
+        );
+        assert_eq!(hex(&SEALED.to_le_bytes()), "53 45 53 45 41 4c 45 44");
+    }
+
     #[test]
     fn names_round_trip_and_other_names_are_not_segments() {
         let id = SegmentId {

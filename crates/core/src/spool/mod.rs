@@ -195,7 +195,9 @@
 //! `exec` drops it) and registered in a fixed table that an `atfork` child
 //! handler closes (async-signal-safe); a `prepare` handler waits for any
 //! thread between `open` and registering its descriptor, so none escapes
-//! into a child unregistered. The table has 64 slots; a process with more
+//! into a child unregistered. (From the fork until the child's handler
+//! has run, the child shares the lock: for that moment a dead writer looks
+//! alive, which only delays a reclaim.) The table has 64 slots; a process with more
 //! live writers lets its children hold the extra locks (a segment then
 //! looks alive until that child exits: reclaim is delayed, nothing lost).
 //!
@@ -275,6 +277,7 @@
 mod appender;
 mod budget;
 mod error;
+mod file;
 mod fork;
 mod format;
 mod lock;

@@ -5,18 +5,18 @@
 
 mod discover;
 mod event;
+mod lifecycle;
 mod segment;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::ffi::{OsStr, OsString};
-use std::fs::{self, File};
+use std::ffi::OsString;
+use std::fs;
 use std::io;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::format::{parse_name, Name, SegmentId, DAMAGED_SUFFIX, RECORD_HEADER};
-use super::{lock, ReaderOptions, SpoolError};
+use super::format::{SegmentId, RECORD_HEADER};
+use super::{ReaderOptions, SpoolError};
 use discover::{scan, Changes, Watch};
 pub use event::{Backlog, DamageKind, IgnoreReason, ReaderStats, SpoolEvent};
 use segment::ReadSegment;
@@ -96,6 +96,8 @@ pub struct SpoolReader {
     at_limit: bool,
     events: Vec<SpoolEvent>,
     stats: ReaderStats,
+    scratch_producers: Vec<u64>,
+    scratch_slots: Vec<usize>,
 }
 
 impl SpoolReader {
@@ -134,6 +136,8 @@ impl SpoolReader {
             at_limit: false,
             events: Vec::new(),
             stats: ReaderStats::default(),
+            scratch_producers: Vec::new(),
+            scratch_slots: Vec::new(),
         };
         reader.refresh()?;
         Ok(reader)
@@ -161,10 +165,14 @@ impl SpoolReader {
                 }
             }
         }
-        let producers: Vec<u64> = self.producers.keys().copied().collect();
-        for producer in producers {
+        // Scratch vectors, reused: an idle refresh allocates nothing.
+        let mut producers = std::mem::take(&mut self.scratch_producers);
+        producers.clear();
+        producers.extend(self.producers.keys());
+        for &producer in &producers {
             self.advance(producer, now);
         }
+        self.scratch_producers = producers;
         self.reading.clear();
         self.reading.extend(
             self.producers
@@ -229,7 +237,7 @@ impl SpoolReader {
 
     /// Reports header-word damage of the segment in `slot`.
     #[cold]
-    fn report_words(&mut self, slot: usize, reports: Vec<DamageKind>) {
+    pub(super) fn report_words(&mut self, slot: usize, reports: Vec<DamageKind>) {
         let Some(Some(segment)) = self.slab.get(slot) else {
             return;
         };
@@ -298,211 +306,12 @@ impl SpoolReader {
         &self.dir
     }
 
-    /// A name found in the directory.
-    fn saw(&mut self, name: &OsStr, scanning: bool) {
-        let parsed = name.to_str().map_or(Name::Other, parse_name);
-        match parsed {
-            Name::Segment(key, id) if key == self.key => {
-                if !self.index.contains_key(&id) && !self.skipped.contains(&id) {
-                    let producer = self.producers.entry(id.producer).or_default();
-                    producer.waiting.insert(id.index);
-                }
-            }
-            Name::Segment(key, _) => {
-                if self.other_keys.insert(key) {
-                    self.ignored(self.dir.join(name), IgnoreReason::OtherQueue { key });
-                }
-            }
-            Name::Temp(key, _) if key == self.key && scanning => self.check_temp(name),
-            Name::Temp(..) | Name::Damaged => {}
-            Name::Other => {
-                if self.reported.insert(name.to_os_string()) {
-                    self.ignored(self.dir.join(name), IgnoreReason::NotASpoolFile);
-                }
-            }
-        }
-    }
-
-    /// Removes a writer's temporary file once it is old and unlocked.
-    fn check_temp(&mut self, name: &OsStr) {
-        let path = self.dir.join(name);
-        let old = fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age >= self.options.temp_grace);
-        let unlocked = || {
-            File::open(&path)
-                .and_then(|f| lock::is_locked(f.as_fd()))
-                .is_ok_and(|locked| !locked)
-        };
-        if old && unlocked() && fs::remove_file(&path).is_ok() {
-            self.events.push(SpoolEvent::RemovedTemp { path });
-        }
-    }
-
-    /// Reclaims, gives up, tests and maps one producer's segments.
-    fn advance(&mut self, producer: u64, now: Instant) {
-        loop {
-            let mut changed = self.settle(producer, now);
-            changed |= self.admit(producer, now);
-            if !changed {
-                break;
-            }
-        }
-        if self
-            .producers
-            .get(&producer)
-            .is_some_and(|p| p.open.is_empty() && p.waiting.is_empty())
-        {
-            self.producers.remove(&producer);
-        }
-    }
-
-    /// Updates the producer's mapped segments; reclaims those done.
-    fn settle(&mut self, producer: u64, now: Instant) -> bool {
-        let Some(open) = self.producers.get(&producer).map(|p| p.open.clone()) else {
-            return false;
-        };
-        let mut reclaimed = false;
-        for slot in open {
-            let Some(Some(segment)) = self.slab.get_mut(slot) else {
-                continue;
-            };
-            if !segment.finished() && segment.read_all() && now >= segment.next_liveness {
-                segment.test_liveness();
-                segment.next_liveness = now + self.options.liveness_interval;
-            }
-            // After the liveness test: whatever a dead writer published
-            // before it died is final now.
-            segment.load_state();
-            let reports = segment.take_reports();
-            let path = segment.path.clone();
-            let give_up = segment.finished() && !segment.given_up;
-            let given_up = match segment.damage {
-                Some(at) if give_up => {
-                    segment.given_up = true;
-                    Some((at, segment.published - at))
-                }
-                _ => None,
-            };
-            let done = segment.finished() && segment.read_all() && segment.acked >= segment.end();
-            if !reports.is_empty() {
-                self.report_words(slot, reports);
-            }
-            if let Some((offset, bytes)) = given_up {
-                self.stats.given_up_bytes += bytes;
-                self.events.push(SpoolEvent::GivenUp {
-                    path,
-                    offset,
-                    bytes,
-                });
-            }
-            if done {
-                self.reclaim(producer, slot);
-                reclaimed = true;
-            }
-        }
-        reclaimed
-    }
-
-    /// Maps the producer's next segment if the last mapped one is read to
-    /// its final end (or none is mapped) and the limit allows.
-    fn admit(&mut self, producer: u64, now: Instant) -> bool {
-        if self.index.len() >= self.options.max_open {
-            return false;
-        }
-        let Some(entry) = self.producers.get(&producer) else {
-            return false;
-        };
-        let ready = match entry.open.back() {
-            None => true,
-            Some(&slot) => self.slab[slot]
-                .as_ref()
-                .is_some_and(|s| s.finished() && s.read_all()),
-        };
-        let Some(&index) = entry.waiting.first().filter(|_| ready) else {
-            return false;
-        };
-        let id = SegmentId { producer, index };
-        if let Some(entry) = self.producers.get_mut(&producer) {
-            entry.waiting.remove(&index);
-        }
-        let path = self
-            .dir
-            .join(super::segment_name(self.key as libc::key_t, id));
-        match ReadSegment::open(&path, id, self.key, now) {
-            Ok(mut segment) => {
-                if !segment.sealed {
-                    segment.test_liveness();
-                    segment.next_liveness = now + self.options.liveness_interval;
-                    segment.load_state();
-                }
-                let reports = segment.take_reports();
-                let slot = match self.free.pop() {
-                    Some(slot) => slot,
-                    None => {
-                        self.slab.push(None);
-                        self.slab.len() - 1
-                    }
-                };
-                self.slab[slot] = Some(segment);
-                self.index.insert(id, slot);
-                if let Some(entry) = self.producers.get_mut(&producer) {
-                    entry.open.push_back(slot);
-                }
-                if !reports.is_empty() {
-                    self.report_words(slot, reports);
-                }
-            }
-            // Gone meanwhile (an operator moved it): nothing to report.
-            Err(IgnoreReason::Unreadable { .. }) if !path.exists() => {}
-            Err(reason) => {
-                self.skipped.insert(id);
-                self.ignored(path, reason);
-            }
-        }
-        true
-    }
-
-    /// Deletes a finished, acknowledged segment, or sets a given-up one
-    /// aside as `<name>.damaged`.
-    fn reclaim(&mut self, producer: u64, slot: usize) {
-        let Some(mut segment) = self.slab.get_mut(slot).and_then(Option::take) else {
-            return;
-        };
-        self.free.push(slot);
-        self.index.remove(&segment.id);
-        if let Some(entry) = self.producers.get_mut(&producer) {
-            entry.open.retain(|&s| s != slot);
-        }
-        let result = if segment.given_up {
-            // Done with, though not delivered: the writer's `drained` must
-            // not wait for it forever.
-            segment.store_acked(segment.published);
-            let mut aside = segment.path.clone().into_os_string();
-            aside.push(DAMAGED_SUFFIX);
-            fs::rename(&segment.path, aside)
-        } else {
-            fs::remove_file(&segment.path)
-        };
-        match result {
-            Ok(()) => self.stats.reclaimed += 1,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => {
-                self.skipped.insert(segment.id);
-                let reason = format!("delivered, but cannot be deleted: {err}");
-                self.ignored(segment.path, IgnoreReason::Unreadable { reason });
-            }
-        }
-    }
-
-    fn damaged(&mut self, path: PathBuf, offset: u64, kind: DamageKind) {
+    pub(super) fn damaged(&mut self, path: PathBuf, offset: u64, kind: DamageKind) {
         self.stats.damaged += 1;
         self.events.push(SpoolEvent::Damaged { path, offset, kind });
     }
 
-    fn ignored(&mut self, path: PathBuf, reason: IgnoreReason) {
+    pub(super) fn ignored(&mut self, path: PathBuf, reason: IgnoreReason) {
         self.stats.ignored += 1;
         self.events.push(SpoolEvent::Ignored { path, reason });
     }
