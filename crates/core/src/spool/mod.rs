@@ -197,9 +197,10 @@
 //! thread between `open` and registering its descriptor, so none escapes
 //! into a child unregistered. (From the fork until the child's handler
 //! has run, the child shares the lock: for that moment a dead writer looks
-//! alive, which only delays a reclaim.) The table has 64 slots; a process with more
-//! live writers lets its children hold the extra locks (a segment then
-//! looks alive until that child exits: reclaim is delayed, nothing lost).
+//! alive, which only delays a reclaim.) The table has 64 slots; a process
+//! with more live writers lets its children hold the extra locks (a
+//! segment then looks alive until that child exits: reclaim is delayed,
+//! nothing lost).
 //!
 //! # Reader
 //!
