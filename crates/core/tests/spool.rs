@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use shopify_events_core::process;
 use shopify_events_core::spool::{
     segment_name, IgnoreReason, SegmentId, SpoolError, SpoolEvent, SpoolOptions, SpoolReader,
     SpoolWriter, SyncPolicy,
@@ -367,6 +368,11 @@ fn a_forked_child_writes_its_own_files_and_never_its_parents_segment() {
             ok &= writer.append(&envelope(2, seq, 100)).is_ok();
         }
         ok &= writer.stats().appended == 10;
+        // Its files are named after its own producer id.
+        let own = format!("-{:016x}-", process::producer_id());
+        ok &= files(dir.path(), ".seg")
+            .iter()
+            .any(|p| p.to_string_lossy().contains(&own));
         // SAFETY: ends the child without running the harness's code.
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }

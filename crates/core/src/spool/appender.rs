@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::fork;
 use super::format::{record_span, SegmentId, HEADER_SIZE, MAX_INDEX, MAX_RECORD_LIMIT};
 use super::options::{SyncPolicy, RETRY_AFTER};
 use super::segment::{self, Active, Retired};
@@ -82,7 +83,7 @@ impl Appender {
             SyncPolicy::Interval(every) => coarse_now().saturating_add(nanos(every)),
             _ => 0,
         };
-        let instance = INSTANCES.fetch_add(1, Relaxed);
+        let instance = fork::next_instance();
         Appender {
             next_capacity: options.segment_min,
             options,
@@ -193,6 +194,11 @@ impl Appender {
         let created = match created {
             Ok(created) => created,
             Err(err) => {
+                if err.os_error() == Some(libc::EEXIST) {
+                    // A file of that name exists (left by an earlier try):
+                    // the next try takes the next index.
+                    self.next_index += 1;
+                }
                 let retry_at = coarse_now().saturating_add(nanos(RETRY_AFTER));
                 self.failed = Some((retry_at, err.clone()));
                 return Err(err);
@@ -274,6 +280,7 @@ impl Appender {
         std::mem::forget(self.active.take());
         std::mem::forget(std::mem::take(&mut self.retired));
         self.generation = process::generation();
+        self.instance = fork::next_instance();
         self.producer = producer_id(self.instance);
         self.next_index = 0;
         self.next_capacity = self.options.segment_min;
@@ -292,10 +299,8 @@ impl Drop for Appender {
     }
 }
 
-/// Appenders created in this process (and its parents before a fork).
-static INSTANCES: AtomicU64 = AtomicU64::new(0);
-
-/// The producer id the `instance`th appender of this process writes under:
+/// The producer id the `instance`th writer of this process generation
+/// writes under:
 /// the process's own for the first, so files name the process that wrote
 /// them; distinct ones for others, so two writers of one process on the
 /// same directory and queue are two producers, never one file's two

@@ -105,6 +105,16 @@ impl SpoolError {
         matches!(self, SpoolError::Full { .. } | SpoolError::DiskFull { .. })
     }
 
+    /// The OS error code behind it, if any.
+    pub fn os_error(&self) -> Option<i32> {
+        match self {
+            SpoolError::Unavailable { source, .. } | SpoolError::Io { source, .. } => {
+                source.raw_os_error()
+            }
+            _ => None,
+        }
+    }
+
     /// An I/O error on `path` during `op`, classified: a missing or
     /// unwritable directory is [`SpoolError::Unavailable`].
     pub(super) fn io(dir: &Path, path: &Path, op: &'static str, source: io::Error) -> SpoolError {

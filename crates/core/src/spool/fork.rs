@@ -1,4 +1,5 @@
-//! Keeps writers' lock descriptors out of forked children.
+//! Keeps writers' lock descriptors out of forked children, and numbers the
+//! writers of each process generation.
 //!
 //! A writer's liveness lock is an OFD lock, owned by the open file
 //! description, which a forked child shares: were the child to keep its
@@ -23,7 +24,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::Once;
 
 use crate::process;
@@ -38,6 +39,8 @@ static FORKING: AtomicU32 = AtomicU32::new(0);
 /// Threads between `open` and registering the descriptor.
 static OPENING: AtomicU32 = AtomicU32::new(0);
 static HANDLERS: Once = Once::new();
+/// Writers created in this process generation (reset in a child).
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn prepare() {
     FORKING.fetch_add(1, SeqCst);
@@ -54,6 +57,7 @@ extern "C" fn child() {
     // The child has only the forking thread: nobody is opening here.
     FORKING.store(0, SeqCst);
     OPENING.store(0, SeqCst);
+    INSTANCES.store(0, SeqCst);
     for slot in &FDS {
         let fd = slot.swap(FREE, SeqCst);
         if fd >= 0 {
@@ -102,9 +106,7 @@ impl Drop for Registered {
     }
 }
 
-/// Opens `path` with `flags | O_CLOEXEC` and `mode`, and registers the
-/// descriptor so that forked children close their copy.
-pub(super) fn open_registered(path: &Path, flags: i32, mode: u32) -> io::Result<Registered> {
+fn register_handlers() {
     HANDLERS.call_once(|| {
         // SAFETY: the handlers are 'static `extern "C" fn`s; the child one
         // only touches atomics and calls close. If registration fails
@@ -112,6 +114,19 @@ pub(super) fn open_registered(path: &Path, flags: i32, mode: u32) -> io::Result<
         // nothing is lost.
         unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     });
+}
+
+/// A number for a new writer, counting from 0 in every process generation:
+/// the first writer of a process (or of a forked child) gets 0.
+pub(super) fn next_instance() -> u64 {
+    register_handlers();
+    INSTANCES.fetch_add(1, SeqCst)
+}
+
+/// Opens `path` with `flags | O_CLOEXEC` and `mode`, and registers the
+/// descriptor so that forked children close their copy.
+pub(super) fn open_registered(path: &Path, flags: i32, mode: u32) -> io::Result<Registered> {
+    register_handlers();
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     loop {
