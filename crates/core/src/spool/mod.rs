@@ -105,7 +105,10 @@
 //! # Writer
 //!
 //! One [`SpoolWriter`] per process per (directory, queue key), shared by
-//! the process's threads. A segment is created at its temporary name with
+//! the process's threads through a `std::sync::Mutex` (why, and what it
+//! costs, in `writer.rs`); a second writer on the same pair is a second
+//! producer with files of its own. [`Appender`] is the same writer for one
+//! thread, without the lock. A segment is created at its temporary name with
 //! `O_EXCL`, locked (see [Liveness](#liveness)), `fchmod`ed to the
 //! configured mode (default 0660; the group comes from a setgid directory),
 //! allocated with `posix_fallocate` (so a full disk fails the creation, never
@@ -116,7 +119,14 @@
 //! times larger up to [`SpoolOptions::segment_max`] (16 MiB); a record that
 //! does not fit gets a segment sized to fit it. A record beyond
 //! [`SpoolOptions::max_record`] (1 MiB, Kafka's default `message.max.bytes`)
-//! is refused.
+//! is refused, and so are bytes that are not one envelope by its length
+//! field: a reader stops at a bad record, so none may be written.
+//!
+//! Creating a segment costs what the kernel needs to hand out its pages
+//! (allocation and zeroing, paid here instead of inside later appends): on
+//! the append that needs it, which therefore takes milliseconds for a
+//! 16 MiB segment (`examples/spool_bench` measures it). A transport that
+//! appends every event may want the next segment created off its hot path.
 //!
 //! Rotation creates the next segment first, then seals the old one after
 //! its last publish, closes it (dropping its lock) and unmaps its data, but
