@@ -1,6 +1,6 @@
 //! Spool costs next to the SysV floor, in one process: `bench/spool.sh` (or
 //! `cargo run --release -p shopify-events-core --example spool_bench --
-//! [--runs R] [--ops N] [--dir DIR] [--idle-secs S]`).
+//! [--runs R] [--ops N] [--dir DIR] [--idle-secs S] [--part P]`).
 //!
 //! Per run, interleaved so that drift hits each variant alike, N operations
 //! each of one 255-byte envelope (the size of a `bench/emit.rb` event):
@@ -36,6 +36,8 @@ use shopify_events_core::event_id::EventId;
 const ENVELOPE_LEN: usize = 255;
 
 struct Options {
+    /// Which parts to run: all, or one of append, read, create, idle.
+    part: String,
     runs: usize,
     ops: usize,
     dir: PathBuf,
@@ -44,6 +46,7 @@ struct Options {
 
 fn options() -> Options {
     let mut options = Options {
+        part: "all".into(),
         runs: 7,
         ops: 200_000,
         dir: std::env::temp_dir(),
@@ -59,6 +62,7 @@ fn options() -> Options {
             "--runs" => options.runs = value().parse().unwrap_or_else(|_| usage("--runs N")),
             "--ops" => options.ops = value().parse().unwrap_or_else(|_| usage("--ops N")),
             "--dir" => options.dir = PathBuf::from(value()),
+            "--part" => options.part = value(),
             "--idle-secs" => {
                 options.idle_secs = value().parse().unwrap_or_else(|_| usage("--idle-secs S"))
             }
@@ -70,7 +74,10 @@ fn options() -> Options {
 
 fn usage(problem: &str) -> ! {
     eprintln!("spool_bench: {problem}");
-    eprintln!("usage: spool_bench [--runs R] [--ops N] [--dir DIR] [--idle-secs S]");
+    eprintln!(
+        "usage: spool_bench [--runs R] [--ops N] [--dir DIR] [--idle-secs S] \
+         [--part all|append|read|create|idle]"
+    );
     std::process::exit(2);
 }
 
@@ -131,25 +138,34 @@ fn main() {
         "{} runs of {} operations, {ENVELOPE_LEN}-byte envelope, medians\n",
         options.runs, options.ops
     );
-    let results = append::run(&options, &body);
-    let floor = results.first().map_or(1.0, |r| r.1);
-    println!("{:<52} {:>10} {:>8}", "append / send", "ns/op", "x floor");
-    for (name, ns) in &results {
-        println!("{name:<52} {ns:>10.1} {:>8.3}", ns / floor);
+    let part = |name: &str| options.part == "all" || options.part == name;
+    if part("append") {
+        let results = append::run(&options, &body);
+        let floor = results.first().map_or(1.0, |r| r.1);
+        println!("{:<52} {:>10} {:>8}", "append / send", "ns/op", "x floor");
+        for (name, ns) in &results {
+            println!("{name:<52} {ns:>10.1} {:>8.3}", ns / floor);
+        }
+        println!();
     }
-    println!();
-    let reads = read::run(&options, &body);
-    let floor = reads.first().map_or(1.0, |r| r.1);
-    println!("{:<52} {:>10} {:>12}", "read", "ns/op", "records/s");
-    for (name, ns) in &reads {
-        println!(
-            "{name:<52} {ns:>10.1} {:>12.0}   ({:.2}x floor)",
-            1e9 / ns,
-            ns / floor
-        );
+    if part("read") {
+        let reads = read::run(&options, &body);
+        let floor = reads.first().map_or(1.0, |r| r.1);
+        println!("{:<52} {:>10} {:>12}", "read", "ns/op", "records/s");
+        for (name, ns) in &reads {
+            println!(
+                "{name:<52} {ns:>10.1} {:>12.0}   ({:.2}x floor)",
+                1e9 / ns,
+                ns / floor
+            );
+        }
+        println!();
     }
-    println!();
-    append::creation(&options);
-    println!();
-    idle::run(&options);
+    if part("create") {
+        append::creation(&options);
+        println!();
+    }
+    if part("idle") {
+        idle::run(&options);
+    }
 }
