@@ -4,7 +4,7 @@ use std::cell::UnsafeCell;
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use shopify_events_core::spool::{Appender, SpoolOptions, SpoolWriter, SyncPolicy};
@@ -43,7 +43,11 @@ pub fn run(options: &Options, body: &[u8]) -> Vec<(String, f64)> {
             Box::new(|dir| no_lock(SpoolOptions::new(dir, KEY), body, ops)),
         ),
         (
-            "SpoolWriter::append (std Mutex), 1 thread",
+            "std Mutex + Appender::append, 1 thread",
+            Box::new(|dir| mutex(steady(dir), body, ops, 1)),
+        ),
+        (
+            "SpoolWriter::append (Mutex + fork check), 1 thread",
             Box::new(|dir| writer(steady(dir), body, ops, 1)),
         ),
         (
@@ -51,7 +55,11 @@ pub fn run(options: &Options, body: &[u8]) -> Vec<(String, f64)> {
             Box::new(|dir| spin(steady(dir), body, ops, 1)),
         ),
         (
-            "SpoolWriter::append (std Mutex), 2 threads",
+            "std Mutex + Appender::append, 2 threads",
+            Box::new(|dir| mutex(steady(dir), body, ops, 2)),
+        ),
+        (
+            "SpoolWriter::append (Mutex + fork check), 2 threads",
             Box::new(|dir| writer(steady(dir), body, ops, 2)),
         ),
         (
@@ -160,6 +168,17 @@ fn writer(options: SpoolOptions, body: &[u8], ops: usize, threads: usize) -> f64
     threaded(threads, ops, || {
         writer.append(black_box(body)).expect("append")
     })
+}
+
+/// The lock SpoolWriter uses, without its fork check.
+fn mutex(options: SpoolOptions, body: &[u8], ops: usize, threads: usize) -> f64 {
+    let appender = Mutex::new(Appender::new(options));
+    let append = || {
+        let mut guard = appender.lock().unwrap_or_else(|p| p.into_inner());
+        guard.append(black_box(body)).expect("append");
+    };
+    append();
+    threaded(threads, ops, append)
 }
 
 /// The alternative measured against the std Mutex: a test-and-set lock

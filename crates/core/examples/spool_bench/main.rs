@@ -11,8 +11,9 @@
 //! - `Appender::append`, no lock (one thread owns it): the floor of the
 //!   format; in one preallocated segment, and with the default segment
 //!   sizes (64 KiB growing to 16 MiB: creations included);
-//! - `SpoolWriter::append` (std `Mutex` + fork-generation check), and the
-//!   same `Appender` behind a spinlock, from 1 thread and from 2;
+//! - the `Appender` behind a std `Mutex` and behind a spinlock, and
+//!   `SpoolWriter::append` (the `Mutex` plus its fork-generation check),
+//!   from 1 thread and from 2;
 //! - `SpoolWriter` with `SyncPolicy::Interval(10 ms)`, and `Always` (fewer
 //!   operations: each one is an `msync`);
 //! - reading: `msgrcv` of the same message (floor), and `SpoolReader`
