@@ -18,6 +18,7 @@ pub mod ops;
 pub mod process;
 pub mod proxy;
 pub mod sink;
+pub mod spool;
 pub mod state_dir;
 pub mod topic;
 pub mod transport;

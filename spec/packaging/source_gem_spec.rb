@@ -1,6 +1,5 @@
 # frozen_string_literal: true
 
-require "open3"
 require "rbconfig"
 require "rubygems/package"
 require "tmpdir"
@@ -8,22 +7,19 @@ require "tmpdir"
 # Builds the gem, installs it with no gem server into a scratch GEM_HOME (the
 # extension compiles at install), and uses it from elsewhere, plain and
 # through Bundler. script/test sets CARGO_TARGET_DIR so this reuses the
-# compiled dependencies; without it the install builds from scratch.
-RSpec.describe "the shopify_events gem package" do
-  root = File.expand_path("..", __dir__)
+# compiled dependencies; without it the install builds from scratch. The
+# install builds with rake compile's SOURCE_DATE_EPOCH (rakelib/compile.rake),
+# or RubyGems would set a new one and rebuild every C dependency.
+RSpec.describe "the shopify_events source gem" do
+  include SpecCommands
 
-  def run!(env, *command, chdir:)
-    output, status = Open3.capture2e(env, *command, chdir: chdir)
-    raise "#{command.join(" ")} failed (#{status}):\n#{output}" unless status.success?
-
-    output
-  end
+  root = SpecProcesses::ROOT
 
   it "builds, installs with --local, loads from anywhere and from a Bundler app, and ships the command" do
     Dir.mktmpdir("shopify_events-gem") do |dir|
       gem_home = File.join(dir, "gems")
       env = { "GEM_HOME" => gem_home, "GEM_PATH" => [gem_home, *Gem.path].join(File::PATH_SEPARATOR),
-              "RUBYOPT" => nil, "RUBYLIB" => nil, "BUNDLE_GEMFILE" => nil }
+              "RUBYOPT" => nil, "RUBYLIB" => nil, "BUNDLE_GEMFILE" => nil, "SOURCE_DATE_EPOCH" => "315619200" }
       run!(env, "gem", "build", "shopify_events.gemspec", "--output", File.join(dir, "shopify_events.gem"), chdir: root)
 
       files = Gem::Package.new(File.join(dir, "shopify_events.gem")).spec.files
