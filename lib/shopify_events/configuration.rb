@@ -6,15 +6,17 @@ require "shopify_events/configuration/transaction_settings"
 
 module ShopifyEvents
   # Every setting, with its default from SHOPIFY_EVENTS_* environment
-  # variables. This is the one place the environment is read.
-  class Configuration
+  # variables. This is the one place the environment is read (settings of
+  # transactions and headers: configuration/transaction_settings.rb).
+  class Configuration # rubocop:disable Metrics/ClassLength -- ENVIRONMENT lists every variable in one place
     TRANSPORTS = %i[sysv socket direct test log].freeze
     DEFAULT_TRANSPORT = :sysv
-    # "SEV\0": documented in README.md; `shopify-events` uses the same default.
-    DEFAULT_QUEUE_KEY = 0x5345_5600
-    DEFAULT_QUEUE_PERMISSIONS = 0o660
-    DEFAULT_FLUSH_TIMEOUT = 5.0
-    DEFAULT_DIRECT_BUFFER = 10_000
+    # The rest come from the core (crates/core/src/defaults.rs), which the
+    # drain, the proxy and `shopify-events` use too.
+    DEFAULT_QUEUE_KEY = Native::DEFAULTS.fetch(:queue_key)
+    DEFAULT_QUEUE_PERMISSIONS = Native::DEFAULTS.fetch(:queue_permissions)
+    DEFAULT_FLUSH_TIMEOUT = Native::DEFAULTS.fetch(:flush_timeout)
+    DEFAULT_DIRECT_BUFFER = Native::DEFAULTS.fetch(:direct_buffer)
 
     attr_reader :transport, :queue_key, :queue_permissions, :flush_timeout, :direct_buffer
     # socket transport: the host proxy's address, "tcp://host:port" or "unix:///path".
@@ -80,7 +82,8 @@ module ShopifyEvents
 
     # Accepts an Integer, or a String in decimal or 0x-prefixed hex.
     def queue_key=(value)
-      @queue_key = parse_integer(value, "queue key", "SHOPIFY_EVENTS_QUEUE_KEY", "0x53455600") do |key|
+      example = format("%#x", DEFAULT_QUEUE_KEY)
+      @queue_key = parse_integer(value, "queue key", "SHOPIFY_EVENTS_QUEUE_KEY", example) do |key|
         key.between?(1, 0xFFFF_FFFF)
       end
     end

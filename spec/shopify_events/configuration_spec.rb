@@ -12,6 +12,16 @@ RSpec.describe ShopifyEvents::Configuration do
     expect(config.queue_permissions).to eq(0o660)
   end
 
+  it "takes its defaults from the extension, where the drain and the proxy take theirs" do
+    defaults = ShopifyEvents::Native::DEFAULTS
+    expect(defaults).to be_frozen
+    config = from_env({})
+    expect([config.queue_key, config.queue_permissions, config.flush_timeout, config.direct_buffer])
+      .to eq(defaults.values_at(:queue_key, :queue_permissions, :flush_timeout, :direct_buffer))
+    expect(defaults).to include(state_dir: "/var/lib/shopify-events", spool_dir: "/var/spool/shopify-events",
+                                max_event_bytes: 1 << 20, socket_max_buffered_events: 100_000)
+  end
+
   it "reads SHOPIFY_EVENTS_TRANSPORT" do
     expect(from_env("SHOPIFY_EVENTS_TRANSPORT" => "test").transport).to eq(:test)
     expect(from_env("SHOPIFY_EVENTS_TRANSPORT" => " SYSV ").transport).to eq(:sysv)

@@ -16,13 +16,6 @@ RSpec.describe "shopify-events proxy" do
   let(:unix) { "unix://#{tmpdir}/proxy.sock" }
   let(:log) { File.join(tmpdir, "proxy.log") }
 
-  def free_port
-    server = TCPServer.new("127.0.0.1", 0)
-    server.addr[1]
-  ensure
-    server&.close
-  end
-
   define_method(:start_proxy) do |key, *extra|
     pid = Process.spawn(binary, "proxy", "--listen", tcp, "--listen", unix, "--queue-key", key.to_s, *extra,
                         out: File::NULL, err: [log, "a"])

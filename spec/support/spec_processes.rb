@@ -66,10 +66,12 @@ module SpecProcesses
   end
 
   def free_port
-    server = TCPServer.new("127.0.0.1", 0)
-    server.addr[1]
-  ensure
-    server&.close
+    SpecProcesses.free_port
+  end
+
+  # A loopback port that was free a moment ago.
+  def self.free_port
+    TCPServer.open("127.0.0.1", 0) { |server| server.addr[1] }
   end
 end
 

@@ -30,17 +30,13 @@ class SpecTansu
   def self.start
     last = nil
     3.times do
-      tansu = new(free_port)
+      tansu = new(SpecProcesses.free_port)
       return tansu if tansu.ready?
 
       last = tansu.log_text
       tansu.stop
     end
     raise "tansu did not start:\n#{last}"
-  end
-
-  def self.free_port
-    TCPServer.open("127.0.0.1", 0) { |server| server.addr[1] }
   end
 
   def self.available?

@@ -6,7 +6,7 @@
 //! Per run, interleaved (baseline, drain, baseline, drain, ...), each on a
 //! fresh memory-backed Tansu broker with a fresh 3-partition topic:
 //!
-//! - baseline: `support::produce_baseline` - one librdkafka `BaseProducer`
+//! - baseline: `testkit::produce::produce_baseline` - one librdkafka `BaseProducer`
 //!   (acks=all, idempotent, lz4, linger.ms=5) sends N unkeyed records of
 //!   random hex and flushes; events/s = N / (first send .. flush).
 //! - drain: N envelopes with the same payloads are put into a fresh SysV
@@ -18,36 +18,21 @@
 //! After the last drain run the drain stays up with an empty queue for the
 //! idle measurement (utime+stime from /proc/PID/stat over `--idle-secs`).
 
-// The shared test support (`tests/support/drain.rs`) names the drain with
-// `env!("CARGO_BIN_EXE_shopify-events")`, which cargo sets for integration
-// tests only. A `macro_rules!` in textual scope wins over the prelude's
-// `env!`, so this example answers that one name itself (the release binary;
-// the benchmark takes its own `--drain-bin`) and passes every other name on.
-macro_rules! env {
-    ("CARGO_BIN_EXE_shopify-events") => {
-        concat!(
-            ::core::env!("CARGO_MANIFEST_DIR"),
-            "/../../target/release/shopify-events"
-        )
-    };
-    ($name:literal) => {
-        ::core::env!($name)
-    };
-}
-
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use support::mock::{
-    clock_ticks_per_second, cpu_ticks, event_frame, hex_payload, mib, raise_msgmnb, DrainProcess,
-    Mem, OwnedQueue,
-};
-use support::{produce_baseline_with, unique_topic, Tansu};
+use testkit::command::signal;
+use testkit::consume::{consume_all, unique_topic, watermarks};
+use testkit::drain::{DrainProcess, DrainSpec};
+use testkit::events::event_frame;
+use testkit::procfs::{clock_ticks_per_second, cpu_ticks, mib, Mem};
+use testkit::produce::produce_baseline_with;
+use testkit::queue::TestQueue;
+use testkit::rng::XorShift;
+use testkit::sysctl::{raise_msgmnb, MIN_MSGMNB};
+use testkit::tansu::{tansu_bin, Tansu};
 
 const PARTITIONS: i32 = 3;
 
@@ -199,24 +184,23 @@ fn baseline_run(o: &Options) -> (Duration, CpuUse) {
 
 /// One drain run; with `idle` the drain is handed back alive for the idle
 /// measurement.
-fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
+fn drain_run(o: &Options, keep: bool) -> (DrainRun, Option<Idle>) {
     let tansu = Tansu::start();
     let topic = unique_topic("bench-drain");
     tansu.create_topic(&topic, PARTITIONS);
     let mut frame = Vec::new();
     let mut payload = vec![0u8; o.payload];
-    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     // Every envelope has the same size: room for N of them plus 1 MiB.
     event_frame(&mut frame, &topic, None, &payload);
     let envelope = (frame.len() - sysvmq::HEADER_LEN) as u64;
     let capacity = (o.events as u64 * envelope + (1 << 20)).max(64 << 20);
-    let queue = OwnedQueue::create(n, capacity);
+    let queue = TestQueue::with_capacity(capacity);
     let mut fill = |count: usize| {
         for _ in 0..count {
-            hex_payload(&mut rng, &mut payload);
+            rng.fill_hex(&mut payload);
             event_frame(&mut frame, &topic, None, &payload);
             queue
-                .queue
                 .try_send_frame(&frame)
                 .unwrap_or_else(|e| panic!("filling the queue: {e}"));
         }
@@ -231,14 +215,12 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
         .expect("tempdir");
     let mut start = Instant::now();
     let mut mark = CpuMark::take(0, tansu.pid());
-    let mut drain = DrainProcess::spawn(
-        &o.drain_bin,
-        &queue.key_arg(),
-        &tansu.bootstrap,
-        &state.path().join("state"),
-        &state.path().join("drain.log"),
-        &["--max-in-flight", &o.max_in_flight.to_string()],
-    );
+    let state_dir = state.path().join("state");
+    let mut drain = DrainSpec::new(&o.drain_bin, queue.key(), &state_dir, state.path())
+        .brokers(&tansu.bootstrap)
+        .with_metrics()
+        .args(["--max-in-flight", &o.max_in_flight.to_string()])
+        .spawn(0);
     drain.wait_serving(Duration::from_secs(30));
     let mut ready = Instant::now();
     let pid = drain.pid();
@@ -335,21 +317,11 @@ fn drain_run(o: &Options, n: u8, keep: bool) -> (DrainRun, Option<Idle>) {
     (run, idle)
 }
 
-/// Sends `signal` ("STOP", "CONT") to the drain, a process this bench started.
-fn signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill -{signal} {pid}");
-}
-
 /// Reads `topic` back (untimed), prints how many records, distinct
 /// `event_id` headers, records per partition and the broker's watermarks it
 /// holds, and returns the distinct ids.
 fn verify(bootstrap: &str, topic: &str, expected: usize, what: &str) -> usize {
-    let records = support::consume_all(bootstrap, topic, expected, Duration::from_secs(20));
+    let records = consume_all(bootstrap, topic, expected, Duration::from_secs(20));
     let mut ids = std::collections::HashSet::new();
     let mut per_partition = std::collections::BTreeMap::new();
     let mut max_offset = std::collections::BTreeMap::new();
@@ -362,7 +334,7 @@ fn verify(bootstrap: &str, topic: &str, expected: usize, what: &str) -> usize {
         *m = (*m).max(r.offset);
     }
     let watermarks: Vec<_> = (0..PARTITIONS)
-        .map(|p| support::mock::watermarks(bootstrap, topic, p))
+        .map(|p| watermarks(bootstrap, topic, p))
         .collect();
     eprintln!(
         "    verify {what}: read {} records ({} distinct event ids) of {expected}; \
@@ -437,8 +409,8 @@ fn main() {
         o.drain_bin.display()
     );
     assert!(o.runs > 0 && o.events > 0);
-    let msgmnb = raise_msgmnb(support::mock::MIN_MSGMNB);
-    let tansu_version = Command::new(support::tansu_bin())
+    let msgmnb = raise_msgmnb(MIN_MSGMNB);
+    let tansu_version = Command::new(tansu_bin())
         .arg("--version")
         .output()
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -466,7 +438,7 @@ fn main() {
             b.as_secs_f64(),
             b_rate
         );
-        let (d, i) = drain_run(&o, run as u8 + 1, run + 1 == o.runs);
+        let (d, i) = drain_run(&o, run + 1 == o.runs);
         let d_rate = o.events as f64 / d.elapsed.as_secs_f64();
         eprintln!(
             "run {}: drain    {:.3} s = {:.0} events/s ({:.0}/s from ready), peak RssAnon {:.1} MiB, \

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shopify_events_core::drain::config::parse_queue_key;
-use shopify_events_core::ops;
+use shopify_events_core::state_dir::StateDir;
+use shopify_events_core::{defaults, ops};
 use sysvmq::Key;
 
 /// Moves events from a host SysV queue to Kafka, and manages that queue.
@@ -34,19 +35,19 @@ pub struct ProxyArgs {
     #[arg(long = "listen", required = true, value_name = "ADDRESS")]
     pub listen: Vec<String>,
     /// SysV queue key (decimal or 0x hex).
-    #[arg(long, env = "SHOPIFY_EVENTS_QUEUE_KEY", value_parser = key, default_value = "0x53455600")]
+    #[arg(long, env = "SHOPIFY_EVENTS_QUEUE_KEY", value_parser = key, default_value = defaults::QUEUE_KEY_TEXT)]
     pub queue_key: Key,
     /// Shared secret clients must send (SHOPIFY_EVENTS_PROXY_TOKEN in the app).
     #[arg(long, env = "SHOPIFY_EVENTS_PROXY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Connections served at once.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = defaults::PROXY_MAX_CONNECTIONS)]
     pub max_connections: usize,
     /// Seconds a connection may stay silent before it is closed.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = defaults::PROXY_IDLE_TIMEOUT.as_secs_f64())]
     pub idle_timeout: f64,
     /// Seconds a new connection has to complete its handshake.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = defaults::PROXY_HANDSHAKE_TIMEOUT.as_secs_f64())]
     pub handshake_timeout: f64,
     /// Serve /metrics and /health here (loopback only unless --allow-public).
     #[arg(long, env = "SHOPIFY_EVENTS_PROXY_METRICS_ADDR")]
@@ -111,7 +112,7 @@ pub struct DrainArgs {
 #[derive(Debug, Args)]
 pub struct SetupArgs {
     /// SysV queue key (decimal or 0x hex).
-    #[arg(long, env = "SHOPIFY_EVENTS_QUEUE_KEY", value_parser = key, default_value = "0x53455600")]
+    #[arg(long, env = "SHOPIFY_EVENTS_QUEUE_KEY", value_parser = key, default_value = defaults::QUEUE_KEY_TEXT)]
     pub queue_key: Key,
     /// Queue capacity, e.g. 2GiB.
     #[arg(long, value_parser = size)]
@@ -120,7 +121,7 @@ pub struct SetupArgs {
     #[arg(long, value_parser = size)]
     pub max_event: Option<u64>,
     /// Queue permissions (octal).
-    #[arg(long, default_value = "660", value_parser = mode)]
+    #[arg(long, default_value = defaults::QUEUE_MODE_TEXT, value_parser = mode)]
     pub mode: u32,
     /// Raise kernel.msgmnb / kernel.msgmax first where they are too small (root).
     #[arg(long)]
@@ -140,14 +141,10 @@ fn mode(text: &str) -> Result<u32, String> {
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// SysV queue key (decimal or 0x hex).
-    #[arg(long, env = "SHOPIFY_EVENTS_QUEUE_KEY", value_parser = key, default_value = "0x53455600")]
+    #[arg(long, env = "SHOPIFY_EVENTS_QUEUE_KEY", value_parser = key, default_value = defaults::QUEUE_KEY_TEXT)]
     pub queue_key: Key,
     /// The drain's state directory (for its counters).
-    #[arg(
-        long,
-        env = "SHOPIFY_EVENTS_STATE_DIR",
-        default_value = "/var/lib/shopify-events"
-    )]
+    #[arg(long, env = "SHOPIFY_EVENTS_STATE_DIR", default_value = defaults::STATE_DIR)]
     pub state_dir: PathBuf,
     /// Print JSON.
     #[arg(long)]
@@ -175,7 +172,7 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
 pub fn stats(args: StatsArgs) -> anyhow::Result<()> {
     let mut stats = ops::queue_stats(args.queue_key)
         .with_context(|| format!("cannot read queue {:#010x}", args.queue_key))?;
-    stats.drain = ops::read_drain_snapshot(&args.state_dir, args.queue_key);
+    stats.drain = ops::read_drain_snapshot(&StateDir::new(args.state_dir, args.queue_key));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
     } else {

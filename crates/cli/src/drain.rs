@@ -4,9 +4,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use shopify_events_core::drain::sink::{KafkaSink, Sink, StdoutSink};
 use shopify_events_core::drain::{Drain, DrainConfig, SinkKind};
+use shopify_events_core::kafka::KafkaSink;
 use shopify_events_core::metrics::{self, DrainMetrics, Health};
+use shopify_events_core::sink::{Sink, StdoutSink};
 
 use crate::args::{DrainArgs, SinkArg};
 
@@ -90,7 +91,8 @@ fn drain<S: Sink>(
                     detail: "poisoned".into(),
                 })
             };
-            let handle = metrics::serve(listener, metrics, Arc::new(report), shutdown.clone())?;
+            let render = Arc::new(move |out: &mut String| metrics.render(out));
+            let handle = metrics::serve(listener, render, Arc::new(report), shutdown.clone())?;
             eprintln!("shopify-events drain: metrics on http://{bound}/metrics");
             Some(handle)
         }

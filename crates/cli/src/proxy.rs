@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use shopify_events_core::metrics;
+use shopify_events_core::metrics::{self, Health};
 use shopify_events_core::proxy::{self, ProxyAddress, ProxyMetrics, ServerConfig};
 
 use crate::args::ProxyArgs;
@@ -43,7 +43,12 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
         Some(addr) => {
             let listener = metrics::bind(addr, args.allow_public)?;
             let bound = listener.local_addr()?;
-            let handle = proxy::serve_metrics(listener, counters.clone(), shutdown.clone())?;
+            let render = {
+                let counters = counters.clone();
+                Arc::new(move |out: &mut String| counters.render(out))
+            };
+            let health = Arc::new(|| Health::ok("proxy running"));
+            let handle = metrics::serve(listener, render, health, shutdown.clone())?;
             eprintln!("shopify-events proxy: metrics on http://{bound}/metrics");
             Some(handle)
         }

@@ -5,8 +5,6 @@
 //! Runtime: ~52 s (50 s of feeding; the backlog is gone ~1 s after the
 //! feeder stops; reading the topic back and shutting down take ~1 s).
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,8 +13,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
 
-use support::mock::{event_frame, mib, read_event_ids, DrainProcess, Mem, OwnedQueue};
-use support::unique_topic;
+use testkit::consume::{read_event_ids, unique_topic};
+use testkit::drain::DrainSpec;
+use testkit::events::event_frame;
+use testkit::procfs::{mib, Mem};
+use testkit::queue::TestQueue;
 
 const BROKERS: [i32; 3] = [1, 2, 3];
 const PARTITIONS: i32 = 3;
@@ -104,36 +105,29 @@ fn all_brokers_down_for_30_seconds_loses_nothing_and_memory_stays_flat() {
         .create_topic(&topic, PARTITIONS, BROKERS.len() as i32)
         .expect("create topic on the mock cluster");
 
-    let queue = OwnedQueue::create(1, 64 << 20);
+    let queue = TestQueue::with_capacity(64 << 20);
     let state = tempfile::Builder::new()
         .prefix("drain-outage-")
         .tempdir()
         .expect("tempdir");
-    let log = state.path().join("drain.log");
-    let mut drain = DrainProcess::spawn(
-        env!("CARGO_BIN_EXE_shopify-events").as_ref(),
-        &queue.key_arg(),
-        &bootstrap,
-        &state.path().join("state"),
-        &log,
-        &[
-            "--max-in-flight",
-            &MAX_IN_FLIGHT.to_string(),
-            "--kafka",
-            "message.timeout.ms=10000",
-        ],
-    );
+    let bin = env!("CARGO_BIN_EXE_shopify-events");
+    let mut drain = DrainSpec::new(bin, queue.key(), &state.path().join("state"), state.path())
+        .brokers(&bootstrap)
+        .with_metrics()
+        .args(["--max-in-flight", &MAX_IN_FLIGHT.to_string()])
+        .args(["--kafka", "message.timeout.ms=10000"])
+        .spawn(0);
     drain.wait_serving(Duration::from_secs(30));
     let pid = drain.pid();
     eprintln!(
         "drain pid {pid}, queue {}, mock cluster {bootstrap}, topic {topic}",
-        queue.key_arg()
+        queue.hex()
     );
 
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = {
-        let (queue, topic, sent, stop) = (queue.queue, topic.clone(), sent.clone(), stop.clone());
+        let (queue, topic, sent, stop) = (*queue, topic.clone(), sent.clone(), stop.clone());
         thread::spawn(move || feed(queue, topic, sent, stop))
     };
     let start = Instant::now();
@@ -168,7 +162,7 @@ fn all_brokers_down_for_30_seconds_loses_nothing_and_memory_stays_flat() {
             phase,
             mem: Mem::read(pid).expect("read /proc/PID/status"),
             depth: queue.depth(),
-            health: drain.get("/health").map(|(status, _)| status),
+            health: drain.get("/health").map(|r| r.status),
             in_flight: metrics
                 .as_ref()
                 .and_then(|m| m.get("shopify_events_in_flight").copied()),
@@ -199,7 +193,7 @@ fn all_brokers_down_for_30_seconds_loses_nothing_and_memory_stays_flat() {
     let (metrics, health_after) = loop {
         drain.assert_running();
         let metrics = drain.scrape();
-        let health = drain.get("/health").map(|(s, _)| s);
+        let health = drain.get("/health").map(|r| r.status);
         let produced = metric(&metrics, "shopify_events_produced_total");
         let in_flight = metric(&metrics, "shopify_events_in_flight");
         if queue.depth() == 0 && produced >= total as f64 && in_flight == 0.0 {
@@ -404,9 +398,9 @@ fn tail(text: &str, lines: usize) -> String {
 /// (connection and metadata warm); returns the event's envelope bytes too.
 fn warm_sink(
     cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-) -> (shopify_events_core::drain::sink::KafkaSink, Vec<u8>) {
-    use shopify_events_core::drain::sink::{Outcome, Sink};
+) -> (shopify_events_core::kafka::KafkaSink, Vec<u8>) {
     use shopify_events_core::envelope::{self, Envelope};
+    use shopify_events_core::sink::{Outcome, Sink};
     use shopify_events_core::{clock::now_micros, event_id::EventId};
     let topic = unique_topic("poll");
     cluster.create_topic(&topic, 1, 1).expect("create topic");
@@ -414,7 +408,7 @@ fn warm_sink(
         "bootstrap.servers".to_owned(),
         cluster.bootstrap_servers(),
     )]);
-    let mut sink = shopify_events_core::drain::sink::KafkaSink::new(&settings).expect("sink");
+    let mut sink = shopify_events_core::kafka::KafkaSink::new(&settings).expect("sink");
     let mut body = Vec::new();
     let t = now_micros();
     envelope::encode(&mut body, EventId::generate(t), t, &topic, None, &[], b"{}").expect("encode");
@@ -432,8 +426,8 @@ fn warm_sink(
 
 #[test]
 fn kafka_sink_poll_returns_once_an_outcome_is_served() {
-    use shopify_events_core::drain::sink::Sink;
     use shopify_events_core::envelope::Envelope;
+    use shopify_events_core::sink::Sink;
     let cluster = MockCluster::new(1).expect("mock cluster");
     let (mut sink, body) = warm_sink(&cluster);
     sink.send(&Envelope::decode(&body).expect("decode"), 2)
@@ -466,7 +460,7 @@ fn thread_cpu() -> Duration {
 
 #[test]
 fn idle_kafka_sink_poll_does_not_spin() {
-    use shopify_events_core::drain::sink::Sink;
+    use shopify_events_core::sink::Sink;
     let cluster = MockCluster::new(1).expect("mock cluster");
     let (mut sink, _) = warm_sink(&cluster);
     let mut out = Vec::new();
@@ -491,12 +485,12 @@ fn idle_kafka_sink_poll_does_not_spin() {
     );
 }
 
-/// Keeps what a [`KafkaSink`](shopify_events_core::drain::sink::KafkaSink) logs.
+/// Keeps what a [`KafkaSink`](shopify_events_core::kafka::KafkaSink) logs.
 #[derive(Default)]
-struct Captured(std::sync::Mutex<Vec<(shopify_events_core::drain::sink::LogLevel, String)>>);
+struct Captured(std::sync::Mutex<Vec<(shopify_events_core::kafka::LogLevel, String)>>);
 
-impl shopify_events_core::drain::sink::KafkaLog for Captured {
-    fn log(&self, level: shopify_events_core::drain::sink::LogLevel, message: String) {
+impl shopify_events_core::kafka::KafkaLog for Captured {
+    fn log(&self, level: shopify_events_core::kafka::LogLevel, message: String) {
         self.0
             .lock()
             .expect("captured lines")
@@ -506,7 +500,8 @@ impl shopify_events_core::drain::sink::KafkaLog for Captured {
 
 #[test]
 fn kafka_sink_logs_librdkafka_errors_once_and_debug_lines_when_asked() {
-    use shopify_events_core::drain::sink::{KafkaSink, LogLevel, Sink};
+    use shopify_events_core::kafka::{KafkaSink, LogLevel};
+    use shopify_events_core::sink::Sink;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

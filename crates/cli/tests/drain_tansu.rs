@@ -2,26 +2,29 @@
 //! drain` (the real binary) -> a real Kafka-protocol broker (Tansu), read
 //! back with librdkafka. Needs root (to raise kernel.msgmnb), `ruby`, the
 //! compiled extension in lib/ (`rake compile`) and a tansu binary (see
-//! support/mod.rs).
+//! `testkit::tansu`).
 //!
 //! The tests run one at a time ([`serial`]): each starts a broker, drains
 //! and a Ruby process, and the kill and shutdown timings mean little on two
 //! busy cores.
-
-mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use shopify_events_core::envelope::Envelope;
-use support::drain::{
-    base64_decode, by_id, consume_until, ensure_msgmnb, http_get, key, now_ms, payload,
-    read_emitted, serial, stats_json, wait_until, DrainProc, DrainSpec, Emitted, RubyEmitter,
-    TestQueue, XorShift,
-};
-use support::{consume_all, unique_topic, Consumed, Tansu};
+use testkit::consume::{consume_all, consume_until, unique_topic, Consumed};
+use testkit::drain::{DrainProcess, DrainSpec};
+use testkit::events::event_frame;
+use testkit::net;
+use testkit::queue::TestQueue;
+use testkit::rng::XorShift;
+use testkit::ruby::{by_id, key, payload, read_emitted, Emitted, RubyEmitter};
+use testkit::sysctl::MIN_MSGMNB;
+use testkit::tansu::Tansu;
+use testkit::wait::{now_ms, serial, wait_until};
 
 /// A test's scratch space: `state/` for the drain, the rest for logs.
 /// Kept (and its path printed) when the test fails.
@@ -57,20 +60,25 @@ impl Drop for Dirs {
     }
 }
 
+/// A queue large enough for every test here (~250,000 events).
+fn test_queue() -> TestQueue {
+    TestQueue::with_capacity(MIN_MSGMNB)
+}
+
 fn spec(queue: &TestQueue, dirs: &Dirs) -> DrainSpec {
-    DrainSpec::new(queue, &dirs.state(), dirs.logs())
+    let bin = env!("CARGO_BIN_EXE_shopify-events");
+    DrainSpec::new(bin, queue.key(), &dirs.state(), dirs.logs())
 }
 
 fn kafka_spec(queue: &TestQueue, dirs: &Dirs, tansu: &Tansu) -> DrainSpec {
-    spec(queue, dirs).args(["--brokers", &tansu.bootstrap])
+    spec(queue, dirs).brokers(&tansu.bootstrap)
 }
 
 /// SIGTERM, then the exit status within `bound`; panics with the log if
 /// the drain is still running or failed.
-fn terminate_within(drain: &mut DrainProc, bound: Duration) -> Duration {
+fn terminate_within(drain: &mut DrainProcess, bound: Duration) -> Duration {
     let start = Instant::now();
-    drain.terminate();
-    let status = drain.wait_timeout(bound);
+    let status = drain.terminate(bound);
     let took = start.elapsed();
     match status {
         Some(s) if s.success() => took,
@@ -125,12 +133,12 @@ fn assert_matches(record: &Consumed, e: &Emitted) {
 /// Waits until the queue is empty and the (current) drain reports nothing
 /// in flight and no pending journal bytes in a stats snapshot written after
 /// the queue was seen empty (`shopify-events stats --json`).
-fn wait_drained(queue: &TestQueue, state_dir: &Path, drain: &mut DrainProc, timeout: Duration) {
+fn wait_drained(spec: &DrainSpec, drain: &mut DrainProcess, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     let mut empty_since: Option<f64> = None;
     loop {
         drain.assert_running();
-        let stats = stats_json(state_dir, queue);
+        let stats = spec.stats_json();
         let depth = stats["depth"].as_u64().unwrap_or(u64::MAX);
         let snap = &stats["drain"];
         let now_s = now_ms() as f64 / 1000.0;
@@ -268,7 +276,7 @@ fn ruby_events_reach_kafka_exactly_as_emitted() {
     let tansu = Tansu::start();
     let topic = unique_topic("exact");
     tansu.create_topic(&topic, 3);
-    let queue = TestQueue::new();
+    let queue = test_queue();
     let dirs = Dirs::new();
     let mut drain = kafka_spec(&queue, &dirs, &tansu)
         .args(["--shutdown-timeout", "10"])
@@ -344,7 +352,7 @@ fn drain_killed_at_random_moments_loses_no_event() {
     let tansu = Tansu::start();
     let topic = unique_topic("kill9");
     tansu.create_topic(&topic, 3);
-    let queue = TestQueue::new();
+    let queue = test_queue();
     let dirs = Dirs::new();
     let spec = kafka_spec(&queue, &dirs, &tansu);
     let mut drain = spec.spawn(0);
@@ -372,7 +380,7 @@ fn drain_killed_at_random_moments_loses_no_event() {
         ruby.log_text().trim()
     );
 
-    wait_drained(&queue, &dirs.state(), &mut drain, Duration::from_secs(60));
+    wait_drained(&spec, &mut drain, Duration::from_secs(60));
     sleep(Duration::from_secs(2));
     terminate_within(&mut drain, Duration::from_secs(10));
 
@@ -402,7 +410,7 @@ fn event_the_broker_refuses_is_dead_lettered_and_the_rest_flow() {
     let good = unique_topic("good");
     let missing = unique_topic("missing");
     tansu.create_topic(&good, 1);
-    let queue = TestQueue::new();
+    let queue = test_queue();
     let dirs = Dirs::new();
     let mut ruby = RubyEmitter::spawn(
         &queue,
@@ -436,7 +444,7 @@ fn event_the_broker_refuses_is_dead_lettered_and_the_rest_flow() {
         assert_matches(record, e);
     }
 
-    let dead_path = dirs.state().join("dead-letters.jsonl");
+    let dead_path = spec(&queue, &dirs).state().dead_letters();
     let read_dead = || std::fs::read_to_string(&dead_path).unwrap_or_default();
     assert!(
         wait_until(Duration::from_secs(20), || !read_dead().is_empty()),
@@ -457,7 +465,8 @@ fn event_the_broker_refuses_is_dead_lettered_and_the_rest_flow() {
     );
     assert_eq!(line["event_id"].as_str(), Some(&bad.id[..]));
     assert_eq!(line["topic"].as_str(), Some(&missing[..]));
-    let bytes = base64_decode(line["envelope_base64"].as_str().expect("envelope_base64"))
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(line["envelope_base64"].as_str().expect("envelope_base64"))
         .expect("envelope_base64 is base64");
     let envelope = Envelope::decode(&bytes).expect("dead letter holds a valid envelope");
     assert_eq!(envelope.id.to_string(), bad.id);
@@ -465,7 +474,7 @@ fn event_the_broker_refuses_is_dead_lettered_and_the_rest_flow() {
     assert_eq!(envelope.payload, &payload(bad.i)[..]);
     assert_eq!(envelope.key, Some(&key(bad.i)[..]));
 
-    let body = http_get(&metrics, "/metrics");
+    let body = net::get(&metrics, "/metrics").expect("metrics").body;
     let counter: Vec<&str> = body
         .lines()
         .filter(|l| l.starts_with("shopify_events_dead_lettered_total"))
@@ -487,7 +496,7 @@ fn removing_the_queue_while_draining_recovers_within_a_second() {
     let tansu = Tansu::start();
     let topic = unique_topic("rmid");
     tansu.create_topic(&topic, 1);
-    let queue = TestQueue::new();
+    let queue = test_queue();
     let dirs = Dirs::new();
     let mut drain = kafka_spec(&queue, &dirs, &tansu).spawn(0);
 
@@ -518,7 +527,7 @@ fn removing_the_queue_while_draining_recovers_within_a_second() {
     // moment would be gone (the kernel drops them with the queue): that is
     // an operator action outside the delivery contract. The first batch has
     // been delivered already, so nothing is lost here.
-    queue.remove();
+    queue.remove().expect("remove the test queue");
     sleep(Duration::from_millis(200));
     std::fs::write(&go, "").unwrap();
     ruby.wait(Duration::from_secs(20));
@@ -561,7 +570,7 @@ fn sigterm_waits_for_in_flight_and_exits_zero() {
     let tansu = Tansu::start();
     let topic = unique_topic("sigterm");
     tansu.create_topic(&topic, 3);
-    let queue = TestQueue::new();
+    let queue = test_queue();
     let dirs = Dirs::new();
     let spec = kafka_spec(&queue, &dirs, &tansu).args(["--shutdown-timeout", "5"]);
     let mut drain = spec.spawn(0);
@@ -570,7 +579,7 @@ fn sigterm_waits_for_in_flight_and_exits_zero() {
     // Let events flow, then stop the drain in the middle of the stream.
     assert!(
         wait_until(Duration::from_secs(30), || {
-            support::drain::snapshot(&dirs.state(), &queue)
+            spec.snapshot()
                 .and_then(|s| s["produced"].as_u64())
                 .is_some_and(|p| p >= 5_000)
         }),
@@ -592,7 +601,7 @@ fn sigterm_waits_for_in_flight_and_exits_zero() {
         stopped.contains("stopped; 0 events not yet acknowledged"),
         "the drain did not wait for its in-flight events: {stopped}"
     );
-    let snap = support::drain::snapshot(&dirs.state(), &queue).unwrap_or_default();
+    let snap = spec.snapshot().unwrap_or_default();
     let delivered_first = snap["produced"].as_u64().unwrap_or(0);
     assert_eq!(
         snap["in_flight"].as_u64(),
@@ -620,8 +629,7 @@ fn sigterm_waits_for_in_flight_and_exits_zero() {
 fn stdout_sink_prints_each_event_as_a_json_line() {
     const N: usize = 50;
     let _serial = serial();
-    ensure_msgmnb();
-    let queue = TestQueue::new();
+    let queue = test_queue();
     let dirs = Dirs::new();
     let topic = "orders.created";
     let mut ruby = RubyEmitter::spawn(&queue, dirs.logs(), "ruby", 0, &[format!("{topic},0,{N}")]);
@@ -700,15 +708,16 @@ fn raising_msgmax_with_events_in_flight_resizes_the_journal_and_loses_nothing() 
     let tansu = Tansu::start();
     let topic = unique_topic("msgmax");
     tansu.create_topic(&topic, 3);
-    let queue = TestQueue::new();
-    let host = sysvmq::Queue::open(queue.key).expect("open test queue");
+    let queue = test_queue();
+    let host = *queue;
     let dirs = Dirs::new();
     let old_msgmax = MsgmaxGuard::current();
-    let mut drain = kafka_spec(&queue, &dirs, &tansu).spawn(0);
+    let spec = kafka_spec(&queue, &dirs, &tansu);
+    let mut drain = spec.spawn(0);
     let mut frame = Vec::new();
     let mut ids = Vec::new();
     let mut send = |payload: &[u8]| {
-        let id = support::mock::event_frame(&mut frame, &topic, None, payload);
+        let id = event_frame(&mut frame, &topic, None, payload);
         host.try_send_frame(&frame).expect("send an event");
         ids.push(String::from_utf8(id.to_vec()).expect("ascii id"));
     };
@@ -717,7 +726,7 @@ fn raising_msgmax_with_events_in_flight_resizes_the_journal_and_loses_nothing() 
     }
     assert!(
         wait_until(Duration::from_secs(30), || {
-            support::drain::snapshot(&dirs.state(), &queue)
+            spec.snapshot()
                 .and_then(|s| s["produced"].as_u64())
                 .is_some_and(|p| p >= SMALL as u64)
         }),

@@ -1,23 +1,17 @@
 //! Smoke tests against a real Tansu broker: what librdkafka (as the drain
-//! will configure it) can and cannot do with it. See `support/mod.rs` for the
-//! quirks these tests found.
+//! will configure it) can and cannot do with it. See `testkit::tansu` for
+//! the quirks these tests found.
 
-mod support;
-
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 
-use support::{consume_all, produce_baseline, producer, send_blocking, unique_topic, Tansu};
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use testkit::consume::{consume_all, unique_topic};
+use testkit::produce::{produce_baseline, producer, send_blocking};
+use testkit::tansu::Tansu;
+use testkit::wait::now_ms;
 
 struct Sent {
     key: Option<Vec<u8>>,

@@ -1,16 +1,24 @@
-//! shopify_events core: the event envelope and its building blocks; knows nothing of Ruby.
+//! shopify_events core: the envelope, the transports, the drain, the proxy,
+//! the Kafka producer, metrics and operator commands; knows nothing of Ruby.
+//! docs/ARCHITECTURE.md is the map of these modules.
 #![deny(missing_docs)]
 
 pub mod clock;
+pub mod defaults;
 #[cfg(feature = "kafka")]
 pub mod direct;
 pub mod drain;
-pub mod emitter;
 pub mod envelope;
 pub mod event_id;
 pub mod json;
+pub mod kafka;
+pub mod loopback;
 pub mod metrics;
 pub mod ops;
 pub mod process;
 pub mod proxy;
+pub mod sink;
+pub mod spool;
+pub mod state_dir;
 pub mod topic;
+pub mod transport;

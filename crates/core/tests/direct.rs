@@ -3,91 +3,17 @@
 #![cfg(feature = "kafka")]
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message, Timestamp};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer, SendError};
+use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer};
 use shopify_events_core::envelope::encode;
 use shopify_events_core::event_id::EventId;
-
-/// A memory-backed Tansu broker on a free loopback port, killed on drop.
-struct Tansu {
-    child: Child,
-    bootstrap: String,
-    bin: PathBuf,
-}
-
-impl Tansu {
-    fn start() -> Option<Tansu> {
-        let bin = std::env::var_os("TANSU_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/opt/tansu/bin/tansu"));
-        if !bin.exists() {
-            eprintln!(
-                "skipped: no tansu binary at {} (script/tansu install)",
-                bin.display()
-            );
-            return None;
-        }
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn tansu");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
-            sleep(Duration::from_millis(20));
-        }
-        Some(Tansu {
-            child,
-            bootstrap: format!("127.0.0.1:{port}"),
-            bin,
-        })
-    }
-
-    fn create_topic(&self, name: &str) {
-        let status = Command::new(&self.bin)
-            .args(["topic", "create", "--broker"])
-            .arg(format!("tcp://{}", self.bootstrap))
-            .args(["--partitions", "1", name])
-            .stdout(Stdio::null())
-            .status()
-            .expect("tansu topic create");
-        assert!(status.success(), "tansu topic create {name}");
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
+use shopify_events_core::transport::SendError;
+use testkit::consume::{consume_all, unique_topic};
+use testkit::net::free_port;
+use testkit::tansu::Tansu;
 
 fn producer(bootstrap: &str, extra: &[(&str, &str)], buffer: usize) -> DirectProducer {
     let mut settings = BTreeMap::from([("bootstrap.servers".to_string(), bootstrap.to_string())]);
@@ -117,44 +43,27 @@ fn envelope(topic: &str, id: EventId, time_us: i64, key: Option<&[u8]>, payload:
 
 #[test]
 fn direct_records_carry_key_payload_headers_event_id_and_emit_time() {
-    let Some(tansu) = Tansu::start() else { return };
-    tansu.create_topic("direct.mapping");
+    let tansu = Tansu::start();
+    let topic = unique_topic("direct-mapping");
+    tansu.create_topic(&topic, 1);
     let direct = producer(&tansu.bootstrap, &[], 100);
     // Emitted two hours ago: the record keeps the emit time.
     let time_us = shopify_events_core::clock::now_micros() - 7_200_000_000;
     let id = EventId::generate(time_us);
-    let bytes = envelope("direct.mapping", id, time_us, Some(b"shop-1"), b"{\"a\":1}");
+    let bytes = envelope(&topic, id, time_us, Some(b"shop-1"), b"{\"a\":1}");
     direct.try_send(bytes).expect("send");
     assert!(direct.flush(Duration::from_secs(20), &AtomicBool::new(false)));
     assert_eq!(direct.stats().delivered, 1);
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &tansu.bootstrap)
-        .set("group.id", "direct-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("direct.mapping", 0, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&tpl).expect("assign");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let message = loop {
-        assert!(Instant::now() < deadline, "no record read back");
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            break m.detach();
-        }
+    let records = consume_all(&tansu.bootstrap, &topic, 1, Duration::from_secs(20));
+    let [record] = &records[..] else {
+        panic!("expected one record, read back {records:?}");
     };
-    assert_eq!(message.key(), Some(&b"shop-1"[..]));
-    assert_eq!(message.payload(), Some(&b"{\"a\":1}"[..]));
-    assert_eq!(message.timestamp(), Timestamp::CreateTime(time_us / 1000));
-    let headers = message.headers().expect("headers");
-    let pairs: Vec<(String, Vec<u8>)> = headers
-        .iter()
-        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-        .collect();
+    assert_eq!(record.key.as_deref(), Some(&b"shop-1"[..]));
+    assert_eq!(record.payload, b"{\"a\":1}");
+    assert_eq!(record.timestamp_ms, Some(time_us / 1000));
     assert_eq!(
-        pairs,
+        record.headers,
         vec![
             ("trace".to_string(), b"t-1".to_vec()),
             ("event_id".to_string(), id.hyphenated().to_vec()),
@@ -178,7 +87,7 @@ fn full_buffer_is_reported_at_once_while_kafka_is_unreachable() {
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 4);
     assert!(matches!(
         results.last(),
-        Some(Err(SendError::Full { capacity: 2 }))
+        Some(Err(SendError::DirectBufferFull { capacity: 2 }))
     ));
     assert_eq!(direct.stats().dropped, 26);
     let started = Instant::now();

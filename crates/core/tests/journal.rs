@@ -13,8 +13,9 @@ use shopify_events_core::drain::journal::{
 };
 use shopify_events_core::envelope::{encode, Envelope};
 use shopify_events_core::event_id::EventId;
-use sysvmq::{Queue, HEADER_LEN};
+use sysvmq::HEADER_LEN;
 use tempfile::TempDir;
+use testkit::queue::TestQueue;
 
 const CAPACITY: u64 = 64 * 1024;
 const MAX_RECORD: u64 = 1024;
@@ -793,28 +794,18 @@ fn capacity_below_one_frame_is_refused_with_the_size_needed() {
     assert!(err.to_string().contains("at least 8208 bytes"), "{err}");
 }
 
-/// Removes the queue even when an assertion fails.
-struct PrivateQueue(Queue);
-
-impl Drop for PrivateQueue {
-    fn drop(&mut self) {
-        let _ = self.0.remove();
-    }
-}
-
 #[test]
 fn messages_are_received_from_a_sysv_queue_straight_into_the_journal() {
-    let queue = PrivateQueue(Queue::create_private(0o600).expect("create queue"));
+    let queue = TestQueue::private();
     let (_dir, path) = setup();
     let sent: Vec<Vec<u8>> = (0..50).map(envelope).collect();
     let mut journal = open(&path);
     let mut got = Vec::new();
     for body in &sent {
         let frame = [1i64.to_ne_bytes().as_slice(), body].concat();
-        queue.0.try_send_frame(&frame).expect("send");
+        queue.try_send_frame(&frame).expect("send");
         let frame = journal.reserve().expect("room");
         let len = queue
-            .0
             .try_receive_into(frame, 0)
             .expect("receive")
             .expect("a message");
@@ -823,7 +814,6 @@ fn messages_are_received_from_a_sysv_queue_straight_into_the_journal() {
     let received: Vec<Vec<u8>> = got.iter().map(|r| journal.body(r).to_vec()).collect();
     assert_eq!(received, sent);
     assert!(queue
-        .0
         .try_receive_into(journal.reserve().expect("room"), 0)
         .expect("rx")
         .is_none());
@@ -833,20 +823,19 @@ fn messages_are_received_from_a_sysv_queue_straight_into_the_journal() {
 
 #[test]
 fn messages_from_a_sysv_queue_wrap_around_a_small_ring() {
-    let queue = PrivateQueue(Queue::create_private(0o600).expect("create queue"));
+    let queue = TestQueue::private();
     let (_dir, path) = setup();
     let mut journal = Journal::open(&path, 4096, 1000).expect("open");
     let mut pending = VecDeque::new();
     for i in 0..500 {
         let body = envelope(i);
         let frame = [1i64.to_ne_bytes().as_slice(), &body].concat();
-        queue.0.try_send_frame(&frame).expect("send");
+        queue.try_send_frame(&frame).expect("send");
         while journal.reserve().is_none() {
             let (record, _): (RecordRef, Vec<u8>) = pending.pop_front().expect("pending");
             journal.checkpoint(record.end);
         }
         let len = queue
-            .0
             .try_receive_into(journal.reserve().expect("room"), 0)
             .expect("receive")
             .expect("a message");

@@ -24,6 +24,7 @@ use shopify_events_core::drain::journal::{lap_tag, Journal, HEADER_SIZE, WRAP_LE
 use shopify_events_core::envelope::{encode, Envelope};
 use shopify_events_core::event_id::EventId;
 use sysvmq::{Error, Queue, HEADER_LEN};
+use testkit::queue::TestQueue;
 
 const EVENTS: u64 = 300_000;
 const KILLS: usize = 16;
@@ -161,9 +162,8 @@ fn kill(child: &mut Child) {
     child.wait().expect("reap receiver");
 }
 
-/// Kills the receiver and removes the queue even when an assertion fails.
+/// Kills the receiver even when an assertion fails.
 struct Cleanup {
-    queue: Queue,
     child: Option<Child>,
 }
 
@@ -173,7 +173,6 @@ impl Drop for Cleanup {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = self.queue.remove();
     }
 }
 
@@ -243,8 +242,8 @@ fn receiver_killed_16_times_during_300k_sends_loses_no_event() {
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("kill.journal");
-    let queue = Queue::create_private(0o600).expect("create queue");
-    let mut cleanup = Cleanup { queue, child: None };
+    let queue = TestQueue::private();
+    let mut cleanup = Cleanup { child: None };
     cleanup.child = Some(spawn_receiver(&queue, &path));
 
     let mut seed = u64::from(std::process::id()) << 20 | started.elapsed().as_nanos() as u64 | 1;

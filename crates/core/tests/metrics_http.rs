@@ -1,6 +1,5 @@
-//! The metrics HTTP server, spoken to with plain `TcpStream`s.
+//! The metrics HTTP server, spoken to over plain TCP (`testkit::net`).
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,6 +7,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shopify_events_core::metrics::{self, DrainMetrics, Health, MetricsError};
+use shopify_events_core::proxy::ProxyMetrics;
+use testkit::net;
 
 const LABEL: &str = r#"queue="0x53455600""#;
 
@@ -31,7 +32,11 @@ impl Server {
             true => Health::ok("producing"),
             false => Health::failing("kafka unreachable for 42s"),
         });
-        let thread = metrics::serve(listener, metrics.clone(), check, shutdown.clone()).unwrap();
+        let render = {
+            let metrics = metrics.clone();
+            Arc::new(move |out: &mut String| metrics.render(out))
+        };
+        let thread = metrics::serve(listener, render, check, shutdown.clone()).unwrap();
         Self {
             addr,
             metrics,
@@ -43,22 +48,8 @@ impl Server {
 
     /// Sends `request` as is and returns (status, head, body).
     fn send(&self, request: &str) -> (u16, String, String) {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .expect("a complete response");
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("a status");
-        (status, head.to_string(), body.to_string())
+        let r = net::request(&self.addr.to_string(), request).expect("a complete response");
+        (r.status, r.head, r.body)
     }
 
     fn get(&self, path: &str) -> (u16, String, String) {
@@ -287,4 +278,31 @@ fn snapshot_serialises_as_plain_numbers() {
     assert_eq!(json["delivery_latency"]["count"], 1);
     assert_eq!(json["delivery_latency"]["buckets"][1]["le"], 0.005);
     assert_eq!(json["delivery_latency"]["buckets"][1]["count"], 1);
+}
+
+#[test]
+fn the_proxy_metrics_are_served_by_the_same_server_through_their_render_callback() {
+    let listener = metrics::bind("127.0.0.1:0", false).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counters = Arc::new(ProxyMetrics::for_queue(0x5345_5600));
+    counters.events_enqueued.add(7);
+    let render = {
+        let counters = counters.clone();
+        Arc::new(move |out: &mut String| counters.render(out))
+    };
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(|| Health::ok("proxy running"));
+    let thread = metrics::serve(listener, render, health, shutdown.clone()).unwrap();
+    let get = |path: &str| net::get(&addr.to_string(), path).expect("a response");
+    let metrics = get("/metrics");
+    assert_eq!(metrics.status, 200, "{metrics:?}");
+    let series = format!("shopify_events_proxy_events_enqueued_total{{{LABEL}}} 7");
+    assert!(metrics.body.contains(&series), "{}", metrics.body);
+    let health = get("/health");
+    assert_eq!(
+        (health.status, &health.body[..]),
+        (200, "ok proxy running\n")
+    );
+    shutdown.store(true, Ordering::Relaxed);
+    thread.join().unwrap();
 }

@@ -5,33 +5,22 @@
 //! stand-in `/proc/sys` in a temp dir.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
+use shopify_events_core::metrics::DrainMetrics;
+use shopify_events_core::ops::DrainSnapshot;
 use shopify_events_core::ops::{
     self, has_cap_sys_resource, parse_size, queue_stats, read_drain_snapshot, write_drain_snapshot,
     Outcome, SetupError, SetupPlan, SizeError, SysctlFs,
 };
-use sysvmq::{Key, Limits, Message, Queue};
+use shopify_events_core::state_dir::StateDir;
+use sysvmq::{Limits, Message, Queue};
+use testkit::queue::KeyGuard;
 
-/// Removes the queue with its key when dropped.
-struct QueueGuard(Key);
-
-impl Drop for QueueGuard {
-    fn drop(&mut self) {
-        if let Ok(queue) = Queue::open(self.0) {
-            let _ = queue.remove();
-        }
-    }
-}
-
-/// A key no other test (or test process) uses, guarded.
-fn unique_key() -> QueueGuard {
-    static NEXT: AtomicI32 = AtomicI32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let pid = std::process::id() as i32 & 0xffff;
-    QueueGuard(0x5e00_0000 | (pid << 8) | n)
+/// A key no other test (or test process) uses; its queue is removed on drop.
+fn unique_key() -> KeyGuard {
+    KeyGuard::new()
 }
 
 fn limits() -> Limits {
@@ -111,10 +100,13 @@ fn setup_creates_the_queue_with_the_requested_capacity_when_it_fits_under_msgmnb
     let guard = unique_key();
     let limits = limits();
     let capacity = limits.msgmax + limits.msgmnb.saturating_sub(limits.msgmax) / 2;
-    let report = ops::setup(guard.0, capacity, 0o640, None).expect("setup");
+    let report = ops::setup(guard.key(), capacity, 0o640, None).expect("setup");
     assert_eq!(report.outcome, Outcome::Created, "{report}");
     assert!(report.is_ready() && report.advice.is_empty(), "{report}");
-    let stat = Queue::open(guard.0).expect("created").stat().expect("stat");
+    let stat = Queue::open(guard.key())
+        .expect("created")
+        .stat()
+        .expect("stat");
     assert_eq!((stat.capacity, stat.mode), (capacity, 0o640));
     let queue = report.queue.as_ref().expect("queue in report");
     assert_eq!((queue.capacity, queue.mode.as_str()), (capacity, "0640"));
@@ -124,10 +116,10 @@ fn setup_creates_the_queue_with_the_requested_capacity_when_it_fits_under_msgmnb
 fn setup_grows_an_existing_smaller_queue_in_place_keeping_its_messages() {
     let guard = unique_key();
     let limits = limits();
-    let queue = Queue::create(guard.0, 0o600).expect("create");
+    let queue = Queue::create(guard.key(), 0o600).expect("create");
     queue.set_capacity(limits.msgmax).expect("shrink");
     send(&queue, 100);
-    let report = ops::setup(guard.0, limits.msgmnb, 0o600, None).expect("setup");
+    let report = ops::setup(guard.key(), limits.msgmnb, 0o600, None).expect("setup");
     assert_eq!(
         report.outcome,
         Outcome::Grown {
@@ -144,8 +136,8 @@ fn setup_grows_an_existing_smaller_queue_in_place_keeping_its_messages() {
 fn setup_leaves_a_larger_queue_as_it_is() {
     let guard = unique_key();
     let limits = limits();
-    let queue = Queue::create(guard.0, 0o600).expect("create");
-    let report = ops::setup(guard.0, limits.msgmax, 0o600, None).expect("setup");
+    let queue = Queue::create(guard.key(), 0o600).expect("create");
+    let report = ops::setup(guard.key(), limits.msgmax, 0o600, None).expect("setup");
     assert_eq!(report.outcome, Outcome::Unchanged, "{report}");
     assert_eq!(queue.stat().expect("stat").capacity, limits.msgmnb);
 }
@@ -160,7 +152,7 @@ fn setup_above_msgmnb_without_apply_advises_the_exact_sysctl_and_creates_no_queu
     let Some(capacity) = above_msgmnb() else {
         return;
     };
-    let report = ops::setup(guard.0, capacity, 0o600, None).expect("setup");
+    let report = ops::setup(guard.key(), capacity, 0o600, None).expect("setup");
     assert_eq!(report.outcome, Outcome::NotCreated, "{report}");
     assert!(!report.is_ready());
     let advice = &report.advice[0];
@@ -179,7 +171,7 @@ fn setup_above_msgmnb_without_apply_advises_the_exact_sysctl_and_creates_no_queu
         "{report}"
     );
     assert!(matches!(
-        Queue::open(guard.0),
+        Queue::open(guard.key()),
         Err(sysvmq::Error::NotFound { .. })
     ));
 }
@@ -191,13 +183,13 @@ fn setup_above_msgmnb_on_a_queue_with_messages_says_how_many_stay_and_keeps_it()
         return;
     }
     let guard = unique_key();
-    let queue = Queue::create(guard.0, 0o600).expect("create");
+    let queue = Queue::create(guard.key(), 0o600).expect("create");
     send(&queue, 10);
     send(&queue, 10);
     let Some(capacity) = above_msgmnb() else {
         return;
     };
-    let report = ops::setup(guard.0, capacity, 0o600, None).expect("setup");
+    let report = ops::setup(guard.key(), capacity, 0o600, None).expect("setup");
     assert_eq!(report.outcome, Outcome::TooSmall, "{report}");
     let command = &report.advice[0].command;
     assert!(
@@ -211,19 +203,19 @@ fn setup_above_msgmnb_on_a_queue_with_messages_says_how_many_stay_and_keeps_it()
 #[test]
 fn setup_refuses_a_capacity_that_cannot_hold_one_message() {
     let guard = unique_key();
-    let err = ops::setup(guard.0, 1024, 0o600, None).expect_err("too small");
+    let err = ops::setup(guard.key(), 1024, 0o600, None).expect_err("too small");
     assert!(
         matches!(err, SetupError::CapacityBelowMessage { capacity: 1024, .. }),
         "{err:?}"
     );
     assert!(err.to_string().contains("--capacity of at least"), "{err}");
-    let err = ops::setup(guard.0, 16384, 0o600, Some(65536)).expect_err("below max event");
+    let err = ops::setup(guard.key(), 16384, 0o600, Some(65536)).expect_err("below max event");
     assert!(
         err.to_string().contains("65536 bytes (--max-event)"),
         "{err}"
     );
     assert!(matches!(
-        Queue::open(guard.0),
+        Queue::open(guard.key()),
         Err(sysvmq::Error::NotFound { .. })
     ));
 }
@@ -235,7 +227,7 @@ fn setup_without_apply_advises_raising_msgmax_for_a_larger_max_event() {
     let plan = SetupPlan {
         max_event: Some(12288),
         sysctl: SysctlFs::at(proc_sys.path()),
-        ..SetupPlan::new(guard.0, 16384)
+        ..SetupPlan::new(guard.key(), 16384)
     };
     let report = plan.run().expect("setup");
     assert_eq!(report.outcome, Outcome::Created, "{report}");
@@ -252,7 +244,7 @@ fn apply_sysctls_writes_msgmnb_and_msgmax_into_the_given_proc_root() {
         max_event: Some(64 << 10),
         raise_sysctls: true,
         sysctl: SysctlFs::at(proc_sys.path()),
-        ..SetupPlan::new(guard.0, 1 << 20)
+        ..SetupPlan::new(guard.key(), 1 << 20)
     };
     let report = plan.run().expect("setup");
     assert_eq!(read_fake(proc_sys.path(), "msgmnb"), "1048576\n");
@@ -272,7 +264,7 @@ fn apply_sysctls_writes_msgmnb_and_msgmax_into_the_given_proc_root() {
     if !has_cap_sys_resource() && limits().msgmnb < 1 << 20 {
         assert_eq!(report.outcome, Outcome::NotCreated, "{report}");
         assert!(matches!(
-            Queue::open(guard.0),
+            Queue::open(guard.key()),
             Err(sysvmq::Error::NotFound { .. })
         ));
     }
@@ -290,7 +282,7 @@ fn apply_sysctls_refuses_a_msgmnb_above_the_kernel_maximum_of_2_gib_minus_one() 
         raise_sysctls: true,
         max_event: Some(65536),
         sysctl: SysctlFs::at(proc_sys.path()),
-        ..SetupPlan::new(guard.0, parse_size("2GiB").expect("size"))
+        ..SetupPlan::new(guard.key(), parse_size("2GiB").expect("size"))
     };
     let err = plan.run().expect_err("2 GiB is one byte over INT_MAX");
     assert!(
@@ -340,12 +332,12 @@ fn apply_sysctls_in_a_private_ipc_namespace_creates_and_grows_queues_above_the_d
         return;
     }
     let grown = unique_key();
-    let queue = Queue::create(grown.0, 0o600).expect("create");
+    let queue = Queue::create(grown.key(), 0o600).expect("create");
     send(&queue, 100);
     let fresh = unique_key();
     for (key, outcome) in [
-        (grown.0, Outcome::Grown { from: 16384 }),
-        (fresh.0, Outcome::Created),
+        (grown.key(), Outcome::Grown { from: 16384 }),
+        (fresh.key(), Outcome::Created),
     ] {
         let plan = SetupPlan {
             raise_sysctls: true,
@@ -369,19 +361,19 @@ fn apply_sysctls_in_a_private_ipc_namespace_creates_and_grows_queues_above_the_d
 #[test]
 fn queue_stats_reports_depth_bytes_capacity_and_fill_after_sends() {
     let guard = unique_key();
-    let queue = Queue::create(guard.0, 0o600).expect("create");
+    let queue = Queue::create(guard.key(), 0o600).expect("create");
     queue.set_capacity(10_000).expect("capacity");
     for _ in 0..3 {
         send(&queue, 100);
     }
-    let stats = queue_stats(guard.0).expect("stats");
+    let stats = queue_stats(guard.key()).expect("stats");
     assert_eq!((stats.depth, stats.bytes, stats.capacity), (3, 300, 10_000));
     assert!(
         (stats.fill_percent - 3.0).abs() < 1e-9,
         "{}",
         stats.fill_percent
     );
-    assert_eq!(stats.key, format!("{:#010x}", guard.0));
+    assert_eq!(stats.key, format!("{:#010x}", guard.key()));
     assert_eq!(stats.last_send_pid, std::process::id() as i32);
     assert!(stats.last_send_time.is_some() && stats.last_receive_time.is_none());
     assert_eq!(stats.mode, "0600");
@@ -398,7 +390,7 @@ fn queue_stats_reports_depth_bytes_capacity_and_fill_after_sends() {
 #[test]
 fn queue_stats_of_a_missing_queue_is_not_found() {
     let guard = unique_key();
-    let err = queue_stats(guard.0).expect_err("missing");
+    let err = queue_stats(guard.key()).expect_err("missing");
     assert!(matches!(err, sysvmq::Error::NotFound { .. }), "{err:?}");
 }
 
@@ -420,26 +412,74 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
+/// A snapshot as the drain writes it, by `pid` at `updated_at`.
+fn snapshot(pid: u32, updated_at: f64) -> DrainSnapshot {
+    let metrics = DrainMetrics::for_queue(7);
+    metrics.produced.add(42);
+    metrics.delivery_latency.observe(0.25);
+    let mut snapshot = DrainSnapshot::now("stdout (JSON lines)".into(), metrics.snapshot());
+    (snapshot.pid, snapshot.updated_at) = (pid, updated_at);
+    snapshot
+}
+
 #[test]
 fn drain_snapshot_is_read_back_when_fresh_and_its_pid_alive() {
     let dir = tempfile::tempdir().expect("dir");
+    let state = StateDir::new(dir.path(), 0x5345_5600);
     // A whole number of seconds: serde_json's default float parsing is not
     // round-trip exact, and this test is about freshness, not precision.
-    let snapshot = json!({"pid": std::process::id(), "updated_at": now().floor(), "produced": 42});
-    write_drain_snapshot(dir.path(), 0x5345_5600, &snapshot).expect("write");
-    let path = ops::drain_snapshot_path(dir.path(), 0x5345_5600);
-    assert!(path.ends_with("drain-53455600.json"), "{}", path.display());
-    assert_eq!(read_drain_snapshot(dir.path(), 0x5345_5600), Some(snapshot));
+    let written = snapshot(std::process::id(), now().floor());
+    write_drain_snapshot(&state, &written).expect("write");
+    assert!(state.stats_snapshot().ends_with("drain-53455600.json"));
+    assert_eq!(read_drain_snapshot(&state), Some(written));
     let leftovers = std::fs::read_dir(dir.path()).expect("list").count();
     assert_eq!(leftovers, 1, "the temp file was renamed away");
 }
 
 #[test]
+fn drain_snapshot_is_one_flat_json_object_with_the_metrics_beside_pid_and_sink() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = StateDir::new(dir.path(), 7);
+    write_drain_snapshot(&state, &snapshot(std::process::id(), now())).expect("write");
+    let text = std::fs::read_to_string(state.stats_snapshot()).expect("read");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "dead_lettered",
+            "delivery_latency",
+            "in_flight",
+            "journal_pending_bytes",
+            "oldest_event_age",
+            "pid",
+            "produced",
+            "queue_bytes",
+            "queue_capacity",
+            "queue_depth",
+            "received",
+            "recovered",
+            "retried",
+            "sink",
+            "updated_at",
+        ]
+    );
+    assert_eq!(value["produced"], json!(42));
+    assert_eq!(value["delivery_latency"]["count"], json!(1));
+}
+
+#[test]
 fn drain_snapshot_is_ignored_when_stale() {
     let dir = tempfile::tempdir().expect("dir");
-    let snapshot = json!({"pid": std::process::id(), "updated_at": now() - 11.0});
-    write_drain_snapshot(dir.path(), 7, &snapshot).expect("write");
-    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
+    let state = StateDir::new(dir.path(), 7);
+    write_drain_snapshot(&state, &snapshot(std::process::id(), now() - 11.0)).expect("write");
+    assert_eq!(read_drain_snapshot(&state), None);
 }
 
 #[test]
@@ -448,17 +488,21 @@ fn drain_snapshot_is_ignored_when_its_pid_has_exited() {
     let pid = child.id();
     child.wait().expect("reap");
     let dir = tempfile::tempdir().expect("dir");
-    write_drain_snapshot(dir.path(), 7, &json!({"pid": pid, "updated_at": now()})).expect("write");
-    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
+    let state = StateDir::new(dir.path(), 7);
+    write_drain_snapshot(&state, &snapshot(pid, now())).expect("write");
+    assert_eq!(read_drain_snapshot(&state), None);
 }
 
 #[test]
 fn drain_snapshot_is_ignored_when_missing_or_malformed() {
     let dir = tempfile::tempdir().expect("dir");
-    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
-    std::fs::write(ops::drain_snapshot_path(dir.path(), 7), "{\"pid\": 0").expect("write");
-    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
-    let pid_zero = json!({"pid": 0, "updated_at": now()});
-    write_drain_snapshot(dir.path(), 7, &pid_zero).expect("write");
-    assert_eq!(read_drain_snapshot(dir.path(), 7), None);
+    let state = StateDir::new(dir.path(), 7);
+    assert_eq!(read_drain_snapshot(&state), None);
+    std::fs::write(state.stats_snapshot(), "{\"pid\": 0").expect("write");
+    assert_eq!(read_drain_snapshot(&state), None);
+    let fields_missing = json!({"pid": std::process::id(), "updated_at": now()});
+    std::fs::write(state.stats_snapshot(), fields_missing.to_string()).expect("write");
+    assert_eq!(read_drain_snapshot(&state), None);
+    write_drain_snapshot(&state, &snapshot(0, now())).expect("write");
+    assert_eq!(read_drain_snapshot(&state), None);
 }

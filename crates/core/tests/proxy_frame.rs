@@ -2,7 +2,7 @@
 //! that never panic on arbitrary bytes.
 
 use proptest::prelude::*;
-use shopify_events_core::proxy::frame::{
+use shopify_events_core::proxy::wire::frame::{
     DataHeader, FrameError, Hello, NackReason, Reply, Status, Welcome, DATA_HEADER_LEN,
     MAX_TOKEN_LEN, PROTOCOL_VERSION,
 };

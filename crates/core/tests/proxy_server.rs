@@ -3,54 +3,21 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use shopify_events_core::envelope::{self, Envelope};
 use shopify_events_core::event_id::EventId;
-use shopify_events_core::proxy::frame::{DataHeader, Hello, NackReason, Reply, Status, Welcome};
+use shopify_events_core::proxy::wire::frame::{
+    DataHeader, Hello, NackReason, Reply, Status, Welcome,
+};
 use shopify_events_core::proxy::{
     self, ClientConfig, ProxyAddress, ProxyMetrics, ServerConfig, SocketClient,
 };
-use sysvmq::{Key, Queue};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh queue, removed on drop.
-struct TestQueue(Queue);
-
-impl TestQueue {
-    fn new() -> TestQueue {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let key = (0x7D00_0000 | ((std::process::id() & 0xFFFF) << 8) | (n & 0xFF)) as Key;
-        if let Ok(old) = Queue::open(key) {
-            let _ = old.remove();
-        }
-        TestQueue(Queue::create(key, 0o600).unwrap())
-    }
-
-    fn key(&self) -> Key {
-        self.0.key()
-    }
-
-    /// Every message now in the queue, as envelope bytes.
-    fn drain(&self) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut msg = sysvmq::Message::with_capacity(1, 65536);
-        while self.0.try_receive(&mut msg, 0).unwrap() {
-            out.push(msg.body().to_vec());
-        }
-        out
-    }
-}
-
-impl Drop for TestQueue {
-    fn drop(&mut self) {
-        let _ = Queue::from_id(self.0.key(), self.0.id()).remove();
-    }
-}
+use shopify_events_core::transport::FrameSink;
+use testkit::queue::TestQueue;
 
 struct Proxy {
     address: ProxyAddress,
@@ -206,7 +173,7 @@ fn pipelined_events_arrive_in_the_host_queue_in_order_and_are_acked() {
         send(&client, e);
     }
     assert!(client.flush(Duration::from_secs(10), &never()));
-    assert_eq!(queue.drain(), sent);
+    assert_eq!(queue.bodies(), sent);
     let stats = client.snapshot();
     assert_eq!(
         (stats.emitted, stats.acked, stats.buffered),
@@ -246,7 +213,7 @@ fn corrupt_envelope_is_nacked_and_the_connection_goes_on() {
         reasons,
         [(2, NackReason::CrcMismatch), (3, NackReason::Malformed)]
     );
-    assert_eq!(queue.drain(), vec![event(1), event(4)]);
+    assert_eq!(queue.bodies(), vec![event(1), event(4)]);
 }
 
 #[test]
@@ -275,7 +242,7 @@ fn oversized_frame_is_nacked_and_closes_only_its_connection() {
     );
     send(&good, &event(1));
     assert!(good.flush(Duration::from_secs(5), &never()));
-    assert_eq!(queue.drain().len(), 1);
+    assert_eq!(queue.bodies().len(), 1);
     assert_eq!(proxy.metrics.protocol_errors.get(), 1);
 }
 
@@ -290,7 +257,7 @@ fn truncated_frame_closes_the_connection_and_enqueues_nothing() {
     let (_, closed) = read_replies(&mut s, |_| false);
     assert!(closed);
     wait_for(|| proxy.metrics.protocol_errors.get() == 1);
-    assert!(queue.drain().is_empty());
+    assert!(queue.bodies().is_empty());
 }
 
 #[test]
@@ -343,7 +310,7 @@ fn idle_connection_is_closed_and_the_client_reconnects_when_it_has_events() {
     wait_for(|| proxy.metrics.idle_timeouts.get() == 1);
     send(&client, &event(2));
     assert!(client.flush(Duration::from_secs(5), &never()));
-    assert_eq!(queue.drain(), vec![event(1), event(2)]);
+    assert_eq!(queue.bodies(), vec![event(1), event(2)]);
     assert_eq!(client.snapshot().connects, 2);
 }
 
@@ -367,7 +334,7 @@ fn fifty_concurrent_clients_all_arrive() {
         t.join().unwrap();
     }
     let mut ids: Vec<_> = queue
-        .drain()
+        .bodies()
         .iter()
         .map(|b| Envelope::decode(b).unwrap().id)
         .collect();
@@ -409,13 +376,13 @@ fn wrong_token_is_refused_and_the_right_one_accepted() {
     let right = SocketClient::new(right).unwrap();
     send(&right, &event(2));
     assert!(right.flush(Duration::from_secs(5), &never()));
-    assert_eq!(queue.drain(), vec![event(2)]);
+    assert_eq!(queue.bodies(), vec![event(2)]);
 }
 
 #[test]
 fn full_queue_withholds_acks_until_the_queue_has_room() {
     let queue = TestQueue::new();
-    queue.0.set_capacity(2048).unwrap();
+    queue.set_capacity(2048).unwrap();
     let proxy = Proxy::start(ServerConfig::new(queue.key()));
     let client = client(&proxy.address);
     for i in 0..200 {
@@ -428,7 +395,7 @@ fn full_queue_withholds_acks_until_the_queue_has_room() {
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while got.len() < 200 && Instant::now() < deadline {
-        got.extend(queue.drain());
+        got.extend(queue.bodies());
         thread::sleep(Duration::from_millis(5));
     }
     assert!(client.flush(Duration::from_secs(5), &never()));
@@ -451,7 +418,7 @@ fn events_buffered_while_the_proxy_is_down_are_delivered_after_it_restarts() {
     assert!(!client.flush(Duration::from_millis(200), &never()));
     let _second = Proxy::start_on(address, ServerConfig::new(queue.key()));
     assert!(client.flush(Duration::from_secs(10), &never()));
-    assert_eq!(queue.drain(), (1..=100).map(event).collect::<Vec<_>>());
+    assert_eq!(queue.bodies(), (1..=100).map(event).collect::<Vec<_>>());
     assert!(client.snapshot().connects >= 2);
 }
 

@@ -6,12 +6,13 @@ mod common;
 use std::thread;
 use std::time::Duration;
 
-use common::{frame, interrupt, private_queue};
+use common::{frame, interrupt};
 use sysvmq::Error;
+use testkit::queue::TestQueue;
 
 #[test]
 fn blocking_receive_reports_removed_when_queue_is_removed_meanwhile() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     let handle = *queue;
     let waiter = thread::spawn(move || handle.receive_into(&mut [0; 64], 0));
     thread::sleep(Duration::from_millis(100));
@@ -24,7 +25,7 @@ fn blocking_receive_reports_removed_when_queue_is_removed_meanwhile() {
 
 #[test]
 fn blocking_receive_is_interrupted_by_a_signal() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     let handle = *queue;
     let result = interrupt(move || handle.receive_into(&mut [0; 64], 0));
     assert!(matches!(result, Err(Error::Interrupted)), "{result:?}");
@@ -32,7 +33,7 @@ fn blocking_receive_is_interrupted_by_a_signal() {
 
 #[test]
 fn blocking_send_to_full_queue_is_interrupted_by_a_signal() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     queue.set_capacity(16).expect("lower capacity");
     queue.try_send_frame(&frame(1, &[0; 10])).expect("fill");
     let handle = *queue;

@@ -6,15 +6,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{frame, keyed_queue, limits, next_key, private_queue, take};
+use common::{frame, limits, take};
 use sysvmq::{Error, Message, Queue, HEADER_LEN};
+use testkit::queue::{KeyGuard, TestQueue};
 
 #[test]
 fn open_missing_key_is_not_found() {
-    let key = (0..256)
-        .map(|_| next_key())
-        .find(|&key| Queue::open(key).is_err())
-        .expect("a free key");
+    let guard = KeyGuard::new();
+    let key = guard.key();
     match Queue::open(key) {
         Err(Error::NotFound { key: reported }) => assert_eq!(reported, key),
         other => panic!("expected NotFound, got {other:?}"),
@@ -23,7 +22,7 @@ fn open_missing_key_is_not_found() {
 
 #[test]
 fn create_existing_is_already_exists() {
-    let queue = keyed_queue();
+    let queue = TestQueue::new();
     match Queue::create(queue.key(), 0o600) {
         Err(err @ Error::AlreadyExists { .. }) => {
             assert!(err.to_string().contains(&format!("{:#010x}", queue.key())))
@@ -41,7 +40,7 @@ fn create_existing_is_already_exists() {
 
 #[test]
 fn binary_bodies_round_trip_including_nul_bytes() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     let body: Vec<u8> = (0..=255u8).chain([0, 0, 0]).collect();
     queue.try_send_frame(&frame(5, &body)).expect("send frame");
     queue
@@ -59,7 +58,7 @@ fn binary_bodies_round_trip_including_nul_bytes() {
 
 #[test]
 fn messages_keep_send_order() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     for i in 0..20u8 {
         queue.try_send_frame(&frame(1, &[i])).expect("send");
     }
@@ -71,7 +70,7 @@ fn messages_keep_send_order() {
 
 #[test]
 fn mtype_selects_exact_type_lowest_type_or_any() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     for (mtype, body) in [(3, b"c"), (1, b"a"), (2, b"b"), (1, b"d")] {
         queue.try_send_frame(&frame(mtype, body)).expect("send");
     }
@@ -92,7 +91,7 @@ fn mtype_selects_exact_type_lowest_type_or_any() {
 
 #[test]
 fn empty_queue_receives_nothing_without_blocking() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     assert_eq!(take(&queue, 0, 8), None);
     assert!(!queue
         .try_receive(&mut Message::new(1), 0)
@@ -101,7 +100,7 @@ fn empty_queue_receives_nothing_without_blocking() {
 
 #[test]
 fn full_queue_returns_full_without_blocking() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     queue.set_capacity(64).expect("lower capacity");
     queue
         .try_send_frame(&frame(1, &[1; 40]))
@@ -117,7 +116,7 @@ fn full_queue_returns_full_without_blocking() {
 
 #[test]
 fn message_larger_than_msgmax_is_too_large() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     let msgmax = limits().msgmax;
     let size = msgmax as usize + 1;
     match queue.try_send_frame(&frame(1, &vec![0; size])) {
@@ -137,7 +136,7 @@ fn message_larger_than_msgmax_is_too_large() {
 
 #[test]
 fn receive_buffer_too_small_leaves_message_in_queue() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     queue.try_send_frame(&frame(4, &[7; 100])).expect("send");
     let mut small = vec![0u8; HEADER_LEN + 10];
     match queue.try_receive_into(&mut small, 0) {
@@ -160,7 +159,7 @@ fn receive_buffer_too_small_leaves_message_in_queue() {
 
 #[test]
 fn receiving_into_a_message_reuses_its_buffer() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     let mut msg = Message::new(1);
     queue.try_send_frame(&frame(2, b"first")).expect("send");
     assert!(queue.try_receive(&mut msg, 0).expect("receive"));
@@ -176,7 +175,7 @@ fn receiving_into_a_message_reuses_its_buffer() {
 
 #[test]
 fn removed_queue_reports_removed() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     let handle = *queue;
     handle.remove().expect("remove");
     let removed = |result: Result<(), Error>| matches!(result, Err(Error::Removed { .. }));
@@ -189,7 +188,7 @@ fn removed_queue_reports_removed() {
 
 #[test]
 fn copy_by_position_peeks_without_removing() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     for body in [b"zero", b"one!", b"two!"] {
         queue.try_send_frame(&frame(1, body)).expect("send");
     }
@@ -221,7 +220,7 @@ fn copy_by_position_peeks_without_removing() {
 
 #[test]
 fn stat_reports_depth_bytes_capacity_and_pids() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     let before = queue.stat().expect("stat");
     assert_eq!(
         (before.messages, before.bytes, before.last_send_pid),
@@ -266,14 +265,14 @@ fn stat_reports_depth_bytes_capacity_and_pids() {
 
 #[test]
 fn set_capacity_below_msgmnb_takes_effect() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     queue.set_capacity(1000).expect("lower capacity");
     assert_eq!(queue.stat().expect("stat").capacity, 1000);
 }
 
 #[test]
 fn set_capacity_above_msgmnb_is_permission_denied_or_succeeds_as_root() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     let wanted = limits().msgmnb + 4096;
     match queue.set_capacity(wanted) {
         // With CAP_SYS_RESOURCE the kernel allows it.
@@ -290,7 +289,7 @@ fn set_capacity_above_msgmnb_is_permission_denied_or_succeeds_as_root() {
 
 #[test]
 fn malformed_frames_and_modes_are_invalid_arguments() {
-    let queue = private_queue();
+    let queue = TestQueue::private();
     let invalid = |result: Result<(), Error>| matches!(result, Err(Error::InvalidArgument { .. }));
     assert!(invalid(queue.try_send_frame(&[1, 0])));
     assert!(invalid(queue.try_send_frame(&frame(0, b"x"))));

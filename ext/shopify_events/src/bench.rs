@@ -6,6 +6,7 @@ use std::time::Instant;
 use magnus::{function, prelude::*, Error, RModule, RString, Ruby};
 use sysvmq::HEADER_LEN;
 
+use crate::errors::Class;
 use crate::{errors, sysv_emitter::queue_key};
 
 /// The raw floor of the `sysv` transport: `iterations` bare non-blocking
@@ -26,7 +27,7 @@ fn msgsnd_floor(ruby: &Ruby, key: i64, body: RString, iterations: usize) -> Resu
             let err = std::io::Error::last_os_error();
             return Err(errors::raise(
                 ruby,
-                "QueueError",
+                Class::QueueError,
                 format!("msgsnd floor: {err}; empty or enlarge the bench queue"),
             ));
         }

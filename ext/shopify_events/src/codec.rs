@@ -13,6 +13,7 @@ use magnus::{
 use shopify_events_core::envelope::{EnvelopeWriter, PayloadError};
 use shopify_events_core::{clock, event_id::EventId};
 
+use crate::errors::Class;
 use crate::{errors, event, json::JsonEncoder};
 
 /// Largest buffer kept between calls; a rare huge event does not pin memory.
@@ -87,7 +88,7 @@ fn topic_str(ruby: &Ruby, topic: Value) -> Result<Cow<'_, str>, magnus::Error> {
             Ok(text) => Ok(Cow::Borrowed(text)),
             Err(_) => Err(errors::raise(
                 ruby,
-                "InvalidTopic",
+                Class::InvalidTopic,
                 format!(
                     "invalid topic {}: Kafka topics use only a-z, A-Z, 0-9, '.', '_' and '-'",
                     topic.inspect()

@@ -8,11 +8,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, RString, Ruby, Value};
-use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer, SendError};
-use shopify_events_core::drain::sink::LogLevel;
+use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby};
+use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer};
+use shopify_events_core::kafka::LogLevel;
 
-use crate::emit::{self, FrameSink, LastDrop};
+use crate::emit::{self, Emitter, LastDrop};
+use crate::errors::Class;
 use crate::{errors, nogvl::nogvl};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::DirectEmitter", free_immediately, size)]
@@ -21,31 +22,20 @@ struct DirectEmitter {
     last_drop: LastDrop,
 }
 
-impl FrameSink for DirectProducer {
-    type Failure = SendError;
-
-    /// The channel carries bare envelopes.
-    fn begin(&self, buf: &mut Vec<u8>) {
-        buf.clear();
-    }
-
-    fn send(&self, frame: &[u8]) -> Result<(), SendError> {
-        self.try_send(frame.to_vec())
-    }
-
-    /// An envelope larger than Kafka accepts raises; the rest is dropped
-    /// (the producer counts drops itself).
-    fn droppable(failure: &SendError) -> bool {
-        !matches!(failure, SendError::TooLarge { .. })
-    }
-
-    fn raise(ruby: &Ruby, failure: &SendError) -> Error {
-        errors::direct_send_error(ruby, failure)
-    }
+fn config_error(ruby: &Ruby, error: &DirectError) -> Error {
+    errors::raise(ruby, Class::ConfigurationError, error.to_string())
 }
 
-fn config_error(ruby: &Ruby, error: &DirectError) -> Error {
-    errors::raise(ruby, "ConfigurationError", error.to_string())
+impl Emitter for DirectEmitter {
+    type Transport = DirectProducer;
+
+    fn transport(&self) -> &DirectProducer {
+        &self.inner
+    }
+
+    fn last_drop(&self) -> &LastDrop {
+        &self.last_drop
+    }
 }
 
 impl DirectEmitter {
@@ -60,7 +50,7 @@ impl DirectEmitter {
         if !grace.is_finite() || grace < 0.0 {
             return Err(errors::raise(
                 ruby,
-                "ConfigurationError",
+                Class::ConfigurationError,
                 format!("direct transport shutdown grace {grace} is not a number of seconds >= 0"),
             ));
         }
@@ -74,55 +64,6 @@ impl DirectEmitter {
             inner,
             last_drop: LastDrop::default(),
         })
-    }
-
-    /// Returns the event id, or nil when the buffer is full (counted, reason
-    /// kept for logging). Programming errors (bad topic, payload, size) raise.
-    fn emit(
-        ruby: &Ruby,
-        rb_self: &Self,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<Option<RString>, Error> {
-        emit::emit(
-            &rb_self.inner,
-            &rb_self.last_drop,
-            ruby,
-            [topic, payload, key, headers],
-        )
-    }
-
-    /// Like `emit`, but raises `BufferFull` / `TransportError` instead of dropping.
-    fn emit_bang(
-        ruby: &Ruby,
-        rb_self: &Self,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<RString, Error> {
-        emit::emit_bang(&rb_self.inner, ruby, [topic, payload, key, headers])
-    }
-
-    /// `send_envelope(bytes)`: sends an envelope encoded earlier (a deferred
-    /// event, an outbox row) as it is; nil when it was dropped, as `emit`.
-    fn send_envelope(
-        ruby: &Ruby,
-        rb_self: &Self,
-        envelope: RString,
-    ) -> Result<Option<RString>, Error> {
-        emit::send_envelope(&rb_self.inner, &rb_self.last_drop, ruby, envelope)
-    }
-
-    /// `send_envelope!(bytes)`: as `send_envelope`, raising as `emit!` does.
-    fn send_envelope_bang(
-        ruby: &Ruby,
-        rb_self: &Self,
-        envelope: RString,
-    ) -> Result<RString, Error> {
-        emit::send_envelope_bang(&rb_self.inner, ruby, envelope)
     }
 
     /// Waits up to `timeout` seconds, without the GVL, until every event
@@ -167,11 +108,6 @@ impl DirectEmitter {
         self.inner.last_error().or_else(|| self.last_drop.get())
     }
 
-    /// The last reason an emit dropped an event.
-    fn last_drop(&self) -> Option<String> {
-        self.last_drop.get()
-    }
-
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         let s = rb_self.inner.stats();
         let hash = ruby.hash_new();
@@ -203,18 +139,21 @@ fn seconds(timeout: f64) -> Duration {
 pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     let class = native.define_class("DirectEmitter", ruby.class_object())?;
     class.define_singleton_method("new", function!(DirectEmitter::new, 3))?;
-    class.define_method("emit", method!(DirectEmitter::emit, 4))?;
-    class.define_method("emit!", method!(DirectEmitter::emit_bang, 4))?;
-    class.define_method("send_envelope", method!(DirectEmitter::send_envelope, 1))?;
+    class.define_method("emit", method!(emit::emit::<DirectEmitter>, 4))?;
+    class.define_method("emit!", method!(emit::emit_bang::<DirectEmitter>, 4))?;
+    class.define_method(
+        "send_envelope",
+        method!(emit::send_envelope::<DirectEmitter>, 1),
+    )?;
     class.define_method(
         "send_envelope!",
-        method!(DirectEmitter::send_envelope_bang, 1),
+        method!(emit::send_envelope_bang::<DirectEmitter>, 1),
     )?;
     class.define_method("flush", method!(DirectEmitter::flush, 1))?;
     class.define_method("take_logs", method!(DirectEmitter::take_logs, 1))?;
     class.define_method("close", method!(DirectEmitter::close, 0))?;
     class.define_method("last_error", method!(DirectEmitter::last_error, 0))?;
-    class.define_method("last_drop", method!(DirectEmitter::last_drop, 0))?;
+    class.define_method("last_drop", method!(emit::last_drop::<DirectEmitter>, 0))?;
     class.define_method("stats", method!(DirectEmitter::stats, 0))?;
     class.define_method(
         "max_envelope_size",

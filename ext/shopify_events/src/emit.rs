@@ -1,46 +1,25 @@
-//! What the three native emitters (sysv, socket, direct) share: encode one
-//! event into a reused buffer, hand it to the transport, and apply the emit
-//! policy — `emit` returns nil for a transport failure it may drop (counted,
+//! The Ruby side of emitting, shared by the three native emitters (sysv,
+//! socket, direct): encode one event into a reused buffer, hand it to the
+//! core's transport ([`FrameSink`]), and apply the emit policy — `emit`
+//! returns nil for a failure the transport says may be dropped (counted,
 //! reason kept for the Ruby side to log), `emit!` raises it, and both raise
-//! programming errors at once.
+//! programming errors at once. Core failures become Ruby exceptions in
+//! [`errors::send_error`].
 //!
 //! `send_envelope` / `send_envelope!` take the same path with an envelope
 //! encoded earlier (`Native.encode_event`; events deferred to a database
 //! commit, outbox rows): the bytes are checked (`DecodeError` for anything
-//! that is not one whole envelope) and copied into the frame as they are, so
-//! the event keeps the id and emit time it got at the call.
+//! that is not one whole, intact envelope) and copied into the frame as they
+//! are, so the event keeps the id and emit time it got at the call.
 
-use std::fmt::Display;
 use std::sync::Mutex;
 
 use magnus::{Error, RHash, RString, Ruby, Value};
-
 use shopify_events_core::envelope::Envelope;
 use shopify_events_core::event_id::EventId;
+use shopify_events_core::transport::{FrameSink, SendError};
 
 use crate::{codec, errors, event::id_string};
-
-/// A transport's side of emitting: how a frame starts, how it is sent, and
-/// what a failure means.
-pub(crate) trait FrameSink {
-    /// Why a send failed.
-    type Failure: Display;
-
-    /// Clears `buf` and writes what precedes the envelope in a frame.
-    fn begin(&self, buf: &mut Vec<u8>);
-
-    /// Hands over one frame (`begin`'s prefix plus an envelope), never blocking.
-    fn send(&self, frame: &[u8]) -> Result<(), Self::Failure>;
-
-    /// Whether `emit` drops this failure (returns nil) rather than raising.
-    fn droppable(failure: &Self::Failure) -> bool;
-
-    /// Counts a dropped event, where the transport does not count it itself.
-    fn count_drop(&self) {}
-
-    /// The Ruby exception for a failure.
-    fn raise(ruby: &Ruby, failure: &Self::Failure) -> Error;
-}
 
 /// The reason of the last dropped event.
 #[derive(Debug, Default)]
@@ -66,39 +45,15 @@ fn send<S: FrameSink>(
     sink: &S,
     ruby: &Ruby,
     write: impl Write,
-) -> Result<Result<RString, S::Failure>, Error> {
+) -> Result<Result<RString, SendError>, Error> {
     codec::with_buffer(|buf| {
-        sink.begin(buf);
+        sink.begin_frame(buf);
         let id = write(ruby, buf)?;
-        Ok(sink.send(buf).map(|()| id_string(ruby, &id)))
+        Ok(sink.send_frame(buf).map(|()| id_string(ruby, &id)))
     })
 }
 
-/// The emit policy, written once: the event id, or nil when the transport
-/// could not take the event and the failure may be dropped (counted, reason
-/// kept); other failures raise.
-fn dropping<S: FrameSink>(
-    sink: &S,
-    last_drop: &LastDrop,
-    ruby: &Ruby,
-    write: impl Write,
-) -> Result<Option<RString>, Error> {
-    match send(sink, ruby, write)? {
-        Ok(id) => Ok(Some(id)),
-        Err(failure) if S::droppable(&failure) => {
-            sink.count_drop();
-            last_drop.set(failure.to_string());
-            Ok(None)
-        }
-        Err(failure) => Err(S::raise(ruby, &failure)),
-    }
-}
-
-/// The `!` policy: the event id, or the failure raised.
-fn raising<S: FrameSink>(sink: &S, ruby: &Ruby, write: impl Write) -> Result<RString, Error> {
-    send(sink, ruby, write)?.map_err(|failure| S::raise(ruby, &failure))
-}
-
+/// Encodes `emit`'s arguments.
 fn encoder(event: [Value; 4]) -> impl Write {
     let [topic, payload, key, headers] = event;
     move |ruby, buf| codec::encode_event(ruby, buf, topic, payload, key, headers)
@@ -117,43 +72,95 @@ fn copier(envelope: RString) -> impl Write {
     }
 }
 
-/// `emit(topic, payload, key, headers)`: the event id, or nil when the
-/// transport could not take it and the failure may be dropped.
-pub(crate) fn emit<S: FrameSink>(
-    sink: &S,
-    last_drop: &LastDrop,
+/// The emit policy, written once: the event id, or nil when the transport
+/// could not take the event and says the failure may be dropped (counted,
+/// reason kept); other failures raise.
+fn dropping<E: Emitter>(
     ruby: &Ruby,
-    event: [Value; 4],
+    rb_self: &E,
+    write: impl Write,
 ) -> Result<Option<RString>, Error> {
-    dropping(sink, last_drop, ruby, encoder(event))
+    let sink = rb_self.transport();
+    match send(sink, ruby, write)? {
+        Ok(id) => Ok(Some(id)),
+        Err(failure) if sink.droppable(&failure) => {
+            sink.count_drop();
+            rb_self.last_drop().set(failure.to_string());
+            Ok(None)
+        }
+        Err(failure) => Err(errors::send_error(ruby, &failure)),
+    }
+}
+
+/// The `!` policy: the event id, or the failure raised.
+fn raising<E: Emitter>(ruby: &Ruby, rb_self: &E, write: impl Write) -> Result<RString, Error> {
+    send(rb_self.transport(), ruby, write)?.map_err(|failure| errors::send_error(ruby, &failure))
+}
+
+/// A native emitter class (`SysvEmitter`, `SocketEmitter`,
+/// `DirectEmitter`): a core transport and the reason of its last drop. Its
+/// `emit`, `emit!`, `send_envelope`, `send_envelope!` and `last_drop` are
+/// the functions below, registered for the concrete class
+/// (`method!(emit::emit::<SysvEmitter>, 4)`).
+pub(crate) trait Emitter {
+    /// The core transport.
+    type Transport: FrameSink;
+
+    /// The core transport.
+    fn transport(&self) -> &Self::Transport;
+
+    /// Where the reason of the last dropped event is kept.
+    fn last_drop(&self) -> &LastDrop;
+}
+
+/// `emit(topic, payload, key, headers)`: the event id, or nil when the
+/// transport could not take it and the failure may be dropped (counted,
+/// reason kept). Programming errors (bad topic, payload, size) raise.
+pub(crate) fn emit<E: Emitter>(
+    ruby: &Ruby,
+    rb_self: &E,
+    topic: Value,
+    payload: Value,
+    key: Value,
+    headers: Value,
+) -> Result<Option<RString>, Error> {
+    dropping(ruby, rb_self, encoder([topic, payload, key, headers]))
 }
 
 /// `emit!(topic, payload, key, headers)`: the event id, or the failure raised.
-pub(crate) fn emit_bang<S: FrameSink>(
-    sink: &S,
+pub(crate) fn emit_bang<E: Emitter>(
     ruby: &Ruby,
-    event: [Value; 4],
+    rb_self: &E,
+    topic: Value,
+    payload: Value,
+    key: Value,
+    headers: Value,
 ) -> Result<RString, Error> {
-    raising(sink, ruby, encoder(event))
+    raising(ruby, rb_self, encoder([topic, payload, key, headers]))
 }
 
-/// `send_envelope(bytes)`: as `emit`, for an envelope encoded earlier.
-pub(crate) fn send_envelope<S: FrameSink>(
-    sink: &S,
-    last_drop: &LastDrop,
+/// `send_envelope(bytes)`: as `emit`, for an envelope encoded earlier
+/// (`Native.encode_event`), sent as it is.
+pub(crate) fn send_envelope<E: Emitter>(
     ruby: &Ruby,
+    rb_self: &E,
     envelope: RString,
 ) -> Result<Option<RString>, Error> {
-    dropping(sink, last_drop, ruby, copier(envelope))
+    dropping(ruby, rb_self, copier(envelope))
 }
 
 /// `send_envelope!(bytes)`: as `emit!`, for an envelope encoded earlier.
-pub(crate) fn send_envelope_bang<S: FrameSink>(
-    sink: &S,
+pub(crate) fn send_envelope_bang<E: Emitter>(
     ruby: &Ruby,
+    rb_self: &E,
     envelope: RString,
 ) -> Result<RString, Error> {
-    raising(sink, ruby, copier(envelope))
+    raising(ruby, rb_self, copier(envelope))
+}
+
+/// `last_drop`: why the last dropped event was dropped, if one was.
+pub(crate) fn last_drop<E: Emitter>(rb_self: &E) -> Option<String> {
+    rb_self.last_drop().get()
 }
 
 /// A Hash of counters, `{name: value}` with Symbol keys.

@@ -1,26 +1,107 @@
 //! Maps core errors to the Ruby exception classes of `lib/shopify_events/error.rb`.
 //!
-//! Classes are looked up by name when an error is raised: raising is the rare
-//! path, and a lookup can fall back to `ShopifyEvents::Error` (or
-//! `StandardError`) instead of panicking if a class is missing.
+//! Every class the extension raises is resolved once, when the extension
+//! loads ([`init`]): a class missing from `error.rb` (a rename, a typo) makes
+//! `require "shopify_events"` fail with a `NameError` naming it, instead of
+//! an exception of the wrong class surfacing the first time an error is
+//! raised. `ShopifyEvents::Native::EXCEPTION_CLASSES` lists their names.
 
+use std::sync::OnceLock;
+
+use magnus::value::Opaque;
 use magnus::{prelude::*, Error, ExceptionClass, RModule, Ruby};
-use shopify_events_core::emitter::SendError;
 use shopify_events_core::envelope::{DecodeError, EncodeError};
+use shopify_events_core::transport::SendError;
 
-/// `ShopifyEvents::<name>`, falling back to `ShopifyEvents::Error`, then `StandardError`.
-pub(crate) fn class(ruby: &Ruby, name: &str) -> ExceptionClass {
-    let lookup = |name: &str| -> Option<ExceptionClass> {
-        let module: RModule = ruby.class_object().const_get("ShopifyEvents").ok()?;
-        module.const_get(name).ok()
-    };
-    lookup(name)
-        .or_else(|| lookup("Error"))
-        .unwrap_or_else(|| ruby.exception_standard_error())
+/// A Ruby exception class of `lib/shopify_events/error.rb`, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    ConfigurationError,
+    InvalidTopic,
+    PayloadTooLarge,
+    DecodeError,
+    TransportError,
+    QueueFull,
+    BufferFull,
+    QueueError,
+    PermissionDenied,
+    QueueNotFound,
 }
 
-pub(crate) fn raise(ruby: &Ruby, name: &str, message: impl Into<String>) -> Error {
-    Error::new(class(ruby, name), message.into())
+impl Class {
+    const ALL: [Class; 10] = [
+        Class::ConfigurationError,
+        Class::InvalidTopic,
+        Class::PayloadTooLarge,
+        Class::DecodeError,
+        Class::TransportError,
+        Class::QueueFull,
+        Class::BufferFull,
+        Class::QueueError,
+        Class::PermissionDenied,
+        Class::QueueNotFound,
+    ];
+
+    /// The constant's name under `ShopifyEvents`.
+    fn name(self) -> &'static str {
+        match self {
+            Class::ConfigurationError => "ConfigurationError",
+            Class::InvalidTopic => "InvalidTopic",
+            Class::PayloadTooLarge => "PayloadTooLarge",
+            Class::DecodeError => "DecodeError",
+            Class::TransportError => "TransportError",
+            Class::QueueFull => "QueueFull",
+            Class::BufferFull => "BufferFull",
+            Class::QueueError => "QueueError",
+            Class::PermissionDenied => "PermissionDenied",
+            Class::QueueNotFound => "QueueNotFound",
+        }
+    }
+}
+
+/// The classes of [`Class::ALL`], in that order, once resolved.
+static CLASSES: OnceLock<[Opaque<ExceptionClass>; Class::ALL.len()]> = OnceLock::new();
+
+/// Resolves every [`Class`] under `ShopifyEvents` (which `error.rb` defined
+/// before the extension was required) and publishes their names as
+/// `ShopifyEvents::Native::EXCEPTION_CLASSES`.
+pub(crate) fn init(ruby: &Ruby, module: RModule, native: RModule) -> Result<(), Error> {
+    let mut resolved = Vec::with_capacity(Class::ALL.len());
+    for class in Class::ALL {
+        let found: ExceptionClass = module.const_get(class.name()).map_err(|e| {
+            Error::new(
+                ruby.exception_name_error(),
+                format!(
+                    "shopify_events: the extension raises ShopifyEvents::{}, which is not an \
+                     exception class ({e}); lib/shopify_events/error.rb must define it before \
+                     the extension loads",
+                    class.name()
+                ),
+            )
+        })?;
+        // Constants keep their classes alive; this keeps ours even if one
+        // is removed later.
+        magnus::gc::register_mark_object(found);
+        resolved.push(Opaque::from(found));
+    }
+    if let Ok(classes) = resolved.try_into() {
+        // A second init (never done by Ruby) keeps the first resolution.
+        let _ = CLASSES.set(classes);
+    }
+    let names = ruby.ary_from_iter(Class::ALL.iter().map(|class| class.name()));
+    names.freeze();
+    native.const_set("EXCEPTION_CLASSES", names)
+}
+
+/// An exception of `class` with `message`.
+pub(crate) fn raise(ruby: &Ruby, class: Class, message: impl Into<String>) -> Error {
+    let index = Class::ALL.iter().position(|c| *c == class);
+    let resolved = index.and_then(|i| CLASSES.get().map(|all| ruby.get_inner(all[i])));
+    // Always resolved: init fails unless every class is, and no Ruby code
+    // runs before init. StandardError keeps even the impossible case from
+    // panicking across the FFI boundary.
+    let class = resolved.unwrap_or_else(|| ruby.exception_standard_error());
+    Error::new(class, message.into())
 }
 
 pub(crate) fn type_error(ruby: &Ruby, message: impl Into<String>) -> Error {
@@ -33,43 +114,40 @@ pub(crate) fn arg_error(ruby: &Ruby, message: impl Into<String>) -> Error {
 
 pub(crate) fn encode_error(ruby: &Ruby, error: EncodeError) -> Error {
     match error {
-        EncodeError::InvalidTopic(e) => raise(ruby, "InvalidTopic", e.to_string()),
+        EncodeError::InvalidTopic(e) => raise(ruby, Class::InvalidTopic, e.to_string()),
         other => arg_error(ruby, other.to_string()),
     }
 }
 
 pub(crate) fn decode_error(ruby: &Ruby, error: DecodeError) -> Error {
-    raise(ruby, "DecodeError", format!("malformed envelope: {error}"))
+    raise(
+        ruby,
+        Class::DecodeError,
+        format!("malformed envelope: {error}"),
+    )
 }
 
+/// A transport's failure. The socket transport's full buffer raises
+/// `QueueFull` like the sysv queue's (the proxy fills it while the host
+/// queue is full); the direct transport's raises `BufferFull`.
 pub(crate) fn send_error(ruby: &Ruby, error: &SendError) -> Error {
     match error {
-        SendError::Full { .. } => raise(ruby, "QueueFull", error.to_string()),
-        SendError::TooLarge { .. } => raise(ruby, "PayloadTooLarge", error.to_string()),
+        SendError::QueueFull { .. } | SendError::SocketBufferFull { .. } => {
+            raise(ruby, Class::QueueFull, error.to_string())
+        }
+        SendError::DirectBufferFull { .. } => raise(ruby, Class::BufferFull, error.to_string()),
+        SendError::TooLarge { .. } => raise(ruby, Class::PayloadTooLarge, error.to_string()),
         SendError::Queue(e) => queue_error(ruby, e),
-        _ => raise(ruby, "TransportError", error.to_string()),
+        _ => raise(ruby, Class::TransportError, error.to_string()),
     }
 }
 
 pub(crate) fn queue_error(ruby: &Ruby, error: &sysvmq::Error) -> Error {
-    let name = match error {
-        sysvmq::Error::Full { .. } => "QueueFull",
-        sysvmq::Error::PermissionDenied { .. } => "PermissionDenied",
-        sysvmq::Error::NotFound { .. } => "QueueNotFound",
-        _ => "QueueError",
+    let class = match error {
+        sysvmq::Error::Full { .. } => Class::QueueFull,
+        sysvmq::Error::PermissionDenied { .. } => Class::PermissionDenied,
+        sysvmq::Error::NotFound { .. } => Class::QueueNotFound,
+        _ => Class::QueueError,
     };
-    raise(ruby, name, error.to_string())
-}
-
-pub(crate) fn direct_send_error(
-    ruby: &Ruby,
-    error: &shopify_events_core::direct::SendError,
-) -> Error {
-    use shopify_events_core::direct::SendError as Direct;
-    let name = match error {
-        Direct::Full { .. } => "BufferFull",
-        Direct::TooLarge { .. } => "PayloadTooLarge",
-        _ => "TransportError",
-    };
-    raise(ruby, name, error.to_string())
+    raise(ruby, class, error.to_string())
 }

@@ -7,10 +7,11 @@
 
 use std::time::Duration;
 
-use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby, Value};
-use shopify_events_core::proxy::{ClientConfig, ClientError, ProxyAddress, SocketClient};
+use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby};
+use shopify_events_core::proxy::{ClientConfig, ProxyAddress, SocketClient};
 
-use crate::emit::{self, FrameSink, LastDrop};
+use crate::emit::{self, Emitter, LastDrop};
+use crate::errors::Class;
 use crate::{errors, nogvl::nogvl};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::SocketEmitter", free_immediately, size)]
@@ -19,28 +20,15 @@ struct SocketEmitter {
     last_drop: LastDrop,
 }
 
-impl FrameSink for SocketClient {
-    type Failure = ClientError;
+impl Emitter for SocketEmitter {
+    type Transport = SocketClient;
 
-    fn begin(&self, buf: &mut Vec<u8>) {
-        self.begin_frame(buf);
+    fn transport(&self) -> &SocketClient {
+        &self.inner
     }
 
-    fn send(&self, frame: &[u8]) -> Result<(), ClientError> {
-        self.send_frame(frame).map(drop)
-    }
-
-    /// Only a full buffer is dropped; a frame the host can never take raises.
-    fn droppable(failure: &ClientError) -> bool {
-        matches!(failure, ClientError::Full { .. })
-    }
-
-    fn count_drop(&self) {
-        self.record_dropped();
-    }
-
-    fn raise(ruby: &Ruby, failure: &ClientError) -> Error {
-        client_error(ruby, failure)
+    fn last_drop(&self) -> &LastDrop {
+        &self.last_drop
     }
 }
 
@@ -59,7 +47,7 @@ impl SocketEmitter {
                 .map_err(|e: shopify_events_core::proxy::AddressError| {
                     errors::raise(
                         ruby,
-                        "ConfigurationError",
+                        Class::ConfigurationError,
                         format!("{e} (SHOPIFY_EVENTS_PROXY)"),
                     )
                 })?;
@@ -68,60 +56,11 @@ impl SocketEmitter {
         config.max_buffered_events = max_events.max(1);
         config.max_buffered_bytes = max_bytes.max(1024);
         let inner = SocketClient::new(config)
-            .map_err(|e| errors::raise(ruby, "ConfigurationError", e.to_string()))?;
+            .map_err(|e| errors::raise(ruby, Class::ConfigurationError, e.to_string()))?;
         Ok(SocketEmitter {
             inner,
             last_drop: LastDrop::default(),
         })
-    }
-
-    /// The event id, or nil when the buffer is full (counted, reason kept).
-    /// Programming errors (bad topic, payload, size) raise.
-    fn emit(
-        ruby: &Ruby,
-        rb_self: &Self,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<Option<RString>, Error> {
-        emit::emit(
-            &rb_self.inner,
-            &rb_self.last_drop,
-            ruby,
-            [topic, payload, key, headers],
-        )
-    }
-
-    /// Like `emit`, but raises `QueueFull` instead of dropping.
-    fn emit_bang(
-        ruby: &Ruby,
-        rb_self: &Self,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<RString, Error> {
-        emit::emit_bang(&rb_self.inner, ruby, [topic, payload, key, headers])
-    }
-
-    /// `send_envelope(bytes)`: sends an envelope encoded earlier (a deferred
-    /// event, an outbox row) as it is; nil when it was dropped, as `emit`.
-    fn send_envelope(
-        ruby: &Ruby,
-        rb_self: &Self,
-        envelope: RString,
-    ) -> Result<Option<RString>, Error> {
-        emit::send_envelope(&rb_self.inner, &rb_self.last_drop, ruby, envelope)
-    }
-
-    /// `send_envelope!(bytes)`: as `send_envelope`, raising as `emit!` does.
-    fn send_envelope_bang(
-        ruby: &Ruby,
-        rb_self: &Self,
-        envelope: RString,
-    ) -> Result<RString, Error> {
-        emit::send_envelope_bang(&rb_self.inner, ruby, envelope)
     }
 
     /// Waits up to `timeout` seconds for every emitted event to be acked.
@@ -130,10 +69,6 @@ impl SocketEmitter {
         nogvl(ruby, |interrupted| {
             rb_self.inner.flush(timeout, interrupted)
         })
-    }
-
-    fn last_error(&self) -> Option<String> {
-        self.last_drop.get()
     }
 
     fn address(&self) -> String {
@@ -160,26 +95,21 @@ impl SocketEmitter {
     }
 }
 
-fn client_error(ruby: &Ruby, error: &ClientError) -> Error {
-    match error {
-        ClientError::Full { .. } => errors::raise(ruby, "QueueFull", error.to_string()),
-        ClientError::TooLarge { .. } => errors::raise(ruby, "PayloadTooLarge", error.to_string()),
-        _ => errors::raise(ruby, "TransportError", error.to_string()),
-    }
-}
-
 pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     let class = native.define_class("SocketEmitter", ruby.class_object())?;
     class.define_singleton_method("new", function!(SocketEmitter::new, 4))?;
-    class.define_method("emit", method!(SocketEmitter::emit, 4))?;
-    class.define_method("emit!", method!(SocketEmitter::emit_bang, 4))?;
-    class.define_method("send_envelope", method!(SocketEmitter::send_envelope, 1))?;
+    class.define_method("emit", method!(emit::emit::<SocketEmitter>, 4))?;
+    class.define_method("emit!", method!(emit::emit_bang::<SocketEmitter>, 4))?;
+    class.define_method(
+        "send_envelope",
+        method!(emit::send_envelope::<SocketEmitter>, 1),
+    )?;
     class.define_method(
         "send_envelope!",
-        method!(SocketEmitter::send_envelope_bang, 1),
+        method!(emit::send_envelope_bang::<SocketEmitter>, 1),
     )?;
     class.define_method("flush", method!(SocketEmitter::flush, 1))?;
-    class.define_method("last_error", method!(SocketEmitter::last_error, 0))?;
+    class.define_method("last_error", method!(emit::last_drop::<SocketEmitter>, 0))?;
     class.define_method("address", method!(SocketEmitter::address, 0))?;
     class.define_method("stats", method!(SocketEmitter::stats, 0))?;
     Ok(())

@@ -3,42 +3,16 @@
 //! `emit` runs entirely under the GVL: encoding plus one non-blocking
 //! `msgsnd` costs less than releasing and re-acquiring the GVL would.
 
-use magnus::{function, method, prelude::*, Error, RHash, RModule, RString, Ruby, Value};
-use shopify_events_core::emitter::{SendError, SysvEmitter as CoreEmitter};
+use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby};
+use shopify_events_core::transport::SysvEmitter as CoreEmitter;
 
-use crate::emit::{self, FrameSink, LastDrop};
-use crate::errors;
+use crate::emit::{self, Emitter, LastDrop};
+use crate::errors::{self, Class};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::SysvEmitter", free_immediately, size)]
 struct SysvEmitter {
     inner: CoreEmitter,
     last_drop: LastDrop,
-}
-
-impl FrameSink for CoreEmitter {
-    type Failure = SendError;
-
-    fn begin(&self, buf: &mut Vec<u8>) {
-        self.begin_frame(buf);
-    }
-
-    fn send(&self, frame: &[u8]) -> Result<(), SendError> {
-        self.try_send(frame)
-    }
-
-    /// A full or unusable queue is transport trouble; an envelope larger
-    /// than the host allows is a programming error and raises.
-    fn droppable(failure: &SendError) -> bool {
-        !matches!(failure, SendError::TooLarge { .. })
-    }
-
-    fn count_drop(&self) {
-        self.stats().record_dropped();
-    }
-
-    fn raise(ruby: &Ruby, failure: &SendError) -> Error {
-        errors::send_error(ruby, failure)
-    }
 }
 
 /// A queue key from Ruby: any value that fits `key_t` (i32), or an unsigned
@@ -52,9 +26,21 @@ pub(crate) fn queue_key(ruby: &Ruby, key: i64) -> Result<sysvmq::Key, Error> {
     }
     Err(errors::raise(
         ruby,
-        "ConfigurationError",
+        Class::ConfigurationError,
         format!("queue key {key} does not fit in 32 bits; use a value from 1 to 0xFFFFFFFF"),
     ))
+}
+
+impl Emitter for SysvEmitter {
+    type Transport = CoreEmitter;
+
+    fn transport(&self) -> &CoreEmitter {
+        &self.inner
+    }
+
+    fn last_drop(&self) -> &LastDrop {
+        &self.last_drop
+    }
 }
 
 impl SysvEmitter {
@@ -63,58 +49,6 @@ impl SysvEmitter {
             inner: CoreEmitter::new(queue_key(ruby, key)?, mode),
             last_drop: LastDrop::default(),
         })
-    }
-
-    /// The event id, or nil when the queue could not take the event.
-    fn emit(
-        ruby: &Ruby,
-        rb_self: &Self,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<Option<RString>, Error> {
-        emit::emit(
-            &rb_self.inner,
-            &rb_self.last_drop,
-            ruby,
-            [topic, payload, key, headers],
-        )
-    }
-
-    /// Like `emit`, but raises `QueueFull` / `QueueError` instead of dropping.
-    fn emit_bang(
-        ruby: &Ruby,
-        rb_self: &Self,
-        topic: Value,
-        payload: Value,
-        key: Value,
-        headers: Value,
-    ) -> Result<RString, Error> {
-        emit::emit_bang(&rb_self.inner, ruby, [topic, payload, key, headers])
-    }
-
-    /// `send_envelope(bytes)`: sends an envelope encoded earlier (a deferred
-    /// event, an outbox row) as it is; nil when it was dropped, as `emit`.
-    fn send_envelope(
-        ruby: &Ruby,
-        rb_self: &Self,
-        envelope: RString,
-    ) -> Result<Option<RString>, Error> {
-        emit::send_envelope(&rb_self.inner, &rb_self.last_drop, ruby, envelope)
-    }
-
-    /// `send_envelope!(bytes)`: as `send_envelope`, raising as `emit!` does.
-    fn send_envelope_bang(
-        ruby: &Ruby,
-        rb_self: &Self,
-        envelope: RString,
-    ) -> Result<RString, Error> {
-        emit::send_envelope_bang(&rb_self.inner, ruby, envelope)
-    }
-
-    fn last_error(&self) -> Option<String> {
-        self.last_drop.get()
     }
 
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
@@ -145,14 +79,17 @@ impl SysvEmitter {
 pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     let class = native.define_class("SysvEmitter", ruby.class_object())?;
     class.define_singleton_method("new", function!(SysvEmitter::new, 2))?;
-    class.define_method("emit", method!(SysvEmitter::emit, 4))?;
-    class.define_method("emit!", method!(SysvEmitter::emit_bang, 4))?;
-    class.define_method("send_envelope", method!(SysvEmitter::send_envelope, 1))?;
+    class.define_method("emit", method!(emit::emit::<SysvEmitter>, 4))?;
+    class.define_method("emit!", method!(emit::emit_bang::<SysvEmitter>, 4))?;
+    class.define_method(
+        "send_envelope",
+        method!(emit::send_envelope::<SysvEmitter>, 1),
+    )?;
     class.define_method(
         "send_envelope!",
-        method!(SysvEmitter::send_envelope_bang, 1),
+        method!(emit::send_envelope_bang::<SysvEmitter>, 1),
     )?;
-    class.define_method("last_error", method!(SysvEmitter::last_error, 0))?;
+    class.define_method("last_error", method!(emit::last_drop::<SysvEmitter>, 0))?;
     class.define_method("stats", method!(SysvEmitter::stats, 0))?;
     class.define_method(
         "max_envelope_size",

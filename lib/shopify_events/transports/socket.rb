@@ -16,8 +16,8 @@ module ShopifyEvents
       FORMS = "tcp://HOST:PORT (e.g. tcp://172.17.0.1:9395) or " \
               "unix:///PATH (e.g. unix:///run/shopify-events/proxy.sock)"
       ADDRESS = %r{\A(tcp://[^/\s]+:\d{1,5}|unix:(//)?/[^/\s]\S*)\z}
-      MAX_BUFFERED_EVENTS = 100_000
-      MAX_BUFFERED_BYTES = 32 * 1024 * 1024
+      MAX_BUFFERED_EVENTS = Native::DEFAULTS.fetch(:socket_max_buffered_events)
+      MAX_BUFFERED_BYTES = Native::DEFAULTS.fetch(:socket_max_buffered_bytes)
 
       attr_reader :native
 

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::drain::sink::{KafkaLog, LogLevel};
+use crate::kafka::{KafkaLog, LogLevel};
 
 /// Lines kept for the app before the oldest give way.
 pub const CAPACITY: usize = 256;

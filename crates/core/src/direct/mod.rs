@@ -34,14 +34,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::drain::sink::KafkaSink;
+use crate::defaults;
+use crate::kafka::{KafkaSink, MESSAGE_MAX_BYTES};
+use crate::transport::{FrameSink, SendError};
 pub use log::LogLine;
 use worker::Shared;
-
-/// librdkafka's default `message.max.bytes`: the largest record it sends.
-pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
-/// Default capacity of the channel between emitting threads and the worker.
-pub const DEFAULT_BUFFER: usize = 10_000;
 
 /// How to build a [`DirectProducer`].
 #[derive(Clone, Debug)]
@@ -60,8 +57,8 @@ impl DirectConfig {
     pub fn new(settings: BTreeMap<String, String>) -> DirectConfig {
         DirectConfig {
             settings,
-            buffer: DEFAULT_BUFFER,
-            shutdown_grace: Duration::from_secs(5),
+            buffer: defaults::DIRECT_BUFFER,
+            shutdown_grace: defaults::FLUSH_TIMEOUT,
         }
     }
 
@@ -71,7 +68,7 @@ impl DirectConfig {
         self.settings
             .get("message.max.bytes")
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
+            .unwrap_or(MESSAGE_MAX_BYTES)
     }
 }
 
@@ -92,28 +89,6 @@ pub enum DirectError {
     /// The worker thread could not be started.
     #[error("cannot start the direct transport's worker thread: {0}")]
     Thread(#[from] std::io::Error),
-}
-
-/// Why [`DirectProducer::try_send`] did not take an envelope.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// The channel is full: Kafka is slower than the app, or unreachable.
-    #[error("direct transport buffer full ({capacity} events waiting for Kafka): the brokers are slow or unreachable; raise `direct_buffer` or check the brokers")]
-    Full {
-        /// The channel's capacity.
-        capacity: usize,
-    },
-    /// The envelope is larger than Kafka accepts.
-    #[error("event envelope is {size} bytes, larger than the {limit}-byte Kafka record limit (librdkafka message.max.bytes); send a smaller payload or raise `message.max.bytes` in the kafka settings and on the brokers")]
-    TooLarge {
-        /// The envelope's size.
-        size: usize,
-        /// `message.max.bytes`.
-        limit: usize,
-    },
-    /// The worker could not be (re)started, e.g. after a fork.
-    #[error("direct transport unavailable: {0}")]
-    Unavailable(String),
 }
 
 /// Counters of one process's direct producer (reset in a forked child).
@@ -223,21 +198,21 @@ impl DirectProducer {
         if envelope.len() > limit {
             return Err(SendError::TooLarge {
                 size: envelope.len(),
-                limit,
+                limit: limit as u64,
+                setting: "the Kafka record limit (librdkafka message.max.bytes)",
+                fix: "raise `message.max.bytes` in the kafka settings and on the brokers",
             });
         }
         let mut slot = self.lock();
         forget_inherited(&mut slot);
         if self.closed.load(Ordering::Relaxed) {
-            return Err(SendError::Unavailable("the producer was closed".into()));
+            return Err(unavailable("the producer was closed".into()));
         }
         if slot.is_none() {
-            *slot = Some(
-                Worker::start(&self.config).map_err(|e| SendError::Unavailable(e.to_string()))?,
-            );
+            *slot = Some(Worker::start(&self.config).map_err(|e| unavailable(e.to_string()))?);
         }
         let Some(worker) = slot.as_ref() else {
-            return Err(SendError::Unavailable("no worker".into()));
+            return Err(unavailable("no worker".into()));
         };
         match worker.tx.try_send(envelope) {
             Ok(()) => {
@@ -246,13 +221,13 @@ impl DirectProducer {
             }
             Err(TrySendError::Full(_)) => {
                 worker.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                Err(SendError::Full {
+                Err(SendError::DirectBufferFull {
                     capacity: self.config.buffer,
                 })
             }
-            Err(TrySendError::Disconnected(_)) => Err(SendError::Unavailable(
-                "the worker thread has stopped".into(),
-            )),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(unavailable("the worker thread has stopped".into()))
+            }
         }
     }
 
@@ -331,6 +306,28 @@ impl DirectProducer {
         let mut slot = self.lock();
         forget_inherited(&mut slot);
         slot.as_ref().map(|w| Arc::clone(&w.shared))
+    }
+}
+
+impl FrameSink for DirectProducer {
+    /// The channel carries bare envelopes: no prefix.
+    fn begin_frame(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+    }
+
+    fn send_frame(&self, frame: &[u8]) -> Result<(), SendError> {
+        self.try_send(frame.to_vec())
+    }
+
+    /// Nothing to do: [`DirectProducer::try_send`] counted the drop when the
+    /// buffer refused the event.
+    fn count_drop(&self) {}
+}
+
+fn unavailable(reason: String) -> SendError {
+    SendError::Unavailable {
+        transport: "direct",
+        reason,
     }
 }
 

@@ -1,10 +1,12 @@
 //! The worker thread: takes envelopes from the channel, hands them to a
 //! [`KafkaSink`] and serves its delivery reports.
 //!
-//! It keeps each envelope until Kafka acknowledged it: an event librdkafka
-//! gives back as retriable (brokers down past `message.timeout.ms`) is sent
-//! again, as the drain does. One Kafka will never take (unknown topic, too
-//! large) is counted as failed and its reason kept for the Ruby side to log.
+//! It keeps each envelope until Kafka acknowledged it. What librdkafka gives
+//! back is sent again under the drain's retry policy
+//! ([`crate::kafka::retry`]): refused for room, after the next poll;
+//! retriable (brokers down past `message.timeout.ms`), after the backoff.
+//! One Kafka will never take (unknown topic, too large) is counted as failed
+//! and its reason kept for the Ruby side to log.
 //! When every sender is gone the worker delivers what it holds for at most
 //! the shutdown grace, then exits (dropping the producer).
 
@@ -15,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
-use crate::drain::sink::{Delivery, KafkaSink, Outcome, Rejected, Sink};
 use crate::envelope::Envelope;
+use crate::kafka::retry::Retries;
+use crate::kafka::KafkaSink;
+use crate::sink::{Delivery, Outcome, Rejected, Sink};
 
 use super::log::LogBuffer;
 
@@ -143,12 +147,18 @@ pub(crate) fn run(rx: Receiver<Vec<u8>>, sink: KafkaSink, shared: &Shared, grace
         next_token: 0,
         failed: 0,
     };
-    // Refused by librdkafka for lack of room, or given back as retriable.
+    // Refused by librdkafka for lack of room (and retries now due), in order.
     let mut waiting: VecDeque<Vec<u8>> = VecDeque::new();
+    // Given back as retriable, waiting out the backoff.
+    let mut retries: Retries<Vec<u8>> = Retries::default();
     let mut deliveries: Vec<Delivery> = Vec::new();
     let mut shutdown_deadline: Option<Instant> = None;
 
     loop {
+        let now = Instant::now();
+        while let Some(bytes) = retries.pop_due(now) {
+            waiting.push_back(bytes);
+        }
         let mut full = false;
         while let Some(bytes) = waiting.pop_front() {
             if let Err(bytes) = out.send(bytes) {
@@ -159,10 +169,13 @@ pub(crate) fn run(rx: Receiver<Vec<u8>>, sink: KafkaSink, shared: &Shared, grace
         }
         if !full && shutdown_deadline.is_none() {
             if out.in_flight.is_empty() && waiting.is_empty() {
-                match rx.recv_timeout(IDLE) {
+                match rx.recv_timeout(until_due(&retries, IDLE)) {
                     Ok(bytes) => waiting.push_back(bytes),
                     Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Disconnected) if retries.is_empty() => return,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        shutdown_deadline = Some(Instant::now() + grace);
+                    }
                 }
             }
             for _ in 0..BATCH {
@@ -187,6 +200,9 @@ pub(crate) fn run(rx: Receiver<Vec<u8>>, sink: KafkaSink, shared: &Shared, grace
 
         let wait = if full || (!out.in_flight.is_empty() && rx.is_empty()) {
             POLL_BUSY
+        } else if out.in_flight.is_empty() && waiting.is_empty() && shutdown_deadline.is_some() {
+            // Only retries left: sleep until the next is due.
+            until_due(&retries, POLL_BUSY)
         } else {
             Duration::ZERO
         };
@@ -201,7 +217,7 @@ pub(crate) fn run(rx: Receiver<Vec<u8>>, sink: KafkaSink, shared: &Shared, grace
                 Outcome::Retry(reason) => {
                     shared.retried.fetch_add(1, Ordering::Relaxed);
                     shared.fail(reason);
-                    waiting.push_back(bytes);
+                    retries.failed(bytes);
                 }
                 Outcome::Permanent(reason) => {
                     out.failed += 1;
@@ -212,7 +228,7 @@ pub(crate) fn run(rx: Receiver<Vec<u8>>, sink: KafkaSink, shared: &Shared, grace
         let failed = std::mem::take(&mut out.failed);
 
         if let Some(deadline) = shutdown_deadline {
-            let left = (waiting.len() + out.in_flight.len()) as u64;
+            let left = (waiting.len() + out.in_flight.len() + retries.len()) as u64;
             if left == 0 {
                 shared.settle(delivered, failed);
                 return;
@@ -227,4 +243,11 @@ pub(crate) fn run(rx: Receiver<Vec<u8>>, sink: KafkaSink, shared: &Shared, grace
         }
         shared.settle(delivered, failed);
     }
+}
+
+/// How long to wait for the next retry to come due, at most `cap`.
+fn until_due<T>(retries: &Retries<T>, cap: Duration) -> Duration {
+    retries.next_due().map_or(cap, |due| {
+        due.saturating_duration_since(Instant::now()).min(cap)
+    })
 }

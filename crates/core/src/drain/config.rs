@@ -23,7 +23,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use sysvmq::Key;
 
-use crate::emitter::DEFAULT_QUEUE_KEY;
+use crate::defaults;
+use crate::state_dir::StateDir;
 
 /// Where events go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -69,16 +70,16 @@ pub struct DrainConfig {
 impl Default for DrainConfig {
     fn default() -> Self {
         DrainConfig {
-            queue_key: DEFAULT_QUEUE_KEY,
-            state_dir: PathBuf::from("/var/lib/shopify-events"),
+            queue_key: defaults::QUEUE_KEY,
+            state_dir: PathBuf::from(defaults::STATE_DIR),
             dead_letter_dir: None,
             sink: None,
-            max_in_flight: 10_000,
-            journal_size: 64 * 1024 * 1024,
-            shutdown_timeout: 10.0,
+            max_in_flight: defaults::MAX_IN_FLIGHT,
+            journal_size: defaults::JOURNAL_SIZE,
+            shutdown_timeout: defaults::SHUTDOWN_TIMEOUT.as_secs_f64(),
             metrics_addr: None,
             metrics_allow_public: false,
-            queue_mode: 0o660,
+            queue_mode: defaults::QUEUE_MODE,
             kafka: BTreeMap::new(),
         }
     }
@@ -144,9 +145,13 @@ impl DrainConfig {
             })
     }
 
-    /// Where dead letters go.
-    pub fn dead_letter_dir(&self) -> &Path {
-        self.dead_letter_dir.as_deref().unwrap_or(&self.state_dir)
+    /// The drain's state directory, with the dead-letter directory.
+    pub fn state(&self) -> StateDir {
+        let state = StateDir::new(&self.state_dir, self.queue_key);
+        match &self.dead_letter_dir {
+            Some(dir) => state.with_dead_letter_dir(dir),
+            None => state,
+        }
     }
 
     /// The shutdown bound as a Duration.
@@ -276,7 +281,7 @@ mod tests {
     fn stdout_is_the_default_without_brokers() {
         let config = DrainConfig::from_toml("").unwrap();
         assert_eq!(config.sink_kind(), SinkKind::Stdout);
-        assert_eq!(config.queue_key, DEFAULT_QUEUE_KEY);
+        assert_eq!(config.queue_key, defaults::QUEUE_KEY);
         assert!(config.validate().is_ok());
     }
 

@@ -6,7 +6,7 @@
 //! The line is written (to the page cache, which survives the drain's
 //! death) before the event's journal record is released.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -14,8 +14,10 @@ use base64::Engine as _;
 use serde_json::json;
 
 use crate::envelope::Envelope;
+use crate::state_dir::{create_file, Access, StateDir};
 
-/// Appends dead letters to `<dir>/dead-letters.jsonl`.
+/// Appends dead letters to the state's dead-letter file
+/// ([`StateDir::dead_letters`]).
 #[derive(Debug)]
 pub struct DeadLetters {
     path: PathBuf,
@@ -23,11 +25,12 @@ pub struct DeadLetters {
 }
 
 impl DeadLetters {
-    /// Opens (creating the directory and file if needed) the dead-letter file in `dir`.
-    pub fn open(dir: &Path) -> io::Result<DeadLetters> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join("dead-letters.jsonl");
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    /// Opens (creating its directory and the file if needed) the dead-letter
+    /// file of `state`.
+    pub fn open(state: &StateDir) -> io::Result<DeadLetters> {
+        std::fs::create_dir_all(state.dead_letter_dir())?;
+        let path = state.dead_letters();
+        let file = create_file(&path, Access::Append)?;
         Ok(DeadLetters { path, file })
     }
 

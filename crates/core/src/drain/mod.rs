@@ -4,7 +4,7 @@
 //! Each message is received straight into a memory-mapped journal file
 //! ([`journal`]), so a `kill -9` right after the receive loses nothing; a
 //! thread of its own does the receiving while the drain loop hands events
-//! to a [`sink`] and moves the journal's checkpoint past it
+//! to a [`crate::sink`] and moves the journal's checkpoint past it
 //! once the sink acknowledged it and everything before it. At most
 //! `max_in_flight` events are out at once; the rest wait in the kernel queue,
 //! so the drain's memory stays flat however long Kafka is down. On restart
@@ -18,7 +18,6 @@ pub mod journal;
 mod lock;
 mod receiver;
 mod run;
-pub mod sink;
 mod window;
 
 pub use config::{DrainConfig, SinkKind};

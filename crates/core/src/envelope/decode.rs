@@ -28,6 +28,12 @@ pub struct Envelope<'a> {
 }
 
 impl<'a> Envelope<'a> {
+    /// Emit time in milliseconds since the Unix epoch: the Kafka record's
+    /// timestamp, so an event that waited in the queue keeps its real time.
+    pub fn time_ms(&self) -> i64 {
+        self.time_us.div_euclid(1000)
+    }
+
     /// Decodes `bytes`, which must be exactly one envelope. Checks magic,
     /// version and length, then the CRC over the declared length, and only then
     /// parses fields, so corrupted bytes are reported as a checksum mismatch.

@@ -1,4 +1,6 @@
-//! A tiny HTTP/1.1 server for `GET /metrics` and `GET /health`.
+//! A tiny HTTP/1.1 server for `GET /metrics` and `GET /health`: the one
+//! the drain and the proxy both run, each with its own render callback and
+//! health check.
 //!
 //! Scrapes come every few seconds from one Prometheus, so connections are
 //! served one at a time on a single thread, each closed after its response.
@@ -19,7 +21,6 @@ use std::time::Duration;
 
 use super::request::{linger, read_head, Head};
 use super::text::CONTENT_TYPE;
-use super::DrainMetrics;
 
 /// How long a client has to send its request head, and each write may block.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -58,6 +59,10 @@ impl Health {
 /// Computes the current [`Health`] on each `/health` request.
 pub type HealthCheck = Arc<dyn Fn() -> Health + Send + Sync>;
 
+/// Appends the Prometheus text exposition to the buffer on each `/metrics`
+/// request (e.g. [`DrainMetrics::render`](super::DrainMetrics::render)).
+pub type RenderMetrics = Arc<dyn Fn(&mut String) + Send + Sync>;
+
 /// Serves `GET /metrics` and `GET /health` on `listener` from a new thread
 /// until `shutdown` is set, which the thread notices within ~50 ms when idle
 /// (a few seconds later if it is busy with a stuck client).
@@ -68,7 +73,7 @@ pub type HealthCheck = Arc<dyn Fn() -> Health + Send + Sync>;
 /// that connection.
 pub fn serve(
     listener: TcpListener,
-    metrics: Arc<DrainMetrics>,
+    render: RenderMetrics,
     health: HealthCheck,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
@@ -79,7 +84,7 @@ pub fn serve(
         .name("metrics-http".into())
         .spawn(move || {
             let mut server = Server {
-                metrics,
+                render,
                 health,
                 body: String::new(),
             };
@@ -103,10 +108,7 @@ pub fn serve(
 /// Waits up to `timeout` for a connection on a non-blocking listener:
 /// `poll(2)` on its descriptor, so a scrape is answered at once while the
 /// caller still checks its shutdown flag between waits.
-pub(crate) fn accept_within(
-    listener: &TcpListener,
-    timeout: Duration,
-) -> io::Result<Option<TcpStream>> {
+fn accept_within(listener: &TcpListener, timeout: Duration) -> io::Result<Option<TcpStream>> {
     let mut fd = libc::pollfd {
         fd: listener.as_raw_fd(),
         events: libc::POLLIN,
@@ -142,7 +144,7 @@ pub(crate) fn accept_within(
 }
 
 struct Server {
-    metrics: Arc<DrainMetrics>,
+    render: RenderMetrics,
     health: HealthCheck,
     /// Reused between scrapes: the exposition is the one sizeable buffer.
     body: String,
@@ -168,7 +170,7 @@ impl Server {
         match path.as_str() {
             "/metrics" => {
                 self.body.clear();
-                self.metrics.render(&mut self.body);
+                (self.render)(&mut self.body);
                 respond(stream, 200, CONTENT_TYPE, self.body.as_bytes(), head_only)
             }
             "/health" => {

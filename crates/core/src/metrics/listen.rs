@@ -3,13 +3,16 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 
+use crate::loopback::is_loopback;
+
 /// Why the metrics listener could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MetricsError {
     /// The address is not `host:port` or its host does not resolve.
     #[error(
-        "metrics address {addr:?} is not a valid host:port ({source}); use e.g. 127.0.0.1:9394"
+        "metrics address {addr:?} is not a valid host:port ({source}); use e.g. {example}",
+        example = crate::defaults::METRICS_ADDR
     )]
     Address {
         /// The address as given.
@@ -68,31 +71,9 @@ pub fn bind(addr: &str, allow_public: bool) -> Result<TcpListener, MetricsError>
     })
 }
 
-/// `127.0.0.0/8`, `::1`, and `::ffff:127.x.y.z` (which `Ipv6Addr::is_loopback`
-/// does not count).
-fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mapped_loopback_counts_as_loopback_and_unspecified_does_not() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(is_loopback(ip("127.0.0.2")));
-        assert!(is_loopback(ip("::1")));
-        assert!(is_loopback(ip("::ffff:127.0.0.1")));
-        assert!(!is_loopback(ip("0.0.0.0")));
-        assert!(!is_loopback(ip("::")));
-        assert!(!is_loopback(ip("10.0.0.1")));
-    }
 
     #[test]
     fn unparsable_address_names_it() {

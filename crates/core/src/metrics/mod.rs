@@ -1,11 +1,13 @@
 //! The drain's metrics: counters, gauges and a latency histogram, exposed in
-//! the Prometheus text format on a small loopback HTTP server.
+//! the Prometheus text format on a small loopback HTTP server. The proxy's
+//! counters ([`crate::proxy::ProxyMetrics`]) use the same values, the same
+//! text writer and the same server.
 //!
 //! [`DrainMetrics`] holds every metric the drain reports (what it received,
 //! produced, retried, dead-lettered and recovered; what is in flight; the
 //! queue's depth, bytes and capacity; the oldest pending event's age; and
-//! emit-to-ack latency). The drain loop updates them, [`serve`] renders them
-//! for `GET /metrics`, and [`DrainMetrics::snapshot`] copies them for
+//! emit-to-ack latency). The drain loop updates them, [`serve`] serves their
+//! rendering on `GET /metrics`, and [`DrainMetrics::snapshot`] copies them for
 //! `shopify-events stats --json` and the drain's stats file.
 //!
 //! Every update is a relaxed atomic operation, so the drain's hot path pays
@@ -30,10 +32,9 @@ mod values;
 
 pub use drain::{DrainMetrics, MetricsSnapshot};
 pub use histogram::{BucketCount, Histogram, HistogramSnapshot, LATENCY_BUCKETS};
-pub use http::{serve, Health, HealthCheck};
+pub use http::{serve, Health, HealthCheck, RenderMetrics};
 pub use listen::{bind, MetricsError};
 pub use text::CONTENT_TYPE;
 // The proxy renders its own metrics with the same writer.
-pub(crate) use http::accept_within;
 pub(crate) use text::{render_labels, TextWriter};
 pub use values::{Counter, Gauge, GaugeF64};

@@ -1,6 +1,6 @@
 //! Operator commands behind `shopify-events setup` and `shopify-events stats`:
 //! sizing and creating the queue against the host's sysctls, and reporting
-//! its depth with the drain's counters.
+//! its depth with the drain's counters (from the snapshot it writes).
 //!
 //! Nothing here prints or exits: each command returns a report that is
 //! `serde::Serialize` (for `--json`) and `Display` (for people), and the CLI
@@ -9,6 +9,7 @@
 mod report;
 mod setup;
 mod size;
+mod snapshot;
 mod stats;
 mod sysctl;
 
@@ -17,8 +18,6 @@ pub use report::{
 };
 pub use setup::{setup, SetupError, SetupPlan};
 pub use size::{format_size, parse_size, SizeError};
-pub use stats::{
-    drain_snapshot_path, queue_stats, read_drain_snapshot, write_drain_snapshot, QueueStats,
-    DEFAULT_STATE_DIR, SNAPSHOT_MAX_AGE,
-};
+pub use snapshot::{read_drain_snapshot, write_drain_snapshot, DrainSnapshot, SNAPSHOT_MAX_AGE};
+pub use stats::{queue_stats, QueueStats};
 pub use sysctl::{has_cap_sys_resource, SysctlFs, SYSCTL_CONF_PATH, SYSCTL_MAX};

@@ -20,7 +20,7 @@ use sysvmq::{Key, Limits, Queue};
 
 use super::report::{Outcome, QueueState, SetupReport, SysctlWrite};
 use super::sysctl::{has_cap_sys_resource, SysctlFs, SYSCTL_MAX};
-use crate::emitter::DEFAULT_QUEUE_MODE;
+use crate::defaults;
 
 /// Why setup could not finish. Host settings that merely do not fit are not
 /// errors: they come back as [`Advice`](super::Advice) in the report.
@@ -125,7 +125,7 @@ impl SetupPlan {
         SetupPlan {
             key,
             capacity,
-            mode: DEFAULT_QUEUE_MODE,
+            mode: defaults::QUEUE_MODE,
             max_event: None,
             raise_sysctls: false,
             sysctl: SysctlFs::system(),

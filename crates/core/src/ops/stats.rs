@@ -1,30 +1,14 @@
 //! `shopify-events stats`: the queue as the kernel sees it, plus the running
-//! drain's counters.
-//!
-//! The drain and `stats` share no memory and no socket: the drain rewrites a
-//! small JSON snapshot in the state directory every second
-//! ([`write_drain_snapshot`], temp file + rename, so a reader never sees half
-//! a file), and `stats` reads it back ([`read_drain_snapshot`]) only if the
-//! process that wrote it is still alive and the snapshot is recent. A drain
-//! that was `kill -9`ed therefore shows as absent, not as stale numbers.
+//! drain's counters (its snapshot, see [`super::snapshot`]).
 
 use std::fmt;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use serde_json::Value;
 use sysvmq::{Key, Queue};
 
 use super::size::format_size;
-
-/// Where the drain keeps its state (journal, lock, snapshot) by default.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/shopify-events";
-
-/// A snapshot older than this is ignored: the drain writes one every second,
-/// so ten missed writes mean it is stuck or gone.
-pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(10);
+use super::snapshot::DrainSnapshot;
 
 /// One queue's state, read with a single `msgctl(IPC_STAT)`.
 #[derive(Debug, Clone, Serialize)]
@@ -60,13 +44,14 @@ pub struct QueueStats {
     pub gid: u32,
     /// When this was read, in Unix seconds (ages in the human form count from it).
     pub observed_at: u64,
-    /// The running drain's snapshot (see [`read_drain_snapshot`]); `None` if
-    /// no live drain wrote one recently. [`queue_stats`] leaves it `None`.
-    pub drain: Option<Value>,
+    /// The running drain's snapshot (see
+    /// [`read_drain_snapshot`](super::read_drain_snapshot)); `None` if no
+    /// live drain wrote one recently. [`queue_stats`] leaves it `None`.
+    pub drain: Option<DrainSnapshot>,
 }
 
 /// Reads the queue with `key`. The drain's counters are not read: set
-/// [`QueueStats::drain`] with [`read_drain_snapshot`].
+/// [`QueueStats::drain`] with [`read_drain_snapshot`](super::read_drain_snapshot).
 pub fn queue_stats(key: Key) -> Result<QueueStats, sysvmq::Error> {
     let queue = Queue::open(key)?;
     let stat = queue.stat()?;
@@ -95,52 +80,6 @@ pub fn queue_stats(key: Key) -> Result<QueueStats, sysvmq::Error> {
         observed_at: unix_secs(SystemTime::now()),
         drain: None,
     })
-}
-
-/// `<state_dir>/drain-<key as 8 hex digits>.json`.
-pub fn drain_snapshot_path(state_dir: &Path, key: Key) -> PathBuf {
-    state_dir.join(format!("drain-{key:08x}.json"))
-}
-
-/// Replaces the drain's snapshot atomically: writes a temp file in the same
-/// directory, then renames it over the old one. The directory must exist.
-///
-/// No fsync: the snapshot is rewritten every second and worthless after a
-/// crash, so durability is not worth a disk flush.
-pub fn write_drain_snapshot(state_dir: &Path, key: Key, value: &Value) -> io::Result<()> {
-    let path = drain_snapshot_path(state_dir, key);
-    let tmp = state_dir.join(format!(".drain-{key:08x}.json.{}.tmp", std::process::id()));
-    let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, &path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
-/// The drain's snapshot for `key`, if it parses, names a live `pid` and its
-/// `updated_at` (Unix seconds) is within [`SNAPSHOT_MAX_AGE`] of now.
-pub fn read_drain_snapshot(state_dir: &Path, key: Key) -> Option<Value> {
-    let text = std::fs::read(drain_snapshot_path(state_dir, key)).ok()?;
-    let value: Value = serde_json::from_slice(&text).ok()?;
-    let pid = value.get("pid")?.as_u64()?;
-    let updated_at = value.get("updated_at")?.as_f64()?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_secs_f64();
-    let fresh = (now - updated_at).abs() <= SNAPSHOT_MAX_AGE.as_secs_f64();
-    (fresh && pid_alive(pid)).then_some(value)
-}
-
-/// `kill(pid, 0)`: 0 or EPERM means a process with that pid exists. Pid 0
-/// and values beyond `pid_t` are refused (0 would address our process group).
-fn pid_alive(pid: u64) -> bool {
-    let Some(pid) = libc::pid_t::try_from(pid).ok().filter(|&pid| pid > 0) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks existence and permission; nothing is sent.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 fn unix_secs(time: SystemTime) -> u64 {
@@ -173,43 +112,37 @@ impl fmt::Display for QueueStats {
         let receive = ago(self.last_receive_time) + &by(self.last_receive_pid);
         writeln!(f, "{:<16}{receive}", "last receive")?;
         writeln!(f, "{:<16}{}", "last change", ago(self.last_change_time))?;
-        let Some(drain) = self.drain.as_ref().and_then(Value::as_object) else {
+        let Some(drain) = &self.drain else {
             return writeln!(f, "{:<16}not running (no fresh snapshot)", "drain");
         };
-        let pid = drain.get("pid").map_or_else(String::new, Value::to_string);
-        let age = drain
-            .get("updated_at")
-            .and_then(Value::as_f64)
-            .map_or(0.0, |at| (self.observed_at as f64 - at).max(0.0));
+        let age = (self.observed_at as f64 - drain.updated_at).max(0.0);
         writeln!(
             f,
-            "{:<16}running (pid {pid}, counters {age:.0} s old)",
-            "drain"
+            "{:<16}running (pid {}, counters {age:.0} s old)",
+            "drain", drain.pid
         )?;
-        for (name, value) in drain {
-            // The queue lines above are fresher than the drain's copy of them.
-            if !matches!(name.as_str(), "pid" | "updated_at") && !name.starts_with("queue_") {
-                writeln!(f, "  {name:<22}{}", counter(value))?;
-            }
+        // The queue's own lines above are fresher than the drain's copy of them.
+        let m = &drain.metrics;
+        let latency = &m.delivery_latency;
+        let mean = latency.sum / latency.count.max(1) as f64;
+        let lines = [
+            ("dead_lettered", m.dead_lettered.to_string()),
+            (
+                "delivery_latency",
+                format!("{} observations, mean {mean:.3}", latency.count),
+            ),
+            ("in_flight", m.in_flight.to_string()),
+            ("journal_pending_bytes", m.journal_pending_bytes.to_string()),
+            ("oldest_event_age", format!("{:.3}", m.oldest_event_age)),
+            ("produced", m.produced.to_string()),
+            ("received", m.received.to_string()),
+            ("recovered", m.recovered.to_string()),
+            ("retried", m.retried.to_string()),
+            ("sink", drain.sink.clone()),
+        ];
+        for (name, value) in lines {
+            writeln!(f, "  {name:<22}{value}")?;
         }
         Ok(())
-    }
-}
-
-/// One drain counter for people: floats to 3 places, a histogram as its
-/// count and mean, anything else as compact JSON.
-fn counter(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Number(n) if n.is_f64() => format!("{:.3}", n.as_f64().unwrap_or(0.0)),
-        Value::Object(fields) => match (fields.get("count"), fields.get("sum")) {
-            (Some(count), Some(sum)) => {
-                let count = count.as_u64().unwrap_or(0);
-                let mean = sum.as_f64().unwrap_or(0.0) / count.max(1) as f64;
-                format!("{count} observations, mean {mean:.3}")
-            }
-            _ => value.to_string(),
-        },
-        other => other.to_string(),
     }
 }

@@ -1,17 +1,10 @@
 //! [`ProxyMetrics`]: the proxy's counters, rendered in the Prometheus text
-//! format by the same writer as the drain's metrics, and served by
-//! [`serve`] on `GET /metrics` (and `GET /health`).
-
-use std::io::{self, Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+//! format by the same writer as the drain's metrics, and served by the same
+//! server ([`crate::metrics::serve`]).
 
 use sysvmq::Key;
 
-use crate::metrics::{render_labels, Counter, Gauge, TextWriter, CONTENT_TYPE};
+use crate::metrics::{render_labels, Counter, Gauge, TextWriter};
 
 /// Every counter of one proxy, shared as `Arc<ProxyMetrics>` by the
 /// connection threads (writers) and the metrics endpoint (reader). The
@@ -143,80 +136,4 @@ impl ProxyMetrics {
             self.backpressured.get(),
         );
     }
-}
-
-/// How long a scraper has to send its request head, and each write may block.
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Serves `GET /metrics` (and `GET /health`, always `200 ok` while the proxy
-/// runs) on `listener` from a new thread until `shutdown` is set; the same
-/// contract as [`crate::metrics::serve`] for the drain. One connection at a
-/// time, each with a 2 s deadline and an 8 KiB request head.
-pub fn serve(
-    listener: TcpListener,
-    metrics: Arc<ProxyMetrics>,
-    shutdown: Arc<AtomicBool>,
-) -> io::Result<JoinHandle<()>> {
-    listener.set_nonblocking(true)?;
-    thread::Builder::new()
-        .name("proxy-metrics".into())
-        .spawn(move || {
-            let mut body = String::new();
-            while !shutdown.load(Relaxed) {
-                match crate::metrics::accept_within(&listener, Duration::from_millis(50)) {
-                    Ok(Some(stream)) => {
-                        let _ = respond(stream, &metrics, &mut body);
-                    }
-                    Ok(None) => {}
-                    Err(_) => thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        })
-}
-
-fn respond(
-    mut stream: std::net::TcpStream,
-    metrics: &ProxyMetrics,
-    body: &mut String,
-) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || head.len() > 8192 {
-            return Ok(());
-        }
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(&mut chunk)? {
-            0 => return Ok(()),
-            n => head.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-    let mut parts = line.split(|&b| b == b' ');
-    let (method, path) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
-    body.clear();
-    let (status, content_type) = match (method, path) {
-        (b"GET", b"/metrics") => {
-            metrics.render(body);
-            ("200 OK", CONTENT_TYPE)
-        }
-        (b"GET", b"/health") => {
-            body.push_str("ok proxy running\n");
-            ("200 OK", "text/plain; charset=utf-8")
-        }
-        (b"GET", _) => ("404 Not Found", "text/plain; charset=utf-8"),
-        _ => ("405 Method Not Allowed", "text/plain; charset=utf-8"),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes())
 }

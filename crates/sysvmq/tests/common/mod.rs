@@ -1,64 +1,15 @@
-//! Helpers shared by the integration tests: queues that remove themselves,
-//! fresh keys, frames, and a way to interrupt a blocking call with a signal.
+//! Helpers of sysvmq's own integration tests: frames, limits, a raw
+//! receive, and a way to interrupt a blocking call with a signal. Queues
+//! that remove themselves and fresh keys come from `testkit::queue`.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use std::ops::Deref;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{mpsc, Once, OnceLock};
+use std::sync::{mpsc, Once};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use sysvmq::{Error, Key, Limits, Message, Queue, HEADER_LEN};
-
-/// Removes its queue on drop, so a failing test leaves nothing behind.
-pub struct Guard(Queue);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // Tests that remove the queue themselves get Removed here; fine.
-        let _ = self.0.remove();
-    }
-}
-
-impl Deref for Guard {
-    type Target = Queue;
-    fn deref(&self) -> &Queue {
-        &self.0
-    }
-}
-
-pub fn private_queue() -> Guard {
-    Guard(Queue::create_private(0o600).expect("create a private queue"))
-}
-
-/// A key no other test (or concurrent test run) is likely to use: pid and
-/// start time pick a base, a counter walks from it.
-pub fn next_key() -> Key {
-    static BASE: OnceLock<i32> = OnceLock::new();
-    static COUNTER: AtomicI32 = AtomicI32::new(0);
-    let base = *BASE.get_or_init(|| {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let pid = std::process::id() as i32;
-        0x3E00_0000 | ((pid & 0xfff) << 12) | ((nanos as i32 >> 10) & 0xf00)
-    });
-    base + COUNTER.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Creates a queue under a fresh key, skipping keys left over by others.
-pub fn keyed_queue() -> Guard {
-    for _ in 0..256 {
-        match Queue::create(next_key(), 0o600) {
-            Ok(queue) => return Guard(queue),
-            Err(Error::AlreadyExists { .. }) => continue,
-            Err(err) => panic!("create a keyed queue: {err}"),
-        }
-    }
-    panic!("no free key found");
-}
+use sysvmq::{Limits, Message, Queue, HEADER_LEN};
 
 pub fn frame(mtype: i64, body: &[u8]) -> Vec<u8> {
     Message::with_body(mtype, body).frame().to_vec()

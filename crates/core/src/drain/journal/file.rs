@@ -1,15 +1,57 @@
-//! The journal's file: its lock and its pre-allocated, pre-faulted mapping.
+//! The journal's file: its lock, its header as read from disk, and its
+//! pre-allocated, pre-faulted mapping.
 
 use std::fs::File;
 use std::hint::black_box;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use memmap2::{MmapMut, MmapOptions};
 
-use super::format::HEADER_SIZE;
+use super::format::{parse_header, version1_refusal, version1_slot, Header, Parsed};
+use super::format::{FIELDS_LEN, HEADER_SIZE};
 use super::{io_error, JournalError};
+
+/// The header of an existing journal; `None` for an empty file, one whose
+/// magic was never written (a crash while creating it), or a version 1
+/// journal that holds nothing to deliver. Anything this version cannot read
+/// is a [`JournalError::Format`], the file untouched.
+pub(super) fn read_header(path: &Path, file: &File) -> Result<Option<Header>, JournalError> {
+    let len = file.metadata().map_err(io_error(path))?.len();
+    let mut head = [0u8; FIELDS_LEN];
+    let got = usize::try_from(len).map_or(FIELDS_LEN, |len| len.min(FIELDS_LEN));
+    file.read_exact_at(&mut head[..got], 0)
+        .map_err(io_error(path))?;
+    let reason = match parse_header(&head, len) {
+        Parsed::Absent => return Ok(None),
+        Parsed::Current(header) => return Ok(Some(header)),
+        Parsed::Version1 {
+            capacity,
+            checkpoint,
+        } => {
+            // Left by an older drain that delivered everything: start afresh.
+            let empty = match version1_slot(capacity, checkpoint) {
+                Ok(None) => true,
+                Ok(Some(at)) => {
+                    let mut slot = [0u8; 8];
+                    file.read_exact_at(&mut slot, at).is_ok() && slot == [0u8; 8]
+                }
+                Err(()) => false,
+            };
+            if empty {
+                return Ok(None);
+            }
+            version1_refusal()
+        }
+        Parsed::Unreadable(reason) => reason,
+    };
+    Err(JournalError::Format {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
 
 /// Takes an exclusive `flock` on the journal, or says who holds it.
 pub(super) fn lock(path: &Path, file: &File) -> Result<(), JournalError> {

@@ -1,14 +1,9 @@
 //! The journal file's layout: header fields, slot words, ring geometry. Pure
-//! functions of bytes and numbers; see the [module docs](super) for the
-//! format they implement.
-
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+//! functions of bytes and numbers, no I/O (reading the file is
+//! [`super::file`]'s); see the [module docs](super) for the format they
+//! implement.
 
 use sysvmq::HEADER_LEN;
-
-use super::{io_error, JournalError};
 
 /// First 8 bytes of a journal file, whatever its format version.
 pub const MAGIC: [u8; 8] = *b"SEJOURN1";
@@ -103,37 +98,37 @@ impl Slot {
     }
 }
 
-/// Whether a version 1 (linear) journal holds nothing to deliver: by its
-/// rules the records start at the checkpoint, and a zero slot there (or a
-/// checkpoint at the end of the area) means there are none.
-fn v1_is_empty(file: &File, capacity: u64, checkpoint: u64) -> bool {
-    if checkpoint >= capacity {
-        return true;
-    }
-    let mut slot = [0u8; 8];
-    match HEADER_SIZE.checked_add(checkpoint) {
-        Some(at) => file.read_exact_at(&mut slot, at).is_ok() && slot == [0u8; 8],
-        None => false,
-    }
-}
-
 /// The fields of a valid header.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Header {
     pub(super) capacity: u64,
     pub(super) max_record: u64,
     pub(super) checkpoint: u64,
 }
 
-/// The header of an existing journal; `None` for an empty file or one whose
-/// magic was never written (a crash while creating it). Anything this
-/// version cannot read is a [`JournalError::Format`], the file untouched.
-pub(super) fn read_header(path: &Path, file: &File) -> Result<Option<Header>, JournalError> {
-    let len = file.metadata().map_err(io_error(path))?.len();
-    let mut head = [0u8; FIELDS_LEN];
-    let got = usize::try_from(len).map_or(FIELDS_LEN, |len| len.min(FIELDS_LEN));
-    file.read_exact_at(&mut head[..got], 0)
-        .map_err(io_error(path))?;
+/// What the first [`FIELDS_LEN`] bytes of a file of `len` bytes say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Parsed {
+    /// Nothing: an empty file, or one whose magic was never written (a
+    /// crash while creating it).
+    Absent,
+    /// A version 1 (linear) journal. Whether it still holds events depends
+    /// on the slot at its checkpoint (see [`version1_slot`]).
+    Version1 {
+        /// Its data capacity.
+        capacity: u64,
+        /// Its checkpoint.
+        checkpoint: u64,
+    },
+    /// A journal of this format version.
+    Current(Header),
+    /// Anything this version cannot read, and why.
+    Unreadable(String),
+}
+
+/// Reads the header fields of a file of `len` bytes (`head` is zero past
+/// the end of a shorter file).
+pub(super) fn parse_header(head: &[u8; FIELDS_LEN], len: u64) -> Parsed {
     let word = |off: usize| {
         let bytes = head.get(off..off + 8).and_then(|b| b.try_into().ok());
         u64::from_le_bytes(bytes.unwrap_or_default())
@@ -144,45 +139,62 @@ pub(super) fn read_header(path: &Path, file: &File) -> Result<Option<Header>, Jo
         word(OFF_CHECKPOINT),
     );
     let (version, header_size) = (word(OFF_VERSION) as u32, word(OFF_VERSION) >> 32);
-    let reason = if word(0) == 0 {
-        return Ok(None);
+    if word(0) == 0 {
+        Parsed::Absent
     } else if head[..8] != MAGIC {
-        format!("not a shopify_events journal (it starts {:?})", &head[..8])
-    } else if version == 1 && v1_is_empty(file, capacity, checkpoint) {
-        // Left by an older drain that delivered everything: start afresh.
-        return Ok(None);
+        Parsed::Unreadable(format!(
+            "not a shopify_events journal (it starts {:?})",
+            &head[..8]
+        ))
     } else if version == 1 {
-        format!(
-            "format version 1, the linear journal of older drains; this drain reads only \
-             version {FORMAT_VERSION} (the ring) and will not reinterpret it. Let the drain \
-             version that wrote it deliver its events first, or keep the file for inspection"
-        )
+        Parsed::Version1 {
+            capacity,
+            checkpoint,
+        }
     } else if version != FORMAT_VERSION || header_size != HEADER_SIZE {
-        format!("format version {version}, header {header_size} bytes; this drain reads version {FORMAT_VERSION}")
+        Parsed::Unreadable(format!("format version {version}, header {header_size} bytes; this drain reads version {FORMAT_VERSION}"))
     } else if capacity % SLOT != 0
         || max_record > MAX_RECORD_LIMIT
         || capacity < min_capacity(max_record)
         || word(OFF_RESERVED) != 0
     {
-        format!("impossible geometry: capacity {capacity}, max_record {max_record}")
+        Parsed::Unreadable(format!(
+            "impossible geometry: capacity {capacity}, max_record {max_record}"
+        ))
     } else if len < HEADER_SIZE.saturating_add(capacity) {
-        format!(
+        Parsed::Unreadable(format!(
             "the file is {len} bytes, shorter than the {} its header declares",
             HEADER_SIZE.saturating_add(capacity)
-        )
+        ))
     } else if checkpoint > MAX_CHECKPOINT || checkpoint % SLOT != 0 {
-        format!("checkpoint {checkpoint} is not a record position")
+        Parsed::Unreadable(format!("checkpoint {checkpoint} is not a record position"))
     } else {
-        return Ok(Some(Header {
+        Parsed::Current(Header {
             capacity,
             max_record,
             checkpoint,
-        }));
-    };
-    Err(JournalError::Format {
-        path: path.to_path_buf(),
-        reason,
-    })
+        })
+    }
+}
+
+/// Where a version 1 journal keeps the slot that tells whether it holds
+/// anything: by its rules the records start at the checkpoint, so a zero
+/// slot there means there are none. `Ok(None)`: the checkpoint is at the end
+/// of the area, nothing is pending; `Err(())`: no such position.
+pub(super) fn version1_slot(capacity: u64, checkpoint: u64) -> Result<Option<u64>, ()> {
+    if checkpoint >= capacity {
+        return Ok(None);
+    }
+    HEADER_SIZE.checked_add(checkpoint).map(Some).ok_or(())
+}
+
+/// Why a version 1 journal with events pending is refused.
+pub(super) fn version1_refusal() -> String {
+    format!(
+        "format version 1, the linear journal of older drains; this drain reads only \
+         version {FORMAT_VERSION} (the ring) and will not reinterpret it. Let the drain \
+         version that wrote it deliver its events first, or keep the file for inspection"
+    )
 }
 
 #[cfg(test)]
@@ -204,6 +216,41 @@ mod tests {
         assert_eq!(lap_tag(1 << 31), TAG_BIT);
         assert_eq!(lap_tag(u64::MAX), u32::MAX);
         assert!((record_word(7, 0) as i64) < 0);
+    }
+
+    #[test]
+    fn headers_parse_without_touching_a_file() {
+        let mut head = [0u8; FIELDS_LEN];
+        assert_eq!(parse_header(&head, 0), Parsed::Absent);
+        head[..8].copy_from_slice(b"NOTAJRNL");
+        assert!(
+            matches!(parse_header(&head, 4096), Parsed::Unreadable(r) if r.contains("not a shopify_events journal"))
+        );
+        head[..8].copy_from_slice(&MAGIC);
+        head[OFF_VERSION..OFF_VERSION + 8]
+            .copy_from_slice(&(1u64 | HEADER_SIZE << 32).to_le_bytes());
+        head[OFF_CAPACITY..OFF_CAPACITY + 8].copy_from_slice(&4096u64.to_le_bytes());
+        assert_eq!(
+            parse_header(&head, 8192),
+            Parsed::Version1 {
+                capacity: 4096,
+                checkpoint: 0
+            }
+        );
+        let version = u64::from(FORMAT_VERSION) | HEADER_SIZE << 32;
+        head[OFF_VERSION..OFF_VERSION + 8].copy_from_slice(&version.to_le_bytes());
+        head[OFF_MAX_RECORD..OFF_MAX_RECORD + 8].copy_from_slice(&1000u64.to_le_bytes());
+        let header = Header {
+            capacity: 4096,
+            max_record: 1000,
+            checkpoint: 0,
+        };
+        assert_eq!(parse_header(&head, 8192), Parsed::Current(header));
+        assert!(
+            matches!(parse_header(&head, 8191), Parsed::Unreadable(r) if r.contains("shorter"))
+        );
+        assert_eq!(version1_slot(4096, 4096), Ok(None));
+        assert_eq!(version1_slot(4096, 8), Ok(Some(HEADER_SIZE + 8)));
     }
 
     #[test]

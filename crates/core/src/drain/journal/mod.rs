@@ -102,7 +102,7 @@ mod format;
 mod recover;
 mod view;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,13 +112,15 @@ use memmap2::MmapRaw;
 use sysvmq::HEADER_LEN;
 
 use format::{
-    frame_span, min_capacity, pad8, read_header, record_word, wrap_word, Slot, FIELDS_LEN,
-    OFF_CAPACITY, OFF_CHECKPOINT, OFF_MAX_RECORD, OFF_VERSION, SLOT,
+    frame_span, min_capacity, pad8, record_word, wrap_word, Slot, FIELDS_LEN, OFF_CAPACITY,
+    OFF_CHECKPOINT, OFF_MAX_RECORD, OFF_VERSION, SLOT,
 };
 pub use format::{
     lap_tag, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_RECORD_LIMIT, TAG_BIT, WRAP_LEN,
 };
 pub use view::JournalView;
+
+use crate::state_dir::{create_file, Access};
 
 /// Why the journal could not be opened or written.
 #[derive(Debug, thiserror::Error)]
@@ -223,11 +225,9 @@ impl Journal {
                 max_record,
             });
         }
-        let mut options = OpenOptions::new();
-        let file = options.read(true).write(true).create(true).truncate(false);
-        let file = file.open(path).map_err(io_error(path))?;
+        let file = create_file(path, Access::ReadWrite).map_err(io_error(path))?;
         file::lock(path, &file)?;
-        let Some(header) = read_header(path, &file)? else {
+        let Some(header) = file::read_header(path, &file)? else {
             return Journal::create(path.to_path_buf(), file, capacity, max_record);
         };
         let mut journal =

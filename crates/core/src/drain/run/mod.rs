@@ -11,7 +11,6 @@
 //! almost no CPU and a new event waits at most 50 ms.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,12 +20,14 @@ use sysvmq::{Key, Queue, HEADER_LEN};
 use super::error::io;
 use super::journal::{Journal, JournalView, RecordRef};
 use super::receiver::{Received, Receiver, Source};
-use super::sink::{Delivery, Outcome, Rejected, Sink};
 use super::window::Window;
 use super::DrainError;
 use super::{lock, DeadLetters, DrainConfig};
 use crate::envelope::Envelope;
+use crate::kafka::retry::Retries;
 use crate::metrics::{DrainMetrics, Health};
+use crate::sink::{Delivery, Outcome, Rejected, Sink};
+use crate::state_dir::StateDir;
 
 mod resize;
 mod status;
@@ -35,7 +36,6 @@ const MIN_IDLE: Duration = Duration::from_millis(1);
 const MAX_IDLE: Duration = Duration::from_millis(50);
 const RECEIVE_BATCH: usize = 1024;
 const WINDOW_SLACK: usize = 4;
-const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_secs(1);
 
 /// What a run did, for the exit log line.
@@ -51,11 +51,10 @@ pub struct RunSummary {
 pub struct Drain<S: Sink> {
     key: Key,
     queue_mode: u32,
-    state_dir: PathBuf,
+    state: StateDir,
     queue: Queue,
     /// Owned here until `run` lends it to the receiving thread.
     journal: Option<Journal>,
-    journal_path: PathBuf,
     journal_size: u64,
     /// Reads record bodies; `None` only while `regrow` reopens the journal.
     view: Option<JournalView>,
@@ -63,7 +62,7 @@ pub struct Drain<S: Sink> {
     window: Window,
     /// Received records waiting for room in the window (at most a batch).
     waiting: VecDeque<RecordRef>,
-    retries: VecDeque<(u64, Instant)>,
+    retries: Retries<u64>,
     dead: DeadLetters,
     metrics: Arc<DrainMetrics>,
     health: Arc<Mutex<Health>>,
@@ -83,14 +82,14 @@ fn body<'v>(view: &'v Option<JournalView>, record: &RecordRef) -> &'v [u8] {
 /// reason if the sink can never take it.
 fn offer<S: Sink>(
     sink: &mut S,
-    retries: &mut VecDeque<(u64, Instant)>,
+    retries: &mut Retries<u64>,
     event: &Envelope<'_>,
     token: u64,
 ) -> Option<String> {
     match sink.send(event, token) {
         Ok(()) => None,
         Err(Rejected::Full) => {
-            retries.push_back((token, Instant::now()));
+            retries.refused(token);
             None
         }
         Err(Rejected::Permanent(reason)) => Some(reason),
@@ -106,36 +105,33 @@ impl<S: Sink> Drain<S> {
         metrics: Arc<DrainMetrics>,
     ) -> Result<Drain<S>, DrainError> {
         let key = config.queue_key;
-        std::fs::create_dir_all(&config.state_dir).map_err(io(format!(
+        let state = config.state();
+        state.create().map_err(io(format!(
             "creating state directory {}",
-            config.state_dir.display()
+            state.root().display()
         )))?;
-        let lock = lock::acquire(&config.state_dir, key)?;
+        let lock = lock::acquire(&state)?;
         let max_record = sysvmq::message_size_limit();
-        let path = config
-            .state_dir
-            .join(format!("journal-{:08x}.bin", key as u32));
-        let journal = Journal::open(&path, config.journal_size, max_record)?;
+        let journal = Journal::open(&state.journal(), config.journal_size, max_record)?;
         let queue = Queue::open_or_create(key, config.queue_mode)?;
-        let dead = DeadLetters::open(config.dead_letter_dir()).map_err(io(format!(
+        let dead = DeadLetters::open(&state).map_err(io(format!(
             "opening dead-letter file in {}",
-            config.dead_letter_dir().display()
+            state.dead_letter_dir().display()
         )))?;
         let peek = vec![0; HEADER_LEN + journal.max_record() as usize];
         let view = journal.view();
         Ok(Drain {
             key,
             queue_mode: config.queue_mode,
-            state_dir: config.state_dir.clone(),
+            state,
             queue,
             journal: Some(journal),
-            journal_path: path,
             journal_size: config.journal_size,
             view: Some(view),
             sink,
             window: Window::default(),
             waiting: VecDeque::new(),
-            retries: VecDeque::new(),
+            retries: Retries::default(),
             dead,
             metrics,
             health: Arc::new(Mutex::new(Health {
@@ -355,8 +351,7 @@ impl<S: Sink> Drain<S> {
                 "shopify-events drain: cannot write dead letter to {}: {e}",
                 self.dead.path().display()
             );
-            self.retries
-                .push_back((token, Instant::now() + RETRY_BACKOFF));
+            self.retries.failed(token);
             return;
         }
         eprintln!(
@@ -369,19 +364,18 @@ impl<S: Sink> Drain<S> {
         self.metrics.dead_lettered.inc();
     }
 
-    /// Re-sends retries whose backoff has passed; returns how many.
+    /// Re-sends retries that are due ([`crate::kafka::retry`]); returns
+    /// how many. Each is taken once per call, even if the sink refuses it
+    /// again at once.
     fn resend_due(&mut self) -> usize {
         let now = Instant::now();
         let mut sent = 0;
         for _ in 0..self.retries.len() {
-            match self.retries.front() {
-                Some(&(token, due)) if due <= now => {
-                    self.retries.pop_front();
-                    self.send(token);
-                    sent += 1;
-                }
-                _ => break,
-            }
+            let Some(token) = self.retries.pop_due(now) else {
+                break;
+            };
+            self.send(token);
+            sent += 1;
         }
         sent
     }
@@ -403,8 +397,7 @@ impl<S: Sink> Drain<S> {
                 }
                 Outcome::Retry(_) => {
                     self.metrics.retried.inc();
-                    self.retries
-                        .push_back((*token, Instant::now() + RETRY_BACKOFF));
+                    self.retries.failed(*token);
                 }
                 Outcome::Permanent(reason) => self.dead_letter(*token, reason),
             }

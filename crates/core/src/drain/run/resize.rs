@@ -8,8 +8,8 @@ use sysvmq::HEADER_LEN;
 
 use super::{Drain, TICK};
 use crate::drain::journal::Journal;
-use crate::drain::sink::Sink;
 use crate::drain::DrainError;
+use crate::sink::Sink;
 
 impl<S: Sink> Drain<S> {
     /// A message larger than the journal's frames (`limit` bytes) waits at
@@ -58,7 +58,7 @@ impl<S: Sink> Drain<S> {
         // again. The drain's lock on the queue still keeps others out.
         self.view = None;
         drop(journal);
-        let journal = Journal::open(&self.journal_path, self.journal_size, max_record)?;
+        let journal = Journal::open(&self.state.journal(), self.journal_size, max_record)?;
         self.view = Some(journal.view());
         self.peek
             .resize(HEADER_LEN + journal.max_record() as usize, 0);

@@ -4,9 +4,10 @@
 use sysvmq::HEADER_LEN;
 
 use super::Drain;
-use crate::drain::sink::Sink;
 use crate::envelope::Envelope;
 use crate::metrics::Health;
+use crate::ops::DrainSnapshot;
+use crate::sink::Sink;
 
 impl<S: Sink> Drain<S> {
     /// Once a second: gauges, health and the stats snapshot.
@@ -48,13 +49,8 @@ impl<S: Sink> Drain<S> {
         if let Ok(mut shared) = self.health.lock() {
             *shared = health;
         }
-        let mut snapshot = serde_json::to_value(m.snapshot()).unwrap_or_default();
-        if let Some(fields) = snapshot.as_object_mut() {
-            fields.insert("pid".into(), std::process::id().into());
-            fields.insert("updated_at".into(), (now_us as f64 / 1e6).into());
-            fields.insert("sink".into(), self.sink.describe().into());
-        }
-        if let Err(e) = crate::ops::write_drain_snapshot(&self.state_dir, self.key, &snapshot) {
+        let snapshot = DrainSnapshot::now(self.sink.describe(), m.snapshot());
+        if let Err(e) = crate::ops::write_drain_snapshot(&self.state, &snapshot) {
             eprintln!("shopify-events drain: cannot write stats snapshot: {e}");
         }
     }

@@ -1,0 +1,84 @@
+//! Every default of the project, in one place.
+//!
+//! The Rust code (the drain, the proxy, the transports, the CLI's flags)
+//! takes its defaults from here, and so does the gem: the extension
+//! publishes them as the frozen Hash `ShopifyEvents::Native::DEFAULTS`, which
+//! `lib/shopify_events/configuration.rb` reads. Documentation may quote the
+//! values; code never repeats them.
+//!
+//! librdkafka's own settings (acks, idempotence, compression) are not here:
+//! they are the Kafka producer's configuration and live with it
+//! (`kafka::DEFAULTS`).
+
+use std::time::Duration;
+
+use sysvmq::Key;
+
+/// The queue key when none is configured: the bytes "SEV\0".
+pub const QUEUE_KEY: Key = 0x5345_5600;
+/// [`QUEUE_KEY`] as operators write it (`--queue-key`, `SHOPIFY_EVENTS_QUEUE_KEY`).
+pub const QUEUE_KEY_TEXT: &str = "0x53455600";
+/// Permissions of a queue that has to be created: owner and group.
+pub const QUEUE_MODE: u32 = 0o660;
+/// [`QUEUE_MODE`] as `shopify-events setup --mode` takes it (octal).
+pub const QUEUE_MODE_TEXT: &str = "660";
+
+/// Where the drain keeps its state (journal, lock, stats snapshot, dead
+/// letters): see [`crate::state_dir`].
+pub const STATE_DIR: &str = "/var/lib/shopify-events";
+/// Where emitting processes write their spool files (used by the spool,
+/// landing next).
+pub const SPOOL_DIR: &str = "/var/spool/shopify-events";
+/// The largest event envelope a process may emit, whatever the transport
+/// (used by the spool, landing next).
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// Events the drain sends and has not yet seen acknowledged, at most.
+pub const MAX_IN_FLIGHT: usize = 10_000;
+/// Bytes of journal space for records.
+pub const JOURNAL_SIZE: u64 = 64 << 20;
+/// How long the drain waits for in-flight deliveries at shutdown.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where the drain serves `/metrics` and `/health` when told to (the
+/// packaged configuration uses it; without a setting no server runs).
+pub const METRICS_ADDR: &str = "127.0.0.1:9394";
+
+/// How long a flush waits for buffered events (socket, direct), at exit and
+/// by default in `ShopifyEvents.flush`; also how long the direct
+/// transport's worker keeps delivering after its handle was dropped.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Events the direct transport buffers in the process, at most.
+pub const DIRECT_BUFFER: usize = 10_000;
+/// Frames the socket client keeps unacknowledged, at most.
+pub const SOCKET_MAX_BUFFERED_EVENTS: usize = 100_000;
+/// Frame bytes the socket client keeps unacknowledged, at most.
+pub const SOCKET_MAX_BUFFERED_BYTES: usize = 32 << 20;
+/// Time the socket client has to connect and complete the handshake.
+pub const SOCKET_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// First pause after a failed connect; doubles up to [`SOCKET_BACKOFF_MAX`].
+pub const SOCKET_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// Longest pause between the socket client's connection attempts.
+pub const SOCKET_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Connections the proxy serves at once.
+pub const PROXY_MAX_CONNECTIONS: usize = 1024;
+/// Time a new proxy connection has to complete its handshake.
+pub const PROXY_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Silence after which the proxy closes a connection.
+pub const PROXY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time a write of acks may block before the proxy drops the connection.
+pub const PROXY_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time the proxy's shutdown waits for its connection threads.
+pub const PROXY_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_spell_their_values() {
+        let key = QUEUE_KEY_TEXT.trim_start_matches("0x");
+        assert_eq!(u32::from_str_radix(key, 16), Ok(QUEUE_KEY as u32));
+        assert_eq!(u32::from_str_radix(QUEUE_MODE_TEXT, 8), Ok(QUEUE_MODE));
+    }
+}

@@ -1,0 +1,349 @@
+//! One process generation's writer, for one thread at a time: the active
+//! segment, rotation, the retry delay after a failure, the sync policy.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::fork;
+use super::format::{record_span, SegmentId, HEADER_SIZE, MAX_INDEX, MAX_RECORD_LIMIT};
+use super::options::{SyncPolicy, RETRY_AFTER};
+use super::segment::{self, Active, Retired};
+use super::{SpoolError, SpoolOptions, WriterStats};
+use crate::envelope;
+use crate::process;
+
+/// Appends envelopes to this process's segments; `&mut self`, so one thread
+/// at a time ([`SpoolWriter`](super::SpoolWriter) shares one between
+/// threads and across forks). No system call in the common case: a copy
+/// into the mapping and one release store.
+///
+/// Fork-safe on its own: an append in a forked child leaves the parent's
+/// segments alone (their mappings are leaked in the child) and starts
+/// files of the child's producer id.
+#[derive(Debug)]
+pub struct Appender {
+    options: SpoolOptions,
+    generation: u64,
+    /// Which writer of this process it is: the first writes under the
+    /// process's producer id, later ones under ids derived from it.
+    instance: u64,
+    producer: u64,
+    next_index: u64,
+    next_capacity: u64,
+    active: Option<Active>,
+    /// Sealed segments whose `acked` has not reached their `published`.
+    retired: Vec<Retired>,
+    /// The last creation failure and when to try again (coarse ns).
+    failed: Option<(u64, SpoolError)>,
+    /// When `Interval` syncs next (coarse ns).
+    sync_due: u64,
+    counters: Arc<Counters>,
+}
+
+/// Counters written by the one appending thread (plain loads and stores,
+/// no read-modify-write) and read by any.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    appended: AtomicU64,
+    bytes: AtomicU64,
+    segments: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    pub fn snapshot(&self) -> WriterStats {
+        WriterStats {
+            appended: self.appended.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            segments_created: self.segments.load(Relaxed),
+            failures: self.failures.load(Relaxed),
+        }
+    }
+}
+
+impl Appender {
+    /// A writer with `options`; touches no file until the first append.
+    /// Segment sizes are rounded up to whole pages, `segment_max` to at
+    /// least `segment_min`; sizes and `max_record` are cut to 1 GiB.
+    pub fn new(options: SpoolOptions) -> Appender {
+        Appender::with_counters(options, Arc::default())
+    }
+
+    pub(super) fn with_counters(mut options: SpoolOptions, counters: Arc<Counters>) -> Appender {
+        let limit = MAX_RECORD_LIMIT as u64;
+        options.segment_min = page_round(options.segment_min.clamp(1, limit));
+        options.segment_max = page_round(options.segment_max.min(limit)).max(options.segment_min);
+        options.max_record = options.max_record.min(MAX_RECORD_LIMIT);
+        let sync_due = match options.sync {
+            SyncPolicy::Interval(every) => coarse_now().saturating_add(nanos(every)),
+            _ => 0,
+        };
+        let instance = fork::next_instance();
+        Appender {
+            next_capacity: options.segment_min,
+            options,
+            generation: process::generation(),
+            instance,
+            producer: producer_id(instance),
+            next_index: 0,
+            active: None,
+            retired: Vec::new(),
+            failed: None,
+            sync_due,
+            counters,
+        }
+    }
+
+    /// Appends one envelope (as the envelope encoder wrote it) and publishes
+    /// it: once this returns `Ok`, a reader can see it and a process crash
+    /// cannot lose it. An `Io` error from `msync` (under
+    /// [`SyncPolicy::Interval`] or [`SyncPolicy::Always`]) comes after the
+    /// record was published: the drain will deliver it, but it may not be on
+    /// disk.
+    #[inline]
+    pub fn append(&mut self, envelope: &[u8]) -> Result<(), SpoolError> {
+        let result = self.try_append(envelope);
+        if result.is_err() {
+            Counters::add(&self.counters.failures, 1);
+        }
+        result
+    }
+
+    #[inline]
+    fn try_append(&mut self, envelope: &[u8]) -> Result<(), SpoolError> {
+        let len = envelope.len();
+        if len > self.options.max_record {
+            return Err(SpoolError::RecordTooLarge {
+                len,
+                max_record: self.options.max_record,
+            });
+        }
+        match envelope::envelope_len(envelope) {
+            Ok(Some(declared)) if declared == len => {}
+            Ok(_) => return Err(not_an_envelope(len, "its length field differs")),
+            Err(_) => return Err(not_an_envelope(len, "bad magic, version or length")),
+        }
+        if self.generation != process::generation() {
+            self.forked();
+        }
+        let span = record_span(len as u64);
+        if !self.active.as_ref().is_some_and(|a| span <= a.room()) {
+            self.rotate(span)?;
+        }
+        let Appender {
+            active: Some(active),
+            counters,
+            options,
+            sync_due,
+            ..
+        } = self
+        else {
+            // rotate returns Ok only with an active segment in place.
+            return Err(SpoolError::Io {
+                path: self.options.dir.clone(),
+                op: "append (no segment after rotation)",
+                source: Arc::new(std::io::Error::from_raw_os_error(libc::EIO)),
+            });
+        };
+        active.append(envelope, span);
+        Counters::add(&counters.appended, 1);
+        Counters::add(&counters.bytes, len as u64);
+        match options.sync {
+            SyncPolicy::PageCache => Ok(()),
+            SyncPolicy::Always => active.sync(),
+            SyncPolicy::Interval(every) => {
+                let now = coarse_now();
+                if now < *sync_due {
+                    return Ok(());
+                }
+                *sync_due = now.saturating_add(nanos(every));
+                active.sync()
+            }
+        }
+    }
+
+    /// Creates the next segment, with room for `span` bytes, and seals the
+    /// current one. Within a second of a failure, fails the same way
+    /// without trying.
+    #[cold]
+    fn rotate(&mut self, span: u64) -> Result<(), SpoolError> {
+        if let Some((retry_at, err)) = &self.failed {
+            if coarse_now() < *retry_at {
+                return Err(err.clone());
+            }
+        }
+        let id = SegmentId {
+            producer: self.producer,
+            index: self.next_index,
+        };
+        let created = if id.index > MAX_INDEX {
+            Err(SpoolError::Io {
+                path: self.options.dir.clone(),
+                op: "create (segment index beyond 10 digits)",
+                source: Arc::new(std::io::Error::from_raw_os_error(libc::EOVERFLOW)),
+            })
+        } else {
+            let capacity = self.next_capacity.max(page_round(span));
+            segment::create(&self.options, id, capacity)
+        };
+        let created = match created {
+            Ok(created) => created,
+            Err(err) => {
+                if err.os_error() == Some(libc::EEXIST) {
+                    // A file of that name exists (left by an earlier try):
+                    // the next try takes the next index.
+                    self.next_index += 1;
+                }
+                let retry_at = coarse_now().saturating_add(nanos(RETRY_AFTER));
+                self.failed = Some((retry_at, err.clone()));
+                return Err(err);
+            }
+        };
+        self.failed = None;
+        self.next_index += 1;
+        self.next_capacity = self
+            .next_capacity
+            .saturating_mul(4)
+            .min(self.options.segment_max);
+        Counters::add(&self.counters.segments, 1);
+        self.retire_active();
+        self.retired.retain(|r| !r.done());
+        self.active = Some(created);
+        Ok(())
+    }
+
+    /// Seals the active segment, if any, after syncing it as the policy
+    /// asks.
+    fn retire_active(&mut self) {
+        if let Some(mut old) = self.active.take() {
+            if self.options.sync != SyncPolicy::PageCache {
+                // Best effort here: the appends already synced what the
+                // policy promised; this covers an Interval's tail.
+                let _ = old.sync();
+            }
+            self.retired.push(old.seal(self.options.sync));
+        }
+    }
+
+    /// Whether the drain acknowledged every record this process generation
+    /// appended: no sealed segment of ours is left unacknowledged and the
+    /// active one's `acked` reached its `published`. Memory loads only,
+    /// except that it unmaps the header of a segment it finds done.
+    pub fn drained(&mut self) -> bool {
+        if self.generation != process::generation() {
+            self.forked();
+        }
+        if !self.retired.is_empty() {
+            self.retired.retain(|r| !r.done());
+        }
+        self.retired.is_empty() && self.active.as_ref().map_or(true, Active::acked_all)
+    }
+
+    /// Ends a spooling episode: seals the active segment, so the drain may
+    /// delete it once it acknowledged it. The next append starts a new
+    /// (small) segment.
+    pub fn seal(&mut self) {
+        if self.generation != process::generation() {
+            self.forked();
+        }
+        self.retire_active();
+        self.next_capacity = self.options.segment_min;
+    }
+
+    /// `msync`s what was published since the last sync (any policy).
+    pub fn flush(&mut self) -> Result<(), SpoolError> {
+        match &mut self.active {
+            Some(active) if self.generation == process::generation() => active.sync(),
+            _ => Ok(()),
+        }
+    }
+
+    /// The settings in use (sizes rounded to pages).
+    pub fn options(&self) -> &SpoolOptions {
+        &self.options
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> WriterStats {
+        self.counters.snapshot()
+    }
+
+    /// In a forked child: forgets the parent's segments without touching
+    /// them and becomes the child's writer.
+    #[cold]
+    fn forked(&mut self) {
+        std::mem::forget(self.active.take());
+        std::mem::forget(std::mem::take(&mut self.retired));
+        self.generation = process::generation();
+        self.instance = fork::next_instance();
+        self.producer = producer_id(self.instance);
+        self.next_index = 0;
+        self.next_capacity = self.options.segment_min;
+        self.failed = None;
+    }
+}
+
+impl Drop for Appender {
+    /// Seals the active segment; in a forked child, leaves the parent's alone.
+    fn drop(&mut self) {
+        if self.generation != process::generation() {
+            self.forked();
+            return;
+        }
+        self.retire_active();
+    }
+}
+
+/// The producer id the `instance`th writer of this process generation
+/// writes under:
+/// the process's own for the first, so files name the process that wrote
+/// them; distinct ones for others, so two writers of one process on the
+/// same directory and queue are two producers, never one file's two
+/// writers.
+fn producer_id(instance: u64) -> u64 {
+    let id = process::producer_id();
+    if instance == 0 {
+        return id;
+    }
+    // splitmix64 of the pair: spread, and never the process's own id.
+    let mut z = id ^ instance.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    if z == id || z == 0 {
+        z ^= 0x5eed;
+    }
+    z
+}
+
+fn not_an_envelope(len: usize, reason: &'static str) -> SpoolError {
+    SpoolError::NotAnEnvelope { len, reason }
+}
+
+fn page_round(n: u64) -> u64 {
+    n.div_ceil(HEADER_SIZE).saturating_mul(HEADER_SIZE)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `CLOCK_MONOTONIC_COARSE` in ns: a vDSO read of the last tick, a few ns,
+/// precise to a jiffy (1–10 ms), which is all a sync interval or a retry
+/// delay needs.
+fn coarse_now() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out pointer and a valid clock id.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}

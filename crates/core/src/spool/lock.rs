@@ -1,0 +1,41 @@
+//! The writer's liveness lock: an exclusive OFD lock on its active segment
+//! (see the module docs' Liveness for why OFD and not classic POSIX locks).
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Takes the exclusive lock over the whole file, without waiting: the file
+/// was just created with `O_EXCL`, so nobody else holds it.
+pub(super) fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut lock = whole_file(libc::F_WRLCK);
+    // SAFETY: fcntl on a descriptor we own with a valid flock struct.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether someone holds a lock on the file: its writer is alive. Another
+/// open file description of the same process counts as someone, so a
+/// reader and a writer in one process see each other.
+pub(super) fn is_locked(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut lock = whole_file(libc::F_RDLCK);
+    // SAFETY: fcntl on a descriptor we own with a valid flock struct, which
+    // F_OFD_GETLK overwrites with the conflicting lock, if any.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(i32::from(lock.l_type) != libc::F_UNLCK)
+}
+
+fn whole_file(kind: i32) -> libc::flock {
+    // SAFETY: flock is plain old data; zero is a valid value of each field
+    // (l_pid must be 0 for OFD locks).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = 0;
+    lock.l_len = 0;
+    lock
+}

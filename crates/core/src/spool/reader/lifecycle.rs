@@ -1,0 +1,215 @@
+//! A segment's life on the reader's side: discovered by name, mapped when
+//! its producer's earlier segments are read, tested for its writer's
+//! liveness, given up after damage, and deleted once done.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use super::segment::ReadSegment;
+use super::{IgnoreReason, SpoolEvent, SpoolReader};
+use crate::spool::format::{parse_name, segment_name, Name, SegmentId, DAMAGED_SUFFIX};
+use crate::spool::lock;
+
+impl SpoolReader {
+    /// A name found in the directory.
+    pub(super) fn saw(&mut self, name: &OsStr, scanning: bool) {
+        let parsed = name.to_str().map_or(Name::Other, parse_name);
+        match parsed {
+            Name::Segment(key, id) if key == self.key => {
+                if !self.index.contains_key(&id) && !self.skipped.contains(&id) {
+                    let producer = self.producers.entry(id.producer).or_default();
+                    producer.waiting.insert(id.index);
+                }
+            }
+            Name::Segment(key, _) => {
+                if self.other_keys.insert(key) {
+                    self.ignored(self.dir.join(name), IgnoreReason::OtherQueue { key });
+                }
+            }
+            Name::Temp(key, _) if key == self.key && scanning => self.check_temp(name),
+            Name::Temp(..) | Name::Damaged => {}
+            Name::Other => {
+                if self.reported.insert(name.to_os_string()) {
+                    self.ignored(self.dir.join(name), IgnoreReason::NotASpoolFile);
+                }
+            }
+        }
+    }
+
+    /// Removes a writer's temporary file once it is old and unlocked.
+    fn check_temp(&mut self, name: &OsStr) {
+        let path = self.dir.join(name);
+        let old = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= self.options.temp_grace);
+        let unlocked = || {
+            File::open(&path)
+                .and_then(|f| lock::is_locked(f.as_fd()))
+                .is_ok_and(|locked| !locked)
+        };
+        if old && unlocked() && fs::remove_file(&path).is_ok() {
+            self.events.push(SpoolEvent::RemovedTemp { path });
+        }
+    }
+
+    /// Reclaims, gives up, tests and maps one producer's segments.
+    pub(super) fn advance(&mut self, producer: u64, now: Instant) {
+        loop {
+            let mut changed = self.settle(producer, now);
+            changed |= self.admit(producer, now);
+            if !changed {
+                break;
+            }
+        }
+        if self
+            .producers
+            .get(&producer)
+            .is_some_and(|p| p.open.is_empty() && p.waiting.is_empty())
+        {
+            self.producers.remove(&producer);
+        }
+    }
+
+    /// Updates the producer's mapped segments; reclaims those done.
+    fn settle(&mut self, producer: u64, now: Instant) -> bool {
+        let mut slots = std::mem::take(&mut self.scratch_slots);
+        slots.clear();
+        if let Some(entry) = self.producers.get(&producer) {
+            slots.extend(&entry.open);
+        }
+        let mut reclaimed = false;
+        for &slot in &slots {
+            let Some(Some(segment)) = self.slab.get_mut(slot) else {
+                continue;
+            };
+            if !segment.finished() && segment.read_all() && now >= segment.next_liveness {
+                segment.test_liveness();
+                segment.next_liveness = now + self.options.liveness_interval;
+            }
+            // After the liveness test: whatever a dead writer published
+            // before it died is final now.
+            segment.load_state();
+            let reports = segment.take_reports();
+            let give_up = segment.finished() && !segment.given_up;
+            let given_up = match segment.damage {
+                Some(at) if give_up => {
+                    segment.given_up = true;
+                    Some((segment.path.clone(), at, segment.published - at))
+                }
+                _ => None,
+            };
+            let done = segment.finished() && segment.read_all() && segment.acked >= segment.end();
+            if !reports.is_empty() {
+                self.report_words(slot, reports);
+            }
+            if let Some((path, offset, bytes)) = given_up {
+                self.stats.given_up_bytes += bytes;
+                self.events.push(SpoolEvent::GivenUp {
+                    path,
+                    offset,
+                    bytes,
+                });
+            }
+            if done {
+                self.reclaim(producer, slot);
+                reclaimed = true;
+            }
+        }
+        self.scratch_slots = slots;
+        reclaimed
+    }
+
+    /// Maps the producer's next segment if the last mapped one is read to
+    /// its final end (or none is mapped) and the limit allows.
+    fn admit(&mut self, producer: u64, now: Instant) -> bool {
+        if self.index.len() >= self.options.max_open {
+            return false;
+        }
+        let Some(entry) = self.producers.get(&producer) else {
+            return false;
+        };
+        let ready = match entry.open.back() {
+            None => true,
+            Some(&slot) => self.slab[slot]
+                .as_ref()
+                .is_some_and(|s| s.finished() && s.read_all()),
+        };
+        let Some(&index) = entry.waiting.first().filter(|_| ready) else {
+            return false;
+        };
+        let id = SegmentId { producer, index };
+        if let Some(entry) = self.producers.get_mut(&producer) {
+            entry.waiting.remove(&index);
+        }
+        let path = self.dir.join(segment_name(self.key as libc::key_t, id));
+        match ReadSegment::open(&path, id, self.key, now) {
+            Ok(mut segment) => {
+                if !segment.sealed {
+                    segment.test_liveness();
+                    segment.next_liveness = now + self.options.liveness_interval;
+                    segment.load_state();
+                }
+                let reports = segment.take_reports();
+                let slot = match self.free.pop() {
+                    Some(slot) => slot,
+                    None => {
+                        self.slab.push(None);
+                        self.slab.len() - 1
+                    }
+                };
+                self.slab[slot] = Some(segment);
+                self.index.insert(id, slot);
+                if let Some(entry) = self.producers.get_mut(&producer) {
+                    entry.open.push_back(slot);
+                }
+                if !reports.is_empty() {
+                    self.report_words(slot, reports);
+                }
+            }
+            // Gone meanwhile (an operator moved it): nothing to report.
+            Err(IgnoreReason::Unreadable { .. }) if !path.exists() => {}
+            Err(reason) => {
+                self.skipped.insert(id);
+                self.ignored(path, reason);
+            }
+        }
+        true
+    }
+
+    /// Deletes a finished, acknowledged segment, or sets a given-up one
+    /// aside as `<name>.damaged`.
+    fn reclaim(&mut self, producer: u64, slot: usize) {
+        let Some(mut segment) = self.slab.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(slot);
+        self.index.remove(&segment.id);
+        if let Some(entry) = self.producers.get_mut(&producer) {
+            entry.open.retain(|&s| s != slot);
+        }
+        let result = if segment.given_up {
+            // Done with, though not delivered: the writer's `drained` must
+            // not wait for it forever.
+            segment.store_acked(segment.published);
+            let mut aside = segment.path.clone().into_os_string();
+            aside.push(DAMAGED_SUFFIX);
+            fs::rename(&segment.path, aside)
+        } else {
+            fs::remove_file(&segment.path)
+        };
+        match result {
+            Ok(()) => self.stats.reclaimed += 1,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => {
+                self.skipped.insert(segment.id);
+                let reason = format!("delivered, but cannot be deleted: {err}");
+                self.ignored(segment.path, IgnoreReason::Unreadable { reason });
+            }
+        }
+    }
+}

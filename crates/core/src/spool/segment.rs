@@ -1,0 +1,280 @@
+//! A segment on the writer's side: created complete under a temporary name,
+//! appended to in place, sealed, and then only watched until the reader is
+//! done with it.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use super::file::{efbig, prefault, rename_noreplace, sync_dir};
+use super::fork::{open_registered, Registered};
+use super::format::{
+    check_seed, offset_word, record_word, segment_name, temp_name, word_offset, Header, SegmentId,
+    HEADER_SIZE, OFF_ACKED, OFF_PUBLISHED, OFF_SEALED, RECORD_HEADER, SEALED,
+};
+use super::options::SyncPolicy;
+use super::{budget, lock, SpoolError, SpoolOptions};
+use crate::clock;
+
+/// The segment a writer appends to. Holds its lock (through the open
+/// descriptor) until it is sealed.
+#[derive(Debug)]
+pub(super) struct Active {
+    pub path: PathBuf,
+    pub capacity: u64,
+    /// Data bytes of complete records: the value of `published`.
+    pub published: u64,
+    /// Data offset up to which records were synced (for `Interval`).
+    pub synced: u64,
+    seed: u32,
+    header: MmapRaw,
+    data: MmapRaw,
+    /// The descriptor that holds the lock (never mapped): closing it at
+    /// seal releases the lock.
+    _lock: Registered,
+}
+
+/// A sealed segment of this writer that the reader may not be done with:
+/// only its header page stays mapped.
+#[derive(Debug)]
+pub(super) struct Retired {
+    header: MmapRaw,
+    published: u64,
+}
+
+impl Retired {
+    /// Whether the reader's `acked` reached the final `published`.
+    pub fn done(&self) -> bool {
+        acked(&self.header) >= self.published
+    }
+}
+
+/// Creates segment `id` with `capacity` data bytes (a multiple of 4096) in
+/// `options.dir`, complete and locked, under its final name.
+pub(super) fn create(
+    options: &SpoolOptions,
+    id: SegmentId,
+    capacity: u64,
+) -> Result<Active, SpoolError> {
+    let need = HEADER_SIZE + capacity;
+    budget::check(options, need)?;
+    let dir = &options.dir;
+    let temp = dir.join(temp_name(options.queue_key, id));
+    let path = dir.join(segment_name(options.queue_key, id));
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+    let lock = open_registered(&temp, flags, options.mode)
+        .map_err(|source| SpoolError::io(dir, &temp, "create", source))?;
+    let built = build(options, &lock, &temp, id, capacity).and_then(|(header, data)| {
+        rename_noreplace(&temp, &path)
+            .map_err(|source| SpoolError::io(dir, &path, "rename into place", source))?;
+        if options.sync != SyncPolicy::PageCache {
+            sync_dir(dir)?;
+        }
+        Ok((header, data))
+    });
+    let (header, data) = match built {
+        Ok(maps) => maps,
+        Err(err) => {
+            let _ = std::fs::remove_file(&temp);
+            return Err(err);
+        }
+    };
+    Ok(Active {
+        path,
+        capacity,
+        published: 0,
+        synced: 0,
+        seed: check_seed(id),
+        header,
+        data,
+        _lock: lock,
+    })
+}
+
+/// Locks the temporary file through `lock`, then sizes, maps, prefaults
+/// and stamps it through a second open file description: a mapping holds
+/// its description, and with it any OFD lock on it, for as long as the
+/// mapping exists, in forked children too. So the lock's description is
+/// never mapped, and closing its one descriptor (at seal, or in a child by
+/// the atfork handler) really releases it.
+fn build(
+    options: &SpoolOptions,
+    lock: &Registered,
+    temp: &Path,
+    id: SegmentId,
+    capacity: u64,
+) -> Result<(MmapRaw, MmapRaw), SpoolError> {
+    let dir = &options.dir;
+    let io = |op| move |source| SpoolError::io(dir, temp, op, source);
+    lock::lock_exclusive(lock.as_fd()).map_err(io("lock"))?;
+    let fd = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(temp)
+        .map_err(io("open"))?;
+    // SAFETY: fchmod on a descriptor we own; the umask applied at open.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), options.mode as libc::mode_t) } != 0 {
+        return Err(io("chmod")(io::Error::last_os_error()));
+    }
+    let len = HEADER_SIZE + capacity;
+    let size = libc::off_t::try_from(len).map_err(|_| io("allocate")(efbig()))?;
+    let code = loop {
+        // SAFETY: posix_fallocate on a descriptor we own; no memory involved.
+        match unsafe { libc::posix_fallocate(fd.as_raw_fd(), 0, size) } {
+            libc::EINTR => continue,
+            code => break code,
+        }
+    };
+    match code {
+        0 => {}
+        libc::ENOSPC | libc::EDQUOT => return Err(disk_full(options, len)),
+        code => return Err(io("allocate")(io::Error::from_raw_os_error(code))),
+    }
+    let map_len = usize::try_from(capacity).map_err(|_| io("map")(efbig()))?;
+    let raw = &fd;
+    // Raw maps (safe to create; every access through them is unsafe and
+    // argued where it happens). The file is `len` bytes backed by allocated
+    // blocks, created by us with O_EXCL and locked; nobody else truncates it
+    // (an operator who does is warned in the module docs).
+    let header = MmapOptions::new()
+        .len(HEADER_SIZE as usize)
+        .map_raw(raw)
+        .map_err(io("map"))?;
+    let data = MmapOptions::new()
+        .offset(HEADER_SIZE)
+        .len(map_len)
+        .map_raw(raw)
+        .map_err(io("map"))?;
+    prefault(&data).map_err(io("prefault"))?;
+    let stamp = Header {
+        capacity,
+        id,
+        key: options.queue_key as u32,
+        created_us: clock::now_micros(),
+        pid: std::process::id(),
+    }
+    .encode();
+    // SAFETY: 64 bytes into a 4096-byte mapping nobody else has yet.
+    unsafe { std::ptr::copy_nonoverlapping(stamp.as_ptr(), header.as_mut_ptr(), stamp.len()) };
+    for off in [OFF_PUBLISHED, OFF_ACKED] {
+        word(&header, off).store(offset_word(0).to_le(), Ordering::Relaxed);
+    }
+    if options.sync != SyncPolicy::PageCache {
+        header.flush().map_err(io("msync"))?;
+    }
+    Ok((header, data))
+}
+
+impl Active {
+    /// Data bytes left for records.
+    #[inline]
+    pub fn room(&self) -> u64 {
+        self.capacity - self.published
+    }
+
+    /// Copies a record of `envelope` to the end of the published data and
+    /// publishes it. The caller checked that `span` (its size with header
+    /// and padding) fits [`Active::room`].
+    #[inline]
+    pub fn append(&mut self, envelope: &[u8], span: u64) {
+        let at = self.published;
+        debug_assert!(span <= self.room() && at % 8 == 0);
+        let record = record_word(self.seed, at, envelope.len() as u32);
+        // SAFETY: `at + span` is within the data mapping (checked by the
+        // caller), past every published record, so no reader reads these
+        // bytes until the store of `published` below. The padding is still
+        // zero: data is written once, front to back. `at` is 8-aligned and
+        // the mapping page-aligned, so the word store is aligned.
+        unsafe {
+            let base = self.data.as_mut_ptr().add(at as usize);
+            std::ptr::copy_nonoverlapping(
+                envelope.as_ptr(),
+                base.add(RECORD_HEADER as usize),
+                envelope.len(),
+            );
+            base.cast::<u64>().write(record.to_le());
+        }
+        self.published = at + span;
+        let published = offset_word(self.published).to_le();
+        word(&self.header, OFF_PUBLISHED).store(published, Ordering::Release);
+    }
+
+    /// `msync`s the records published since the last sync, then the header
+    /// page, so `published` never reaches disk ahead of its records.
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        if self.synced == self.published {
+            return Ok(());
+        }
+        let from = self.synced & !(HEADER_SIZE - 1);
+        let len = (self.published - from) as usize;
+        self.data
+            .flush_range(from as usize, len)
+            .and_then(|()| self.header.flush())
+            .map_err(|source| SpoolError::Io {
+                path: self.path.clone(),
+                op: "msync",
+                source: source.into(),
+            })?;
+        self.synced = self.published;
+        Ok(())
+    }
+
+    /// Whether the reader acknowledged every published record.
+    pub fn acked_all(&self) -> bool {
+        acked(&self.header) >= self.published
+    }
+
+    /// Seals the segment after its last publish and lets go of everything
+    /// but its header page: the lock (the descriptor closes) and the data.
+    pub fn seal(self, sync: SyncPolicy) -> Retired {
+        word(&self.header, OFF_SEALED).store(SEALED.to_le(), Ordering::Release);
+        if sync != SyncPolicy::PageCache {
+            // Best effort: the records were synced as the policy asked; a
+            // lost seal only makes the reader wait for the writer's death.
+            let _ = self.header.flush();
+        }
+        Retired {
+            header: self.header,
+            published: self.published,
+        }
+    }
+}
+
+/// The reader's `acked`; 0 while its word is damaged (the reader then reads
+/// the segment again from its start and rewrites it).
+fn acked(header: &MmapRaw) -> u64 {
+    word_offset(u64::from_le(
+        word(header, OFF_ACKED).load(Ordering::Acquire),
+    ))
+    .unwrap_or(0)
+}
+
+/// The aligned 8-byte word at header offset `off` of a header mapping.
+pub(super) fn word(header: &MmapRaw, off: usize) -> &AtomicU64 {
+    debug_assert!(off % 8 == 0 && off + 8 <= header.len());
+    // SAFETY: header mappings are 4096 bytes and page aligned; `off` is one
+    // of the 8-aligned word offsets below 4096. Both processes access these
+    // words only atomically.
+    unsafe { &*header.as_mut_ptr().add(off).cast::<AtomicU64>() }
+}
+
+fn disk_full(options: &SpoolOptions, need: u64) -> SpoolError {
+    let fs = budget::filesystem(&options.dir).unwrap_or(budget::Filesystem {
+        size: 0,
+        available: 0,
+    });
+    let (_, min_free) = budget::bounds(options, fs.size);
+    let available = fs.available;
+    SpoolError::DiskFull {
+        dir: options.dir.clone(),
+        available,
+        need,
+        min_free,
+    }
+}

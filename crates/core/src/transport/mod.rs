@@ -1,0 +1,28 @@
+//! Transports hand encoded envelopes over without blocking.
+//!
+//! Every native transport implements one contract, [`FrameSink`], and
+//! reports one error type, [`SendError`], so that the policy of what a
+//! failure means (drop and count, or raise) is written once, by the caller:
+//!
+//! - `sysv` ([`SysvEmitter`], here): one non-blocking `msgsnd` into the
+//!   host's SysV queue;
+//! - `socket` ([`SocketClient`](crate::proxy::SocketClient)): a bounded
+//!   buffer that an IO thread sends to the host's proxy;
+//! - `direct` (`DirectProducer`, with the `kafka` feature): a bounded
+//!   channel to a librdkafka worker thread in the process.
+//!
+//! A transport never encodes: the caller (the Ruby extension, a benchmark,
+//! the proxy) writes the envelope straight into a frame buffer it reuses,
+//! so the hot path allocates nothing. The sysv emitter keeps
+//! [`EmitterStats`], relaxed atomic counters that cost one uncontended add
+//! per event.
+
+mod error;
+mod frame_sink;
+mod stats;
+mod sysv;
+
+pub use error::SendError;
+pub use frame_sink::FrameSink;
+pub use stats::{EmitterStats, StatsSnapshot};
+pub use sysv::{SysvEmitter, DEFAULT_MTYPE};

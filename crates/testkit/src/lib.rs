@@ -1,0 +1,39 @@
+//! Test support shared by the workspace's tests and benchmarks, one module
+//! per concern. Every process a helper starts is a child of the test, ended
+//! by its own handle (never by name) when its guard drops; every queue a
+//! helper creates is removed when its guard drops.
+//!
+//! - [`queue`]: SysV queues under fresh keys, removed on drop.
+//! - [`sysctl`]: raising `kernel.msgmnb` (never lowering it).
+//! - [`drain`]: the `shopify-events drain` binary as a child process, its
+//!   logs, metrics and stats.
+//! - [`net`]: free loopback ports and one-shot HTTP requests.
+//! - [`metrics`]: the Prometheus text exposition, parsed.
+//! - [`events`]: queue frames holding envelopes.
+//! - [`procfs`]: memory and CPU time of a process.
+//! - [`ruby`]: Ruby processes emitting through the gem.
+//! - [`command`]: running commands, signalling our own children.
+//! - [`rng`]: a small reproducible generator.
+//! - [`wait`]: polling for a condition, running tests one at a time.
+//! - With the `kafka` feature: `tansu` (a real Kafka-protocol broker),
+//!   `consume` (reading topics back) and `produce` (librdkafka's own
+//!   producer, the baseline).
+#![deny(missing_docs)]
+
+pub mod command;
+#[cfg(feature = "kafka")]
+pub mod consume;
+pub mod drain;
+pub mod events;
+pub mod metrics;
+pub mod net;
+pub mod procfs;
+#[cfg(feature = "kafka")]
+pub mod produce;
+pub mod queue;
+pub mod rng;
+pub mod ruby;
+pub mod sysctl;
+#[cfg(feature = "kafka")]
+pub mod tansu;
+pub mod wait;
