@@ -22,6 +22,7 @@ RSpec.shared_examples "events that follow transactions" do |adapter|
   let!(:queue) { use_sysv_queue(logger: Logger.new(log)) }
 
   before do
+    no_sweeper_thread
     ActiveRecord::Base.connection.execute("DELETE FROM orders")
     ActiveRecord::Base.connection.execute("DELETE FROM shopify_events_outbox")
   end

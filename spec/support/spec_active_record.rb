@@ -76,6 +76,12 @@ module SpecActiveRecord
   end
 
   # Example helpers.
+
+  # Keeps this process from starting an outbox sweeper thread.
+  def no_sweeper_thread
+    ShopifyEvents.config.outbox_sweep_interval = 0
+  end
+
   def outbox_rows(connection = ActiveRecord::Base.connection)
     connection.select_all("SELECT event_id, envelope FROM shopify_events_outbox ORDER BY event_id").cast_values
   end
@@ -86,7 +92,9 @@ module SpecActiveRecord
 end
 
 RSpec.configure do |config|
-  # A spec that writes an outbox row starts this process's sweeper thread:
-  # stop it, so it never sweeps another example's rows.
-  config.after { ShopifyEvents::Outbox::SweeperThread.stop if defined?(ShopifyEvents::Outbox::SweeperThread) }
+  # Writing an outbox row starts this process's sweeper thread; in specs it
+  # would sweep other examples' rows. Specs that write rows turn it off
+  # (SpecActiveRecord#no_sweeper_thread) and call Outbox.sweep or run the
+  # thread in child processes; this stops one an example started anyway.
+  config.after { ShopifyEvents::Outbox::SweeperThread.stop }
 end
