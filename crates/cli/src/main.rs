@@ -4,6 +4,7 @@
 mod args;
 mod drain;
 mod proxy;
+mod top;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
         Command::Setup(args) => args::setup(args),
         Command::Stats(args) => args::stats(args),
         Command::Proxy(args) => proxy::run(args),
+        Command::Top(args) => top::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

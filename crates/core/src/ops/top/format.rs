@@ -27,7 +27,7 @@ pub fn fmt_count(n: u64) -> String {
 }
 
 fn compact(value: f64) -> String {
-    let v = value.max(0.0);
+    let v = if value > 0.0 { value } else { 0.0 };
     match v {
         v if v < 10.0 && v.fract() != 0.0 => format!("{v:.1}"),
         v if v < 1e3 => format!("{v:.0}"),
@@ -177,6 +177,7 @@ mod tests {
         assert_eq!(fmt_rate(640.4), "640/s");
         assert_eq!(fmt_rate(12_345.0), "12.3k/s");
         assert_eq!(fmt_rate(-3.0), "0/s");
+        assert_eq!(fmt_rate(-0.0), "0/s");
         assert_eq!(fmt_count(4_000_000), "4.0M");
         assert_eq!(fmt_bytes_rate(3.4 * 1024.0 * 1024.0), "3.4 MiB/s");
     }

@@ -273,8 +273,9 @@ impl Top {
                 net_bytes,
             };
         }
-        let grows = |rate: Option<f64>| rate.map(|r| r.max(0.0));
-        let shrinks = |rate: Option<f64>| rate.map(|r| (-r).max(0.0));
+        // Written so that no -0.0 reaches the JSON.
+        let grows = |rate: Option<f64>| rate.map(|r| if r > 0.0 { r } else { 0.0 });
+        let shrinks = |rate: Option<f64>| rate.map(|r| if r < 0.0 { -r } else { 0.0 });
         Rates {
             basis: if net_events.is_some() {
                 RateBasis::Queue
