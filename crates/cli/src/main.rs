@@ -2,6 +2,7 @@
 //! and prints results; the work happens in `shopify_events_core`.
 
 mod args;
+mod dead_letters;
 mod drain;
 mod proxy;
 mod top;
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
         Command::Stats(args) => args::stats(args),
         Command::Proxy(args) => proxy::run(args),
         Command::Top(args) => top::run(args),
+        Command::DeadLetters(args) => dead_letters::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

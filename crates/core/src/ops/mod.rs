@@ -8,6 +8,7 @@
 //! `serde::Serialize` (for `--json`) and `Display` (for people), and the CLI
 //! decides what to show and which exit status to use.
 
+pub mod dead_letters;
 mod proxy_snapshot;
 mod published;
 mod report;
