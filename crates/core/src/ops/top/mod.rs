@@ -15,7 +15,7 @@
 //!   no drain, `top` copies the head message (`msgrcv` with `MSG_COPY`,
 //!   which leaves it queued and the queue's receive time untouched) and
 //!   reads its emit time.
-//! - **Rates** ([`series`]): over the last [`RATE_WINDOW`] seconds.
+//! - **Rates** ([`Series`]): over the last [`RATE_WINDOW`] seconds.
 //!   - With a drain up: *out* is the drain's `received` counter per second
 //!     (events taken from the queue), and its per-topic byte counter for
 //!     bytes; *in* is out plus the queue's net change (what arrived is what
@@ -23,16 +23,16 @@
 //!     Counter rates use the drain's snapshot timestamps.
 //!   - Without a drain: only the queue's net change is known, shown as
 //!     *in* when it grows and *out* when something else takes from it.
-//! - **Time to full / to drain** ([`estimate`]): the queue's room over its
+//! - **Time to full / to drain** ([`time_to_full`], [`time_to_drain`]): the queue's room over its
 //!   net growth, and its depth over its net shrinking; also the room over
 //!   the in-rate alone (how long the drain may stop).
 //! - **Topics**: the drain's bounded per-topic counters
 //!   ([`TopicCounter`](crate::metrics::TopicCounter)), ranked by their rate
 //!   between the oldest and newest snapshot kept.
-//! - **Latency** p50/p99 ([`latency`]): the difference of the drain's
+//! - **Latency** p50/p99 ([`quantile`]): the difference of the drain's
 //!   histogram over the window.
 //! - **Drain and proxy**: up, stale or down from their snapshots
-//!   ([`super::published`]).
+//!   ([`read_published`](crate::ops::read_published)).
 //!
 //! Sections that other parts of the pipeline will report (the spool's
 //! backlog, loss accounting) are [`DrainReading`] fields: `top` shows

@@ -93,7 +93,7 @@ pub struct Rates {
     pub net_bytes: Option<f64>,
 }
 
-/// Time estimates; see [`super::estimate`].
+/// Time estimates; see [`time_to_full`](super::time_to_full) and [`time_to_drain`](super::time_to_drain).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Estimates {
     /// Until the queue is full, at the net rate.
