@@ -148,15 +148,26 @@ pub fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// `kill(pid, 0)`: 0 or EPERM means a process with that pid exists. Pid 0
-/// and values beyond `pid_t` are refused (0 would address our process group).
+/// `kill(pid, 0)`: 0 or EPERM means a process with that pid exists; a
+/// zombie (exited, not yet reaped by its parent) does not count. Pid 0 and
+/// values beyond `pid_t` are refused (0 would address our process group).
 pub(crate) fn pid_alive(pid: u32) -> bool {
     let Some(pid) = libc::pid_t::try_from(pid).ok().filter(|&pid| pid > 0) else {
         return false;
     };
     // SAFETY: signal 0 only checks existence and permission; nothing is sent.
     let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !zombie(pid)
+}
+
+/// Whether `/proc/PID/stat` shows state `Z`. The state follows the last
+/// `)`, since the command name in parentheses may itself hold one.
+fn zombie(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 #[cfg(test)]
@@ -201,6 +212,22 @@ mod tests {
             "{stale:?}"
         );
         assert_eq!(stale.alive().map(|(s, _)| s), Some(&snap));
+    }
+
+    #[test]
+    fn an_exited_child_not_yet_reaped_counts_as_gone() {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pid_alive(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a zombie counts as alive"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.wait().expect("reap");
+        assert!(pid_alive(std::process::id()));
     }
 
     #[test]
