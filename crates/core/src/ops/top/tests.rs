@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::metrics::DrainMetrics;
-use crate::ops::published::Down;
+use crate::ops::published::{Down, Liveness};
 use crate::ops::{DrainSnapshot, ProxyCounters, ProxySnapshot};
 
 const PID: u32 = 4242;
