@@ -1,8 +1,10 @@
 //! A real terminal for tests of full-screen commands: a detached `tmux`
-//! session on a server of its own (`tmux -L`), read with `capture-pane`
-//! and typed into with `send-keys`. The server is killed when the
-//! [`Tmux`] drops; it never touches the user's tmux.
+//! session on a server of its own (`tmux -S`, a socket in the temp
+//! directory), read with `capture-pane` and typed into with `send-keys`.
+//! The server is killed and its socket removed when the [`Tmux`] drops; it
+//! never touches the user's tmux.
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use crate::wait::wait_until;
 /// One tmux server with one session running one command.
 #[derive(Debug)]
 pub struct Tmux {
-    socket: String,
+    socket: PathBuf,
 }
 
 impl Tmux {
@@ -22,7 +24,10 @@ impl Tmux {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmux = Tmux {
-            socket: format!("shopify-events-test-{}-{n}", std::process::id()),
+            socket: std::env::temp_dir().join(format!(
+                "shopify-events-tmux-{}-{n}.sock",
+                std::process::id()
+            )),
         };
         tmux.run(&[
             "-f",
@@ -43,7 +48,9 @@ impl Tmux {
     /// The visible screen, one line per row, trailing blanks trimmed.
     pub fn screen(&self) -> String {
         let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "0"])
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["capture-pane", "-p", "-t", "0"])
             .stderr(Stdio::null())
             .output()
             .expect("run tmux capture-pane");
@@ -73,7 +80,9 @@ impl Tmux {
     /// Whether the session still runs (its command has not exited).
     pub fn alive(&self) -> bool {
         Command::new("tmux")
-            .args(["-L", &self.socket, "has-session"])
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("has-session")
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
@@ -81,7 +90,8 @@ impl Tmux {
 
     fn run(&self, args: &[&str]) {
         let status = Command::new("tmux")
-            .args(["-L", &self.socket])
+            .arg("-S")
+            .arg(&self.socket)
             .args(args)
             .status()
             .unwrap_or_else(|e| panic!("run tmux (apt-get install tmux): {e}"));
@@ -92,8 +102,11 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
             .stderr(Stdio::null())
             .status();
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
