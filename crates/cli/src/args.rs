@@ -27,6 +27,10 @@ pub enum Command {
     Stats(StatsArgs),
     /// Accept events from containers over TCP/Unix sockets into the host queue.
     Proxy(ProxyArgs),
+    /// Watch the queue, the drain and the proxy live (q quits).
+    Top(crate::top::TopArgs),
+    /// List, show and replay events Kafka would not take.
+    DeadLetters(crate::dead_letters::DeadLettersArgs),
 }
 
 #[derive(Debug, Args)]
@@ -57,7 +61,7 @@ pub struct ProxyArgs {
     pub allow_public: bool,
 }
 
-fn key(text: &str) -> Result<Key, String> {
+pub fn key(text: &str) -> Result<Key, String> {
     parse_queue_key(text).map_err(|e| e.to_string())
 }
 
