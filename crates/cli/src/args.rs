@@ -59,6 +59,9 @@ pub struct ProxyArgs {
     /// Allow non-loopback --listen and --metrics-addr addresses.
     #[arg(long)]
     pub allow_public: bool,
+    /// Where to write the proxy's stats snapshot (for `shopify-events top`).
+    #[arg(long, env = "SHOPIFY_EVENTS_RUN_DIR", default_value = defaults::RUN_DIR)]
+    pub run_dir: PathBuf,
 }
 
 pub fn key(text: &str) -> Result<Key, String> {
