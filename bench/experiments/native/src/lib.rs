@@ -1,0 +1,21 @@
+//! Benchmark-only prototypes of the cuts issue 13 proposes for the emit
+//! path, loaded beside the real extension so that each is measured against
+//! the product path and the bare `msgsnd` floor in one process. Nothing here
+//! is product code: every entry point sits under `ShopifyEvents::Experiments`,
+//! which the gem never loads.
+//!
+//! - `region { }` brackets what callgrind counts (`--toggle-collect=se_exp_region`);
+//! - `msgsnd_only(qid, frame)`: a native method that does nothing but `msgsnd`.
+
+mod region;
+
+use magnus::{prelude::*, Error, Ruby};
+
+#[magnus::init]
+fn init(ruby: &Ruby) -> Result<(), Error> {
+    let experiments = ruby
+        .define_module("ShopifyEvents")?
+        .define_module("Experiments")?;
+    region::init(experiments);
+    Ok(())
+}
