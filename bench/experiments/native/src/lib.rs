@@ -5,9 +5,20 @@
 //! which the gem never loads.
 //!
 //! - `region { }` brackets what callgrind counts (`--toggle-collect=se_exp_region`);
-//! - `msgsnd_only(qid, frame)`: a native method that does nothing but `msgsnd`.
+//! - `msgsnd_only(qid, frame)`: a native method that does nothing but `msgsnd`;
+//! - `Emitter#emit_<variant>`: the product's native emit, copied, with the
+//!   cuts of [`cuts`] chosen per variant ([`emitter::VARIANTS`]).
 
+mod buffer;
+mod cuts;
+mod emitter;
+mod encode;
+mod errors;
+mod id;
+mod json_product;
 mod region;
+mod send;
+mod topic;
 
 use magnus::{prelude::*, Error, Ruby};
 
@@ -17,5 +28,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
         .define_module("ShopifyEvents")?
         .define_module("Experiments")?;
     region::init(experiments);
+    emitter::init(ruby, experiments)?;
     Ok(())
 }

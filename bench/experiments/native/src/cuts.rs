@@ -1,0 +1,18 @@
+//! The cuts, as bits of the `CUTS` const generic every prototype path takes,
+//! so that each combination compiles to its own specialised function.
+//!
+//! Candidates (what a product change would adopt):
+//
+// Ablations (each removes one part to measure what it costs in place; not
+// candidates: they change what `emit` does).
+/// Return `true` instead of the id String.
+pub(crate) const NO_ID_STRING: u32 = 1 << 9;
+/// A constant id and time: no clock read, no random bits.
+pub(crate) const CONST_ID: u32 = 1 << 12;
+/// Everything but the `msgsnd` itself.
+pub(crate) const NO_SEND: u32 = 1 << 13;
+
+/// Whether `CUTS` has `bit`.
+pub(crate) const fn has(cuts: u32, bit: u32) -> bool {
+    cuts & bit != 0
+}
