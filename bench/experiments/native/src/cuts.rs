@@ -2,6 +2,8 @@
 //! so that each combination compiles to its own specialised function.
 //!
 //! Candidates (what a product change would adopt):
+/// The id String built in place (`rb_usascii_str_new` + direct fill).
+pub(crate) const ID: u32 = 1 << 0;
 //
 // Ablations (each removes one part to measure what it costs in place; not
 // candidates: they change what `emit` does).

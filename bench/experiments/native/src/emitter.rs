@@ -27,6 +27,7 @@ macro_rules! variants {
 
 variants! {
     "base" => 0,
+    "id" => ID,
     "noidstr" => NO_ID_STRING,
     "constid" => CONST_ID,
     "nosend" => NO_SEND,
