@@ -4,9 +4,14 @@
 //! Candidates (what a product change would adopt):
 /// The id String built in place (`rb_usascii_str_new` + direct fill).
 pub(crate) const ID: u32 = 1 << 0;
+/// `msgsnd` straight from the cached queue id; the size checks the kernel
+/// repeats move to the error path.
+pub(crate) const SEND: u32 = 1 << 1;
 //
 // Ablations (each removes one part to measure what it costs in place; not
 // candidates: they change what `emit` does).
+/// No emitted-counter increment (with [`SEND`]).
+pub(crate) const NO_STATS: u32 = 1 << 8;
 /// Return `true` instead of the id String.
 pub(crate) const NO_ID_STRING: u32 = 1 << 9;
 /// A constant id and time: no clock read, no random bits.

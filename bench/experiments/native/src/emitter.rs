@@ -9,6 +9,7 @@ use magnus::{function, method, prelude::*, Error, RModule, Ruby, Value};
 use shopify_events_core::emitter::{SendError, SysvEmitter as CoreEmitter};
 
 use crate::cuts::*;
+use crate::send::DirectQueue;
 use crate::{buffer, encode, errors, id, send};
 
 /// Defines the `emit_<name>` method of every variant and [`VARIANTS`], the
@@ -28,6 +29,8 @@ macro_rules! variants {
 variants! {
     "base" => 0,
     "id" => ID,
+    "send" => SEND,
+    "send_nostats" => SEND | NO_STATS,
     "noidstr" => NO_ID_STRING,
     "constid" => CONST_ID,
     "nosend" => NO_SEND,
@@ -37,6 +40,8 @@ variants! {
 /// prototypes keep beside it.
 pub(crate) struct Core {
     inner: CoreEmitter,
+    direct: DirectQueue,
+    key: i32,
     last_drop: Mutex<Option<String>>,
 }
 
@@ -44,6 +49,8 @@ impl Core {
     pub(crate) fn new(key: i32, mode: u32) -> Core {
         Core {
             inner: CoreEmitter::new(key, mode),
+            direct: DirectQueue::new(),
+            key,
             last_drop: Mutex::new(None),
         }
     }
@@ -60,7 +67,7 @@ impl Core {
         let sent = buffer::with::<CUTS, _>(|buf| -> Result<_, Error> {
             self.inner.begin_frame(buf);
             let id = encode::encode::<CUTS>(ruby, buf, topic, payload, key, headers)?;
-            Ok(send::send::<CUTS>(&self.inner, buf).map(|()| id))
+            Ok(send::send::<CUTS>(&self.inner, &self.direct, self.key, buf).map(|()| id))
         })?;
         match sent {
             Ok(id) => Ok(id::to_ruby::<CUTS>(ruby, &id)),
