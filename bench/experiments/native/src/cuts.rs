@@ -7,6 +7,8 @@ pub(crate) const ID: u32 = 1 << 0;
 /// `msgsnd` straight from the cached queue id; the size checks the kernel
 /// repeats move to the error path.
 pub(crate) const SEND: u32 = 1 << 1;
+/// One buffer guarded by the GVL instead of a thread-local.
+pub(crate) const BUF: u32 = 1 << 2;
 //
 // Ablations (each removes one part to measure what it costs in place; not
 // candidates: they change what `emit` does).

@@ -31,6 +31,7 @@ variants! {
     "id" => ID,
     "send" => SEND,
     "send_nostats" => SEND | NO_STATS,
+    "buf" => BUF,
     "noidstr" => NO_ID_STRING,
     "constid" => CONST_ID,
     "nosend" => NO_SEND,
