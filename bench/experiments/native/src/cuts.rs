@@ -9,6 +9,10 @@ pub(crate) const ID: u32 = 1 << 0;
 pub(crate) const SEND: u32 = 1 << 1;
 /// One buffer guarded by the GVL instead of a thread-local.
 pub(crate) const BUF: u32 = 1 << 2;
+/// A cache of validated (frozen) topic Strings. Implies [`LITE`].
+pub(crate) const TOPIC: u32 = 1 << 3;
+/// A one-pass envelope writer (same bytes, no placeholders to patch).
+pub(crate) const LITE: u32 = 1 << 4;
 //
 // Ablations (each removes one part to measure what it costs in place; not
 // candidates: they change what `emit` does).
@@ -16,6 +20,10 @@ pub(crate) const BUF: u32 = 1 << 2;
 pub(crate) const NO_STATS: u32 = 1 << 8;
 /// Return `true` instead of the id String.
 pub(crate) const NO_ID_STRING: u32 = 1 << 9;
+/// CRC field left zero (with [`LITE`]).
+pub(crate) const NO_CRC: u32 = 1 << 10;
+/// No topic validation at all (with [`LITE`]).
+pub(crate) const NO_VALIDATE: u32 = 1 << 11;
 /// A constant id and time: no clock read, no random bits.
 pub(crate) const CONST_ID: u32 = 1 << 12;
 /// Everything but the `msgsnd` itself.
@@ -24,4 +32,9 @@ pub(crate) const NO_SEND: u32 = 1 << 13;
 /// Whether `CUTS` has `bit`.
 pub(crate) const fn has(cuts: u32, bit: u32) -> bool {
     cuts & bit != 0
+}
+
+/// Whether the envelope is written by the one-pass writer.
+pub(crate) const fn lite(cuts: u32) -> bool {
+    has(cuts, LITE | TOPIC | NO_CRC | NO_VALIDATE)
 }

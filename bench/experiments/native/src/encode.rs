@@ -1,6 +1,6 @@
 //! The arguments of `emit` into one envelope: the product's way (a copy of
 //! `encode_event` in ext/shopify_events/src/codec.rs, headers left out: no
-//! benchmark passes them).
+//! benchmark passes them) or with the prototype cuts.
 
 use std::borrow::Cow;
 
@@ -8,7 +8,8 @@ use magnus::{prelude::*, Error, Fixnum, RArray, RHash, RString, Ruby, Symbol, Va
 use shopify_events_core::envelope::{EnvelopeWriter, PayloadError};
 use shopify_events_core::{clock, event_id::EventId};
 
-use crate::cuts::{has, CONST_ID};
+use crate::cuts::{has, lite, CONST_ID};
+use crate::envelope::{self, Payload, WriteError};
 use crate::topic::{self, string_bytes};
 use crate::{errors, json_product::JsonEncoder};
 
@@ -36,6 +37,33 @@ pub(crate) fn encode<const CUTS: u32>(
     };
     let mut digits = itoa::Buffer::new();
     let key_bytes = key_bytes(ruby, key, &mut digits)?;
+    if lite(CUTS) {
+        let topic_bytes = topic::checked::<CUTS>(ruby, topic)?;
+        let body = payload_kind(ruby, payload)?;
+        let result = match body {
+            Some(bytes) => envelope::write::<CUTS, Error, fn(&mut Vec<u8>) -> Result<(), Error>>(
+                buf,
+                &id,
+                time_us,
+                topic_bytes,
+                key_bytes.as_deref(),
+                Payload::Bytes(bytes),
+            ),
+            None => envelope::write::<CUTS, Error, _>(
+                buf,
+                &id,
+                time_us,
+                topic_bytes,
+                key_bytes.as_deref(),
+                Payload::Json(|out: &mut Vec<u8>| json::<CUTS>(ruby, out, payload)),
+            ),
+        };
+        return match result {
+            Ok(()) => Ok(id),
+            Err(WriteError::Payload(e)) => Err(e),
+            Err(WriteError::TooLarge) => Err(errors::arg_error(ruby, "envelope larger than 4 GiB")),
+        };
+    }
     let writer = {
         let topic_text = topic::product_topic_str(ruby, topic)?;
         EnvelopeWriter::begin(buf, id, time_us, &topic_text, key_bytes.as_deref())

@@ -13,6 +13,7 @@ mod buffer;
 mod cuts;
 mod emitter;
 mod encode;
+mod envelope;
 mod errors;
 mod id;
 mod json_product;
