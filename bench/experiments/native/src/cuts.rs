@@ -13,6 +13,8 @@ pub(crate) const BUF: u32 = 1 << 2;
 pub(crate) const TOPIC: u32 = 1 << 3;
 /// A one-pass envelope writer (same bytes, no placeholders to patch).
 pub(crate) const LITE: u32 = 1 << 4;
+/// A leaner Hash walk for JSON payloads.
+pub(crate) const HASH: u32 = 1 << 5;
 //
 // Ablations (each removes one part to measure what it costs in place; not
 // candidates: they change what `emit` does).

@@ -12,6 +12,9 @@ use crate::cuts::*;
 use crate::send::DirectQueue;
 use crate::{buffer, encode, errors, id, send};
 
+/// All candidate cuts together.
+const ALL: u32 = ID | SEND | BUF | LITE | TOPIC | HASH;
+
 /// Defines the `emit_<name>` method of every variant and [`VARIANTS`], the
 /// list benchmarks read (`Experiments::VARIANTS`, name => cuts).
 macro_rules! variants {
@@ -39,6 +42,10 @@ variants! {
     "noidstr" => NO_ID_STRING,
     "constid" => CONST_ID,
     "nosend" => NO_SEND,
+    "hash" => HASH,
+    "all" => ALL,
+    "all_noidstr" => ALL | NO_ID_STRING,
+    "all_nosend" => ALL | NO_SEND,
 }
 
 /// The state one emitter keeps: the product's core emitter, and what the

@@ -8,10 +8,10 @@ use magnus::{prelude::*, Error, Fixnum, RArray, RHash, RString, Ruby, Symbol, Va
 use shopify_events_core::envelope::{EnvelopeWriter, PayloadError};
 use shopify_events_core::{clock, event_id::EventId};
 
-use crate::cuts::{has, lite, CONST_ID};
+use crate::cuts::{has, lite, CONST_ID, HASH};
 use crate::envelope::{self, Payload, WriteError};
 use crate::topic::{self, string_bytes};
-use crate::{errors, json_product::JsonEncoder};
+use crate::{errors, json_lean, json_product::JsonEncoder};
 
 /// Appends the envelope for one event to `buf` and returns its id.
 #[inline(always)]
@@ -104,9 +104,17 @@ fn payload_kind<'a>(ruby: &Ruby, payload: Value) -> Result<Option<&'a [u8]>, Err
     ))
 }
 
-/// JSON of a Hash or Array payload: the product's encoder.
+/// JSON of a Hash or Array payload: the product's encoder, or the lean walk
+/// with the product's as the fallback that reports what went wrong.
 #[inline(always)]
 fn json<const CUTS: u32>(ruby: &Ruby, out: &mut Vec<u8>, payload: Value) -> Result<(), Error> {
+    if has(CUTS, HASH) {
+        let start = out.len();
+        if json_lean::encode(out, payload).is_ok() {
+            return Ok(());
+        }
+        out.truncate(start);
+    }
     JsonEncoder::new(ruby, out).encode(payload)
 }
 

@@ -16,6 +16,7 @@ mod encode;
 mod envelope;
 mod errors;
 mod id;
+mod json_lean;
 mod json_product;
 mod region;
 mod send;
