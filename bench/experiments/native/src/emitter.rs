@@ -13,7 +13,7 @@ use crate::send::DirectQueue;
 use crate::{buffer, encode, errors, id, send};
 
 /// All candidate cuts together.
-const ALL: u32 = ID | SEND | BUF | LITE | TOPIC | HASH;
+pub(crate) const ALL: u32 = ID | SEND | BUF | LITE | TOPIC | HASH;
 
 /// Defines the `emit_<name>` method of every variant and [`VARIANTS`], the
 /// list benchmarks read (`Experiments::VARIANTS`, name => cuts).

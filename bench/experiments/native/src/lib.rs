@@ -7,7 +7,9 @@
 //! - `region { }` brackets what callgrind counts (`--toggle-collect=se_exp_region`);
 //! - `msgsnd_only(qid, frame)`: a native method that does nothing but `msgsnd`;
 //! - `Emitter#emit_<variant>`: the product's native emit, copied, with the
-//!   cuts of [`cuts`] chosen per variant ([`emitter::VARIANTS`]).
+//!   cuts of [`cuts`] chosen per variant ([`emitter::VARIANTS`]);
+//! - `native_kw_*` / `positional_*`: a module-level native emit
+//!   ([`module_emit`]).
 
 mod buffer;
 mod cuts;
@@ -18,6 +20,7 @@ mod errors;
 mod id;
 mod json_lean;
 mod json_product;
+mod module_emit;
 mod region;
 mod send;
 mod topic;
@@ -31,5 +34,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
         .define_module("Experiments")?;
     region::init(experiments);
     emitter::init(ruby, experiments)?;
+    module_emit::init(ruby, experiments)?;
     Ok(())
 }
