@@ -6,6 +6,8 @@
 //!
 //! - `region { }` brackets what callgrind counts (`--toggle-collect=se_exp_region`);
 //! - `msgsnd_only(qid, frame)`: a native method that does nothing but `msgsnd`;
+//! - `polluted_floor(...)`: the floor loop with a set amount of user code and
+//!   data touched between calls ([`polluted_floor`]);
 //! - `Emitter#emit_<variant>`: the product's native emit, copied, with the
 //!   cuts of [`cuts`] chosen per variant ([`emitter::VARIANTS`]);
 //! - `native_kw_*` / `positional_*`: a module-level native emit
@@ -21,6 +23,7 @@ mod id;
 mod json_lean;
 mod json_product;
 mod module_emit;
+mod polluted_floor;
 mod region;
 mod send;
 mod topic;

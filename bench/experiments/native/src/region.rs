@@ -35,7 +35,7 @@ pub unsafe extern "C" fn se_exp_msgsnd_only(_module: VALUE, qid: VALUE, frame: V
     }
 }
 
-fn define(module: RModule, name: &'static [u8], func: *const (), arity: c_int) {
+pub(crate) fn define(module: RModule, name: &'static [u8], func: *const (), arity: c_int) {
     // SAFETY: `func` is an `extern "C"` function taking `arity` VALUEs after
     // the receiver, which is the calling convention Ruby uses for it.
     unsafe {
@@ -54,4 +54,10 @@ fn define(module: RModule, name: &'static [u8], func: *const (), arity: c_int) {
 pub(crate) fn init(module: RModule) {
     define(module, b"region\0", se_exp_region as *const (), 0);
     define(module, b"msgsnd_only\0", se_exp_msgsnd_only as *const (), 2);
+    define(
+        module,
+        b"polluted_floor\0",
+        crate::polluted_floor::se_exp_polluted_floor as *const (),
+        6,
+    );
 }
