@@ -107,6 +107,21 @@ pub struct DrainArgs {
     /// A librdkafka setting, KEY=VALUE (repeatable; overrides the file).
     #[arg(long = "kafka", value_name = "KEY=VALUE")]
     pub kafka: Vec<String>,
+    /// Spool directory whose segments for this queue the drain delivers [default: /var/spool/shopify-events].
+    #[arg(long, env = "SHOPIFY_EVENTS_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// At SIGTERM, save what is left in the queue to disk (delivered first at the next start).
+    #[arg(long, overrides_with = "no_save_on_stop")]
+    pub save_on_stop: bool,
+    /// Do not save the queue at SIGTERM (overrides the file).
+    #[arg(long, overrides_with = "save_on_stop")]
+    pub no_save_on_stop: bool,
+    /// Seconds the save at SIGTERM may take [default: 15].
+    #[arg(long)]
+    pub save_timeout: Option<f64>,
+    /// Start even if the journal is damaged where records may follow (they are given up).
+    #[arg(long)]
+    pub discard_damaged_journal: bool,
 }
 
 #[derive(Debug, Args)]

@@ -37,6 +37,18 @@ pub struct RecordRef {
 }
 
 impl RecordRef {
+    /// A record reference made up for tests of code that holds them.
+    #[cfg(test)]
+    pub(crate) fn made_up(segment: SegmentId, offset: u64, len: u32) -> RecordRef {
+        RecordRef {
+            segment,
+            slot: 0,
+            offset,
+            end: offset + super::format::record_span(u64::from(len)),
+            len,
+        }
+    }
+
     /// The segment it is in.
     pub fn segment(&self) -> SegmentId {
         self.segment
