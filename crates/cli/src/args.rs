@@ -161,6 +161,9 @@ pub struct StatsArgs {
     /// The drain's state directory (for its counters).
     #[arg(long, env = "SHOPIFY_EVENTS_STATE_DIR", default_value = defaults::STATE_DIR)]
     pub state_dir: PathBuf,
+    /// The spool directory (for the queue's spool files).
+    #[arg(long, env = "SHOPIFY_EVENTS_SPOOL_DIR", default_value = defaults::SPOOL_DIR)]
+    pub spool_dir: PathBuf,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -187,6 +190,7 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
 pub fn stats(args: StatsArgs) -> anyhow::Result<()> {
     let mut stats = ops::queue_stats(args.queue_key)
         .with_context(|| format!("cannot read queue {:#010x}", args.queue_key))?;
+    stats.spool = Some(ops::spool_files(&args.spool_dir, args.queue_key));
     stats.drain = ops::read_drain_snapshot(&StateDir::new(args.state_dir, args.queue_key));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);

@@ -303,6 +303,7 @@ mod error;
 mod file;
 mod fork;
 mod format;
+mod list;
 mod lock;
 mod options;
 mod reader;
@@ -313,6 +314,7 @@ mod writer;
 pub use appender::Appender;
 pub use error::SpoolError;
 pub use format::{segment_name, SegmentId, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_RECORD_LIMIT};
+pub use list::{list_segments, SegmentFile};
 pub use options::{
     Discovery, ReaderOptions, SpoolOptions, SyncPolicy, DEFAULT_DIR, DEFAULT_MAX_OPEN,
     DEFAULT_MAX_RECORD, DEFAULT_MODE, DEFAULT_SEGMENT_MAX, DEFAULT_SEGMENT_MIN,
