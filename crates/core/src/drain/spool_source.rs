@@ -39,7 +39,7 @@ pub(crate) struct SpoolSource {
     open_error: Option<String>,
     saved: Option<SpoolReader>,
     saved_stats: ReaderStats,
-    /// Saved records not all admitted yet: queue records wait for them.
+    /// Saved records not all admitted yet.
     saved_pending: bool,
     refreshed: Instant,
     log: LogLimit,
@@ -211,9 +211,16 @@ impl SpoolSource {
     }
 
     /// Whether records saved at the last stop are still to be admitted:
-    /// the queue waits for them, as they were received from it first.
+    /// the spool waits for them, as they were received from the queue
+    /// first.
     pub(crate) fn saved_pending(&self) -> bool {
         self.saved_pending
+    }
+
+    /// Whether the saved spool is delivered (or there is none): every
+    /// saved event acknowledged and its files deleted.
+    pub(crate) fn saved_done(&self) -> bool {
+        self.saved.is_none()
     }
 
     /// The next saved record, while any is left.
@@ -222,7 +229,10 @@ impl SpoolSource {
         let record = saved.next_record();
         if record.is_none() && saved.backlog().waiting == 0 {
             if self.saved_pending {
-                eprintln!("shopify-events drain: every saved event is out; taking the queue again");
+                eprintln!(
+                    "shopify-events drain: every saved event is sent; the queue is taken once they \
+                     are acknowledged"
+                );
             }
             self.saved_pending = false;
         }

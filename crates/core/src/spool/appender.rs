@@ -76,6 +76,19 @@ impl Appender {
         Appender::with_counters(options, Arc::default())
     }
 
+    /// A writer that continues the log of producer `producer` at segment
+    /// `next_index`, for a receiver that saves into one log across its runs
+    /// (the drain's saved spool): a reader reads each run's segments after
+    /// the previous run's, as it reads any producer's segments in index
+    /// order. `producer` must be non-zero and written by no other live
+    /// writer; `next_index` past every segment it has.
+    pub fn continuing(options: SpoolOptions, producer: u64, next_index: u64) -> Appender {
+        let mut appender = Appender::new(options);
+        appender.producer = producer.max(1);
+        appender.next_index = next_index;
+        appender
+    }
+
     pub(super) fn with_counters(mut options: SpoolOptions, counters: Arc<Counters>) -> Appender {
         let limit = MAX_RECORD_LIMIT as u64;
         options.segment_min = page_round(options.segment_min.clamp(1, limit));

@@ -16,8 +16,8 @@
 //! were emitted, whichever way they came:
 //!
 //! - at start, records left in the journal go first, then what the last
-//!   stop saved from the queue ([`super::spool_source`]), then the queue
-//!   and the spool;
+//!   stop saved from the queue, which is delivered before the queue is
+//!   taken again (`Drain::deliver_saved`), then the queue and the spool;
 //! - a spool segment is read only once the queue records received before
 //!   the segment's creation time were admitted (the receiver's horizon): a
 //!   process spools after the queue refused it, and goes back to the queue
@@ -251,7 +251,10 @@ impl<S: Sink> Drain<S> {
                 recovered.len()
             );
         }
-        loop {
+        if self.spool.saved_pending() {
+            self.deliver_saved(&mut journal, shutdown);
+        }
+        while !shutdown.load(Ordering::Relaxed) {
             let source = Source {
                 key: self.key,
                 queue_mode: self.queue_mode,
@@ -270,7 +273,10 @@ impl<S: Sink> Drain<S> {
                         break;
                     }
                 }
-                other => break other?,
+                other => {
+                    other?;
+                    break;
+                }
             }
         }
         let deadline = Instant::now() + self.shutdown_timeout;
@@ -294,6 +300,35 @@ impl<S: Sink> Drain<S> {
             left_in_flight: self.window.open(),
             saved,
         })
+    }
+
+    /// Before the queue is taken: delivers the records left in the journal,
+    /// then what the last stop saved from the queue (`save.rs`), until every
+    /// saved event is acknowledged or `shutdown`. Taking the queue only
+    /// then keeps each process's order across any number of stops: the
+    /// journal never holds an event newer than a saved one that is still
+    /// to be delivered.
+    fn deliver_saved(&mut self, journal: &mut Journal, shutdown: &AtomicBool) {
+        let mut next_tick = Instant::now();
+        while !self.spool.saved_done() && !shutdown.load(Ordering::Relaxed) {
+            self.spool.refresh(Instant::now(), false);
+            self.resend_due();
+            while self.window_has_room() && self.resends.is_empty() {
+                let place = match self.pop_waiting() {
+                    Some(record) => Place::Journal(record),
+                    None => match self.spool.next_saved() {
+                        Some(record) => Place::Spool(Origin::Saved, record),
+                        None => break,
+                    },
+                };
+                self.admit(place);
+            }
+            self.settle_into(journal);
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + TICK;
+            }
+        }
     }
 
     /// The loop, until `shutdown` is set or receiving failed.
@@ -361,17 +396,8 @@ impl<S: Sink> Drain<S> {
     }
 
     /// Admits the next queue record: one recovered from the journal, else
-    /// one the last stop saved, else one received. False if none is ready.
+    /// one received. False if none is ready.
     fn admit_from_queue(&mut self, receiver: &Receiver) -> Result<bool, DrainError> {
-        if self.recovered_left == 0 && self.spool.saved_pending() {
-            return Ok(match self.spool.next_saved() {
-                Some(record) => {
-                    self.admit(Place::Spool(Origin::Saved, record));
-                    true
-                }
-                None => false,
-            });
-        }
         loop {
             if let Some(record) = self.pop_waiting() {
                 self.admit(Place::Journal(record));

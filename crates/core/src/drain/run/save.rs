@@ -2,7 +2,12 @@
 //! kernel queue, which a reboot would lose, moves into the drain's saved
 //! spool (`saved/` in the state directory), written to disk before the
 //! drain exits. The next start delivers it before anything newer
-//! ([`super::super::spool_source`]).
+//! ([`super::super::spool_source`], `Drain::deliver_saved`).
+//!
+//! Every save writes the same producer's log ([`saved_producer`]), each
+//! save's segments numbered after the last one's: should a start be
+//! stopped again before it delivered the saved spool (Kafka still down),
+//! the next save's events are read after the earlier save's.
 //!
 //! Each message is received straight into a spool frame
 //! ([`Appender::reserve`]) and committed there, so it is in the file's page
@@ -25,13 +30,18 @@ use sysvmq::HEADER_LEN;
 use super::{write_dead_letter, Drain};
 use crate::envelope::Envelope;
 use crate::sink::Sink;
-use crate::spool::{Appender, SpoolOptions, SyncPolicy, DEFAULT_MAX_RECORD};
+use crate::spool::{list_segments, Appender, SpoolOptions, SyncPolicy, DEFAULT_MAX_RECORD};
 
 /// Largest segment of the saved spool: a big queue takes several, so the
 /// next start can delete each once delivered.
 const SEGMENT_MAX: u64 = 64 << 20;
 /// File mode of saved segments: the drain's alone, like its journal.
 const MODE: u32 = 0o600;
+
+/// The producer id of queue `key`'s saved spool: "SAVE" and the key.
+pub(crate) fn saved_producer(key: sysvmq::Key) -> u64 {
+    0x5341_5645_0000_0000 | u64::from(key as u32)
+}
 
 impl<S: Sink> Drain<S> {
     /// Moves what is left in the queue into the saved spool within `bound`;
@@ -69,7 +79,15 @@ impl<S: Sink> Drain<S> {
             sync: SyncPolicy::Interval(Duration::from_secs(86_400)),
             ..SpoolOptions::new(&dir, self.key)
         };
-        let mut appender = Appender::new(options);
+        let producer = saved_producer(self.key);
+        let next_index = list_segments(&dir, self.key)
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| s.id.producer == producer)
+            .map(|s| s.id.index + 1)
+            .max()
+            .unwrap_or(0);
+        let mut appender = Appender::continuing(options, producer, next_index);
         let (mut saved, mut malformed) = (0u64, 0u64);
         let stopped = loop {
             if Instant::now() >= deadline {
