@@ -185,8 +185,10 @@ struct Worker {
     told: i64,
 }
 
-/// How far the horizon must move before an idle thread says so.
-const HORIZON_STEP_US: i64 = 5_000;
+/// How far the horizon must move before an idle thread says so: each
+/// message wakes the drain loop, and a spool segment waits for the horizon
+/// at most this long beyond the thread's own polling.
+const HORIZON_STEP_US: i64 = 100_000;
 
 /// The emit time of an envelope (µs), if the bytes are long enough to
 /// hold one.

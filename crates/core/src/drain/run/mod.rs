@@ -343,8 +343,9 @@ impl<S: Sink> Drain<S> {
             if self.window.open() == 0 && self.waiting.is_empty() && !wait.is_zero() {
                 // Nothing out at the sink: wait for the next record instead.
                 if let Some(received) = receiver.take_timeout(wait) {
-                    self.take(received)?;
-                    progress += 1;
+                    // A horizon alone is no progress: the loop keeps its
+                    // idle pace.
+                    progress += self.take(received)?;
                 }
                 self.sink.poll(Duration::ZERO, &mut self.outcomes);
             } else {
@@ -404,7 +405,9 @@ impl<S: Sink> Drain<S> {
                 return Ok(true);
             }
             match receiver.try_take() {
-                Some(received) => self.take(received)?,
+                Some(received) => {
+                    self.take(received)?;
+                }
                 None => return Ok(false),
             }
         }
@@ -467,14 +470,17 @@ impl<S: Sink> Drain<S> {
         }
     }
 
-    /// Acts on what the receiving thread handed over.
-    fn take(&mut self, received: Received) -> Result<(), DrainError> {
+    /// Acts on what the receiving thread handed over; returns how many
+    /// records it took.
+    fn take(&mut self, received: Received) -> Result<usize, DrainError> {
         match received {
             Received::Records(records, horizon) => {
-                self.taken += records.len() as u64;
+                let taken = records.len();
+                self.taken += taken as u64;
                 self.waiting.extend(records);
                 self.marks.push_back((self.taken, horizon));
                 self.pass_marks();
+                return Ok(taken);
             }
             Received::Horizon(horizon) => {
                 self.marks.push_back((self.taken, horizon));
@@ -490,7 +496,7 @@ impl<S: Sink> Drain<S> {
             }
             Received::Failed(error) => return Err(error),
         }
-        Ok(())
+        Ok(0)
     }
 
     /// Puts the event at `place` in the window and sends it.
