@@ -345,6 +345,43 @@ mod tests {
     }
 
     #[test]
+    fn spool_save_and_dead_letter_settings_parse_and_the_drain_runs_without_a_message_timeout() {
+        let config = DrainConfig::from_toml(
+            "spool_dir = \"/srv/spool\"\nsave_on_stop = true\nsave_timeout = 2.5\n\
+             discard_damaged_journal = true\ndead_letter_max_bytes = \"1MiB\"\n\
+             dead_letter_files = 3\n[kafka]\n\"bootstrap.servers\" = \"b:9092\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.spool_dir, PathBuf::from("/srv/spool"));
+        assert!(config.save_on_stop && config.discard_damaged_journal);
+        assert_eq!(config.save_timeout(), Duration::from_millis(2500));
+        assert_eq!(config.dead_letter_max_bytes, 1 << 20);
+        assert_eq!(config.dead_letter_files, 3);
+        assert_eq!(config.kafka_settings()["message.timeout.ms"], "0");
+        let mut timed = config.clone();
+        timed
+            .kafka
+            .insert("message.timeout.ms".into(), "60000".into());
+        assert_eq!(
+            timed.kafka_settings()["message.timeout.ms"],
+            "60000",
+            "the user's wins"
+        );
+        let defaults = DrainConfig::default();
+        assert_eq!(defaults.spool_dir, PathBuf::from(defaults::SPOOL_DIR));
+        assert!(!defaults.save_on_stop);
+        let none = DrainConfig {
+            dead_letter_files: 0,
+            ..DrainConfig::default()
+        };
+        assert!(none
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("dead_letter_files"));
+    }
+
+    #[test]
     fn stdout_is_the_default_without_brokers() {
         let config = DrainConfig::from_toml("").unwrap();
         assert_eq!(config.sink_kind(), SinkKind::Stdout);
