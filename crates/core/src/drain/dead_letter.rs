@@ -64,8 +64,9 @@ pub struct DeadLetters {
 impl DeadLetters {
     /// The dead-letter files of `state`, rotated at `max_bytes` and bounded
     /// to `files` files. Creates the directory and the file if needed and
-    /// ends a torn last line; if that fails the drain still starts (see the
-    /// [module docs](self)), and the error is returned beside it to log.
+    /// ends a torn last line; if that fails the drain still starts (lines
+    /// come back in [`NotWritten`] until a file can be written again), and
+    /// the error is returned beside it to log.
     pub fn open(
         state: &StateDir,
         max_bytes: u64,
