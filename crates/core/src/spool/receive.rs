@@ -103,8 +103,8 @@ pub struct Received {
 
 /// Commits, in every unsealed segment of `queue_key` in `dir` whose writer
 /// is dead, the record a receiver wrote at `published` but did not publish
-/// (see the spool's module docs, "Receivers"); returns what it committed. Segments it
-/// cannot read are left to the reader, which reports them.
+/// (see the spool's module docs, "Receivers"); returns what it committed.
+/// Segments it cannot read are left to the reader, which reports them.
 pub fn commit_received(dir: &Path, queue_key: libc::key_t) -> Result<Vec<Received>, SpoolError> {
     let entries = fs::read_dir(dir).map_err(|source| SpoolError::io(dir, dir, "scan", source))?;
     let mut committed = Vec::new();

@@ -35,20 +35,21 @@ use sysvmq::{Key, Queue, HEADER_LEN};
 use super::error::io;
 use super::journal::{Journal, JournalView, OnDamage, RecordRef};
 use super::log_limit::LogLimit;
-use super::receiver::{Received, Receiver, Source};
+use super::receiver::{Receiver, Source};
 use super::resend::Resends;
 use super::spool_source::SpoolSource;
-use super::window::{Acks, Origin, Place, Window};
+use super::window::{Acks, Place, Window};
 use super::DrainError;
 use super::{lock, DeadLetters, DrainConfig};
-use crate::envelope::Envelope;
 use crate::metrics::{DrainMetrics, Health};
-use crate::sink::{Delivery, Outcome, Rejected, Sink};
+use crate::sink::{Delivery, Sink};
 use crate::state_dir::StateDir;
 
+mod admit;
 mod damage;
 mod resize;
 mod save;
+mod settle;
 mod status;
 
 const MIN_IDLE: Duration = Duration::from_millis(1);
@@ -109,32 +110,6 @@ pub struct Drain<S: Sink> {
     outcomes: Vec<Delivery>,
     peek: Vec<u8>,
     _lock: lock::DrainLock,
-}
-
-/// Where the bytes of the event at `place` are; empty while there is no
-/// view.
-fn body<'a>(view: &'a Option<JournalView>, spool: &'a SpoolSource, place: &Place) -> &'a [u8] {
-    match place {
-        Place::Journal(record) => view.as_ref().map_or(&[], |view| view.body(record)),
-        Place::Spool(origin, record) => spool.body(*origin, record),
-    }
-}
-
-/// What became of handing an event to the sink.
-enum Offered {
-    Sent,
-    /// No room: the event waits in `resends`, and nothing newer is sent.
-    Refused,
-    /// It can never be sent: dead-letter it.
-    Permanent(String),
-}
-
-fn offer<S: Sink>(sink: &mut S, event: &Envelope<'_>, token: u64) -> Offered {
-    match sink.send(event, token) {
-        Ok(()) => Offered::Sent,
-        Err(Rejected::Full) => Offered::Refused,
-        Err(Rejected::Permanent(reason)) => Offered::Permanent(reason),
-    }
 }
 
 impl<S: Sink> Drain<S> {
@@ -302,35 +277,6 @@ impl<S: Sink> Drain<S> {
         })
     }
 
-    /// Before the queue is taken: delivers the records left in the journal,
-    /// then what the last stop saved from the queue (`save.rs`), until every
-    /// saved event is acknowledged or `shutdown`. Taking the queue only
-    /// then keeps each process's order across any number of stops: the
-    /// journal never holds an event newer than a saved one that is still
-    /// to be delivered.
-    fn deliver_saved(&mut self, journal: &mut Journal, shutdown: &AtomicBool) {
-        let mut next_tick = Instant::now();
-        while !self.spool.saved_done() && !shutdown.load(Ordering::Relaxed) {
-            self.spool.refresh(Instant::now(), false);
-            self.resend_due();
-            while self.window_has_room() && self.resends.is_empty() {
-                let place = match self.pop_waiting() {
-                    Some(record) => Place::Journal(record),
-                    None => match self.spool.next_saved() {
-                        Some(record) => Place::Spool(Origin::Saved, record),
-                        None => break,
-                    },
-                };
-                self.admit(place);
-            }
-            self.settle_into(journal);
-            if Instant::now() >= next_tick {
-                self.tick();
-                next_tick = Instant::now() + TICK;
-            }
-        }
-    }
-
     /// The loop, until `shutdown` is set or receiving failed.
     fn serve(&mut self, receiver: &Receiver, shutdown: &AtomicBool) -> Result<(), DrainError> {
         let mut idle = MIN_IDLE;
@@ -369,96 +315,6 @@ impl<S: Sink> Drain<S> {
         Ok(())
     }
 
-    /// Admits events into the window and sends them, up to a batch and
-    /// while the window has room, taking turns between the queue and the
-    /// spool; returns how many. Nothing new goes while the sink's
-    /// give-backs wait: they go first.
-    fn take_batch(&mut self, receiver: &Receiver) -> Result<usize, DrainError> {
-        let mut taken = 0;
-        while taken < RECEIVE_BATCH && self.window_has_room() && self.resends.is_empty() {
-            self.queue_turn = !self.queue_turn;
-            let mut admitted = false;
-            for queue in [self.queue_turn, !self.queue_turn] {
-                admitted = if queue {
-                    self.admit_from_queue(receiver)?
-                } else {
-                    self.admit_from_spool()
-                };
-                if admitted {
-                    break;
-                }
-            }
-            if !admitted {
-                break;
-            }
-            taken += 1;
-        }
-        Ok(taken)
-    }
-
-    /// Admits the next queue record: one recovered from the journal, else
-    /// one received. False if none is ready.
-    fn admit_from_queue(&mut self, receiver: &Receiver) -> Result<bool, DrainError> {
-        loop {
-            if let Some(record) = self.pop_waiting() {
-                self.admit(Place::Journal(record));
-                return Ok(true);
-            }
-            match receiver.try_take() {
-                Some(received) => {
-                    self.take(received)?;
-                }
-                None => return Ok(false),
-            }
-        }
-    }
-
-    /// The next waiting queue record, moving the horizon past it.
-    fn pop_waiting(&mut self) -> Option<RecordRef> {
-        let record = self.waiting.pop_front()?;
-        self.admitted += 1;
-        self.recovered_left = self.recovered_left.saturating_sub(1);
-        self.pass_marks();
-        Some(record)
-    }
-
-    /// Moves the horizon to the marks whose records were all admitted.
-    fn pass_marks(&mut self) {
-        while let Some(&(after, horizon)) = self.marks.front() {
-            if after > self.admitted {
-                break;
-            }
-            self.horizon = self.horizon.max(horizon);
-            self.marks.pop_front();
-        }
-    }
-
-    /// Admits the next spooled record whose segment the horizon allows,
-    /// once the journal's and the saved spool's records are all admitted.
-    fn admit_from_spool(&mut self) -> bool {
-        if self.recovered_left > 0 || self.spool.saved_pending() {
-            return false;
-        }
-        match self.spool.next(self.horizon) {
-            Some(record) => {
-                self.admit(Place::Spool(Origin::Spool, record));
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Whether the window takes another event. `open` bounds what is out
-    /// at the sink; the window may also hold finished events behind a slow
-    /// one (acks arrive per partition), up to a few windows' worth, so one
-    /// slow partition does not stall the others while memory stays bounded.
-    /// The rest waits in `waiting`, the channel, the journal, the queue and
-    /// the spool.
-    fn window_has_room(&self) -> bool {
-        self.window.open() < self.max_in_flight
-            && self.window.len() < self.max_in_flight * WINDOW_SLACK
-    }
-
     /// With the receiving thread stopped: re-sends what is due, serves the
     /// sink's outcomes for up to 10 ms and moves `journal`'s checkpoint.
     fn settle_into(&mut self, journal: &mut Journal) {
@@ -467,192 +323,6 @@ impl<S: Sink> Drain<S> {
             .poll(Duration::from_millis(10), &mut self.outcomes);
         if let Some(checkpoint) = self.settle() {
             journal.checkpoint(checkpoint);
-        }
-    }
-
-    /// Acts on what the receiving thread handed over; returns how many
-    /// records it took.
-    fn take(&mut self, received: Received) -> Result<usize, DrainError> {
-        match received {
-            Received::Records(records, horizon) => {
-                let taken = records.len();
-                self.taken += taken as u64;
-                self.waiting.extend(records);
-                self.marks.push_back((self.taken, horizon));
-                self.pass_marks();
-                return Ok(taken);
-            }
-            Received::Horizon(horizon) => {
-                self.marks.push_back((self.taken, horizon));
-                self.pass_marks();
-            }
-            Received::Reopened(queue) => {
-                self.queue = queue;
-                eprintln!(
-                    "shopify-events drain: queue {:#010x} was removed; opened it again (id {})",
-                    self.key,
-                    queue.id()
-                );
-            }
-            Received::Failed(error) => return Err(error),
-        }
-        Ok(0)
-    }
-
-    /// Puts the event at `place` in the window and sends it.
-    fn admit(&mut self, place: Place) {
-        let bytes = body(&self.view, &self.spool, &place);
-        let (token, offered) = match Envelope::decode(bytes) {
-            Ok(event) => {
-                let token = self.window.push(place, event.time_us);
-                (token, offer(&mut self.sink, &event, token))
-            }
-            Err(e) => {
-                let token = self.window.push(place, 0);
-                (
-                    token,
-                    Offered::Permanent(format!("malformed envelope: {e}")),
-                )
-            }
-        };
-        match offered {
-            Offered::Sent => {}
-            Offered::Refused => self.resends.refused(token),
-            Offered::Permanent(reason) => self.dead_letter(token, &reason),
-        }
-    }
-
-    /// Sends the event of `token` again.
-    fn send(&mut self, token: u64) -> Offered {
-        let Some(place) = self.window.place(token) else {
-            return Offered::Sent;
-        };
-        match Envelope::decode(body(&self.view, &self.spool, &place)) {
-            Err(e) => Offered::Permanent(format!("malformed envelope: {e}")),
-            Ok(event) => offer(&mut self.sink, &event, token),
-        }
-    }
-
-    /// Writes the event of `token` to the dead letters and finishes it.
-    fn dead_letter(&mut self, token: u64, reason: &str) {
-        let Some(place) = self.window.place(token) else {
-            return;
-        };
-        let bytes = body(&self.view, &self.spool, &place);
-        let event = Envelope::decode(bytes).ok();
-        write_dead_letter(
-            &mut self.dead,
-            &mut self.dead_log,
-            &self.metrics,
-            reason,
-            bytes,
-            event.as_ref(),
-        );
-        self.window.finish(token);
-    }
-
-    /// Sends again, oldest first, what the sink gave back and is due;
-    /// returns how many went. One refused again stays first, and the rest
-    /// wait for the next round: no busy loop against a full sink.
-    fn resend_due(&mut self) -> usize {
-        let now = Instant::now();
-        let mut sent = 0;
-        while let Some(token) = self.resends.pop_due(now) {
-            match self.send(token) {
-                Offered::Sent => sent += 1,
-                Offered::Refused => {
-                    self.resends.refused(token);
-                    break;
-                }
-                Offered::Permanent(reason) => {
-                    self.dead_letter(token, &reason);
-                    sent += 1;
-                }
-            }
-        }
-        sent
-    }
-
-    /// Applies the sink's outcomes and the spool's acknowledgements;
-    /// returns the checkpoint the journal may move to, if the journal's
-    /// finished prefix grew.
-    fn settle(&mut self) -> Option<u64> {
-        let now_us = crate::clock::now_micros();
-        let outcomes = std::mem::take(&mut self.outcomes);
-        for Delivery { token, outcome } in &outcomes {
-            match outcome {
-                Outcome::Delivered => {
-                    if let Some(time_us) = self.window.finish(*token) {
-                        self.metrics.produced.inc();
-                        let age = now_us.saturating_sub(time_us).max(0);
-                        self.metrics.delivery_latency.observe(age as f64 / 1e6);
-                    }
-                }
-                Outcome::Retry(_) => {
-                    self.metrics.retried.inc();
-                    self.resends.failed(*token);
-                }
-                Outcome::Permanent(reason) => self.dead_letter(*token, reason),
-            }
-        }
-        self.outcomes = outcomes;
-        self.outcomes.clear();
-        self.window.advance(&mut self.acks);
-        for &(origin, segment, end) in &self.acks.spool {
-            self.spool.ack(origin, segment, end);
-        }
-        self.acks.journal
-    }
-}
-
-/// Writes a dead letter and counts it. If no dead-letter file can be
-/// written, the line goes to the log in full and is counted as a failure:
-/// the event is not lost in silence, and it does not hold back the events
-/// behind it.
-fn write_dead_letter(
-    dead: &mut DeadLetters,
-    log: &mut LogLimit,
-    metrics: &DrainMetrics,
-    reason: &str,
-    bytes: &[u8],
-    event: Option<&Envelope<'_>>,
-) {
-    metrics.dead_lettered.inc();
-    match dead.write(reason, bytes, event) {
-        Ok(written) => {
-            for path in written.dropped {
-                metrics.dead_letter_files_dropped.inc();
-                eprintln!(
-                    "shopify-events drain: deleted the oldest dead-letter file {} to stay within \
-                     dead_letter_files; raise dead_letter_files or dead_letter_max_bytes to keep \
-                     more",
-                    path.display()
-                );
-            }
-            let allowed = log.allow(Instant::now(), |n| {
-                eprintln!(
-                    "shopify-events drain: {n} more dead letters in the last minute were not \
-                     logged (see the dead-letter file)"
-                );
-            });
-            if allowed {
-                eprintln!(
-                    "shopify-events drain: dead-lettered event{}: {reason}",
-                    event
-                        .map(|e| format!(" {} (topic {})", e.id, e.topic))
-                        .unwrap_or_default()
-                );
-            }
-        }
-        Err(not_written) => {
-            metrics.dead_letter_failures.inc();
-            eprintln!(
-                "shopify-events drain: cannot write dead letter to {}: {}; the dead letter in \
-                 full: {}",
-                dead.path().display(),
-                not_written.source,
-                not_written.line
-            );
         }
     }
 }

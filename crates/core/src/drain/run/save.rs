@@ -1,3 +1,5 @@
+//! The saved spool: written at shutdown, delivered first at the next start.
+//!
 //! Saving the queue at shutdown (`save_on_stop`): what is left in the
 //! kernel queue, which a reboot would lose, moves into the drain's saved
 //! spool (`saved/` in the state directory), written to disk before the
@@ -23,11 +25,15 @@
 //! few seconds on a local SSD.
 
 use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sysvmq::HEADER_LEN;
 
-use super::{write_dead_letter, Drain};
+use super::super::journal::Journal;
+use super::super::window::{Origin, Place};
+use super::settle::write_dead_letter;
+use super::{Drain, TICK};
 use crate::envelope::Envelope;
 use crate::sink::Sink;
 use crate::spool::{list_segments, Appender, SpoolOptions, SyncPolicy, DEFAULT_MAX_RECORD};
@@ -151,5 +157,34 @@ impl<S: Sink> Drain<S> {
             },
         );
         saved
+    }
+
+    /// Before the queue is taken: delivers the records left in the journal,
+    /// then what the last stop saved from the queue (`save.rs`), until every
+    /// saved event is acknowledged or `shutdown`. Taking the queue only
+    /// then keeps each process's order across any number of stops: the
+    /// journal never holds an event newer than a saved one that is still
+    /// to be delivered.
+    pub(super) fn deliver_saved(&mut self, journal: &mut Journal, shutdown: &AtomicBool) {
+        let mut next_tick = Instant::now();
+        while !self.spool.saved_done() && !shutdown.load(Ordering::Relaxed) {
+            self.spool.refresh(Instant::now(), false);
+            self.resend_due();
+            while self.window_has_room() && self.resends.is_empty() {
+                let place = match self.pop_waiting() {
+                    Some(record) => Place::Journal(record),
+                    None => match self.spool.next_saved() {
+                        Some(record) => Place::Spool(Origin::Saved, record),
+                        None => break,
+                    },
+                };
+                self.admit(place);
+            }
+            self.settle_into(journal);
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + TICK;
+            }
+        }
     }
 }
