@@ -2,7 +2,9 @@
 //! (Tansu) and real processes: emitters (this binary run again, see
 //! `testkit::emitter`) overflow a 64 KiB queue into their spool files as
 //! the sysv transport does, and every event arrives, in emit order per
-//! key; events larger than `kernel.msgmax` go through the spool whole.
+//! key; events larger than `kernel.msgmax` go through the spool whole; a
+//! spooled event is delivered within a second, from a new file and from a
+//! file its writer still appends to.
 //! Needs root (queue capacity) and a tansu binary (`testkit::tansu`).
 
 mod drain_spool_support;
@@ -150,4 +152,52 @@ fn events_of_100_kib_and_900_kib_go_through_the_spool_whole() {
     let sizes: Vec<usize> = records.iter().map(|r| r.payload.len()).collect();
     assert!(sizes.contains(&(900 << 10)), "{sizes:?}");
     drain.assert_running();
+}
+
+#[test]
+fn a_spooled_event_is_delivered_within_a_second_from_a_new_file_and_from_a_live_one() {
+    let _serial = serial();
+    let queue = TestQueue::with_capacity(64 << 10);
+    let dirs = Dirs::new("drain-spool-latency-");
+    let mut drain = spec(&queue, &dirs)
+        .args(["--sink", "stdout"])
+        .with_metrics()
+        .spawn(0);
+    drain.wait_serving(Duration::from_secs(20));
+    // Two events 2 s apart from one live writer: the first in a new file,
+    // the second appended to the same file while its writer lives on.
+    let mut writer = EmitterSpec::new(queue.key(), &dirs.spool(), "latency", 0, 2, dirs.root());
+    writer.route = Route::Spool;
+    writer.pace = 1;
+    writer.pause_ms = 2000;
+    writer.hold = true;
+    let running = writer.spawn();
+    let produced = || {
+        drain
+            .scrape()
+            .and_then(|m| m.get("shopify_events_produced_total").copied())
+            .unwrap_or(0.0)
+    };
+    let mut latencies = Vec::new();
+    for n in 1..=2 {
+        assert!(
+            testkit::wait::wait_until(Duration::from_secs(10), || running.emitted().len() >= n),
+            "the writer did not emit\n{}",
+            running.log_text()
+        );
+        let emitted = Instant::now();
+        while produced() < n as f64 {
+            assert!(
+                emitted.elapsed() < Duration::from_secs(5),
+                "event {n} not delivered\n{}",
+                drain.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        latencies.push(emitted.elapsed());
+    }
+    eprintln!("spooled to delivered: {latencies:?}");
+    for latency in &latencies {
+        assert!(*latency < Duration::from_secs(1), "{latencies:?}");
+    }
 }
