@@ -3,7 +3,8 @@
 //! writers among them) loses nothing; writers killed mid-record and the
 //! drain killed mid-file lose nothing published and deliver nothing torn;
 //! a writer that never exits still has its old segments deleted; a spool
-//! on a tiny, full tmpfs drops clearly and delivers what it took. Needs
+//! on a tiny, full tmpfs drops clearly and delivers what it took; a damaged
+//! record is logged and counted, the events before it delivered. Needs
 //! root (queue capacity, mounting a tmpfs) and a tansu binary.
 
 mod drain_spool_support;
@@ -296,4 +297,57 @@ fn a_spool_on_a_full_tiny_tmpfs_drops_clearly_and_delivers_what_it_took() {
     check(&records, &all, true);
     drain.assert_running();
     eprintln!("tmpfs of 4 MiB: {spooled} spooled, {dropped} dropped, all spooled delivered");
+}
+
+#[test]
+fn a_damaged_spool_record_is_logged_and_counted_and_the_events_before_it_delivered() {
+    let _serial = serial();
+    let queue = TestQueue::with_capacity(64 << 10);
+    let dirs = Dirs::new("drain-spool-damage-");
+    let mut writer = EmitterSpec::new(queue.key(), &dirs.spool(), "damage", 0, 100, dirs.root());
+    writer.route = Route::Spool;
+    writer.spawn().wait(Duration::from_secs(30));
+    let segments = spool_files(&dirs.spool(), ".seg");
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    // One flipped byte in the middle of the data: a record there fails its
+    // checks (its header's check word, or its envelope's CRC32C).
+    let path = dirs.spool().join(&segments[0]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = 4096 + 100 * 280 / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let mut drain = spec(&queue, &dirs)
+        .args(["--sink", "stdout"])
+        .with_metrics()
+        .spawn(0);
+    drain.wait_serving(Duration::from_secs(20));
+    let damaged = format!("{}.damaged", segments[0]);
+    assert!(
+        wait_until(Duration::from_secs(10), || spool_files(
+            &dirs.spool(),
+            ".damaged"
+        ) == [damaged.clone()]),
+        "the segment is set aside once what came before the damage is delivered: {:?}\n{}",
+        spool_files(&dirs.spool(), ""),
+        drain.log_text()
+    );
+    let delivered = drain.stdout_text().lines().count();
+    assert!((1..100).contains(&delivered), "{delivered} delivered");
+    let log = drain.log_text();
+    assert!(
+        log.contains(&format!("{} damaged at data offset", path.display())),
+        "{log}"
+    );
+    assert!(log.contains("giving up"), "{log}");
+    let metrics = drain.scrape().expect("metrics");
+    assert!(
+        metrics["shopify_events_spool_damaged_total"] >= 1.0,
+        "{metrics:?}"
+    );
+    assert!(
+        metrics["shopify_events_spool_given_up_bytes_total"] > 0.0,
+        "{metrics:?}"
+    );
+    drain.assert_running();
 }
