@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::fork;
 use super::format::{record_span, SegmentId, HEADER_SIZE, MAX_INDEX, MAX_RECORD_LIMIT};
 use super::options::{SyncPolicy, RETRY_AFTER};
-use super::segment::{self, Active, Retired};
+use super::prepare::Preparer;
+use super::segment::{self, Active, Prepared, Retired};
 use super::{SpoolError, SpoolOptions, WriterStats};
 use crate::envelope;
 use crate::process;
@@ -38,6 +39,8 @@ pub struct Appender {
     failed: Option<(u64, SpoolError)>,
     /// When `Interval` syncs next (coarse ns).
     sync_due: u64,
+    /// Creates the next segment ahead ([`SpoolOptions::prepare_ahead`]).
+    preparer: Option<Preparer>,
     counters: Arc<Counters>,
 }
 
@@ -48,6 +51,7 @@ pub(super) struct Counters {
     appended: AtomicU64,
     bytes: AtomicU64,
     segments: AtomicU64,
+    prepared: AtomicU64,
     failures: AtomicU64,
 }
 
@@ -61,6 +65,7 @@ impl Counters {
             appended: self.appended.load(Relaxed),
             bytes: self.bytes.load(Relaxed),
             segments_created: self.segments.load(Relaxed),
+            segments_prepared: self.prepared.load(Relaxed),
             failures: self.failures.load(Relaxed),
         }
     }
@@ -84,12 +89,14 @@ impl Appender {
             _ => 0,
         };
         let instance = fork::next_instance();
+        let producer = producer_id(instance);
         Appender {
             next_capacity: options.segment_min,
+            preparer: preparer(&options, producer),
             options,
             generation: process::generation(),
             instance,
-            producer: producer_id(instance),
+            producer,
             next_index: 0,
             active: None,
             retired: Vec::new(),
@@ -187,6 +194,10 @@ impl Appender {
                 op: "create (segment index beyond 10 digits)",
                 source: Arc::new(std::io::Error::from_raw_os_error(libc::EOVERFLOW)),
             })
+        } else if let Some(prepared) = self.take_prepared(span) {
+            prepared.place(&self.options, id).inspect(|_| {
+                Counters::add(&self.counters.prepared, 1);
+            })
         } else {
             let capacity = self.next_capacity.max(page_round(span));
             segment::create(&self.options, id, capacity)
@@ -214,7 +225,24 @@ impl Appender {
         self.retire_active();
         self.retired.retain(|r| !r.done());
         self.active = Some(created);
+        if let Some(preparer) = &mut self.preparer {
+            preparer.request(self.next_capacity);
+        }
         Ok(())
+    }
+
+    /// The segment prepared ahead, if one is ready and holds `span`; one
+    /// too small is removed. A failed preparation is ignored: creating the
+    /// segment here gives a fresh verdict.
+    fn take_prepared(&mut self, span: u64) -> Option<Prepared> {
+        match self.preparer.as_mut()?.take()? {
+            Ok(prepared) if prepared.capacity() >= span => Some(prepared),
+            Ok(small) => {
+                small.discard();
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Seals the active segment, if any, after syncing it as the policy
@@ -253,6 +281,9 @@ impl Appender {
         }
         self.retire_active();
         self.next_capacity = self.options.segment_min;
+        if let Some(preparer) = &mut self.preparer {
+            preparer.cancel();
+        }
     }
 
     /// `msync`s what was published since the last sync (any policy).
@@ -279,9 +310,11 @@ impl Appender {
     fn forked(&mut self) {
         std::mem::forget(self.active.take());
         std::mem::forget(std::mem::take(&mut self.retired));
+        std::mem::forget(self.preparer.take());
         self.generation = process::generation();
         self.instance = fork::next_instance();
         self.producer = producer_id(self.instance);
+        self.preparer = preparer(&self.options, self.producer);
         self.next_index = 0;
         self.next_capacity = self.options.segment_min;
         self.failed = None;
@@ -319,6 +352,12 @@ fn producer_id(instance: u64) -> u64 {
         z ^= 0x5eed;
     }
     z
+}
+
+fn preparer(options: &SpoolOptions, producer: u64) -> Option<Preparer> {
+    options
+        .prepare_ahead
+        .then(|| Preparer::new(options.clone(), producer))
 }
 
 fn not_an_envelope(len: usize, reason: &'static str) -> SpoolError {

@@ -125,8 +125,14 @@
 //! Creating a segment costs what the kernel needs to hand out its pages
 //! (allocation and zeroing, paid here instead of inside later appends): on
 //! the append that needs it, which therefore takes milliseconds for a
-//! 16 MiB segment (`examples/spool_bench` measures it). A transport that
-//! appends every event may want the next segment created off its hot path.
+//! 16 MiB segment (`examples/spool_bench` measures it). With
+//! [`SpoolOptions::prepare_ahead`] a thread of the writer's own creates the
+//! next segment under a temporary name while appends go on; the rotating
+//! append then only stamps its header with the next index and renames it
+//! into place (`prepare.rs`). The segment gets its index when it is placed,
+//! so indices stay in the order segments were named whatever was created
+//! inline meanwhile. Preparation moves the cost off the appending thread;
+//! it does not lower it.
 //!
 //! Rotation creates the next segment first, then seals the old one after
 //! its last publish, closes it (dropping its lock) and unmaps its data, but
@@ -293,6 +299,7 @@ mod fork;
 mod format;
 mod lock;
 mod options;
+mod prepare;
 mod reader;
 mod segment;
 mod writer;

@@ -36,6 +36,10 @@ pub struct WriterStats {
     pub bytes: u64,
     /// Segments created.
     pub segments_created: u64,
+    /// Of those, segments that were created ahead by the preparing thread
+    /// ([`SpoolOptions::prepare_ahead`]) instead of by the append that
+    /// needed them.
+    pub segments_prepared: u64,
     /// Appends that failed (full, unwritable, too large, ...).
     pub failures: u64,
 }
@@ -102,7 +106,12 @@ impl SpoolWriter {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Appender> {
+    /// This process generation's appender, locked: for a caller that must
+    /// decide and append in one critical section (the SysV transport's
+    /// overflow asks [`Appender::drained`] and appends or seals without
+    /// another thread appending in between). Hold it briefly: every append
+    /// of the process waits for it.
+    pub fn lock(&self) -> MutexGuard<'_, Appender> {
         let generation = match self.current_generation() {
             Some(generation) => generation,
             None => self.install(),
