@@ -2,12 +2,13 @@
 
 require "logger"
 require "shopify_events/configuration/rails_settings"
+require "shopify_events/configuration/spool_settings"
 
 module ShopifyEvents
   # Every setting, with its default from SHOPIFY_EVENTS_* environment
   # variables. This is the one place the environment is read.
   class Configuration
-    TRANSPORTS = %i[sysv socket direct test log].freeze
+    TRANSPORTS = %i[sysv spool socket direct test log].freeze
     DEFAULT_TRANSPORT = :sysv
     # The rest come from the core (crates/core/src/defaults.rs), which the
     # drain, the proxy and `shopify-events` use too.
@@ -37,7 +38,7 @@ module ShopifyEvents
       "SHOPIFY_EVENTS_BROKERS" => :brokers=,
       "SHOPIFY_EVENTS_FLUSH_TIMEOUT" => :flush_timeout=,
       "SHOPIFY_EVENTS_DIRECT_BUFFER" => :direct_buffer=
-    }.freeze
+    }.merge(SPOOL_ENVIRONMENT).freeze
 
     def self.from_env(env = ENV)
       new.apply_env(env)
@@ -62,6 +63,7 @@ module ShopifyEvents
       @brokers = nil
       @kafka = {}
       @direct_buffer = DEFAULT_DIRECT_BUFFER
+      spool_defaults
       @logger = nil
     end
 

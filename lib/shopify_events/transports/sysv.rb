@@ -6,21 +6,26 @@ module ShopifyEvents
   module Transports
     # Puts each event into the host's SysV message queue with one
     # non-blocking msgsnd (see docs/PROTOCOL.md and the README's delivery
-    # contract). The native emitter does the work; this class adds the
-    # drop policy of `emit`: count, and log once per burst of drops.
+    # contract). With a spool (`spool`: Configuration#spool_settings), what
+    # the queue cannot take (full, or larger than kernel.msgmax) goes to the
+    # process's spool file instead, and once the process spooled, its events
+    # follow there until the drain took them (order). The native emitter
+    # does the work; this class adds the drop policy of `emit`: count, and
+    # log once per burst of drops.
     class Sysv
       include DropPolicy
 
       attr_reader :native
 
-      def initialize(queue_key:, queue_permissions:, logger:)
-        @native = Native::SysvEmitter.new(queue_key, queue_permissions)
+      def initialize(queue_key:, queue_permissions:, logger:, spool: nil)
+        @native = Native::SysvEmitter.new(queue_key, queue_permissions, spool)
+        @spool_dir = spool&.fetch(:dir)
         @logger = logger
         @dropping = false
       end
 
       def stats
-        { transport: :sysv, queue_key: @native.key }.merge!(@native.stats)
+        { transport: :sysv, queue_key: @native.key, spool_dir: @spool_dir }.merge!(@native.stats)
       end
 
       # Largest envelope this host and queue accept (opens the queue).

@@ -3,21 +3,23 @@
 module ShopifyEvents
   module Transports
     # Captures events in memory for specs. Each event is validated and
-    # encoded exactly as `sysv` would (and held to the host's message size
-    # limit), then decoded into a ShopifyEvents::Event.
+    # encoded exactly as `sysv` would (and held to its size limit:
+    # `max_event_bytes` when the configuration has a spool, the host's
+    # message size limit without one), then decoded into a
+    # ShopifyEvents::Event.
     class Test
-      def initialize
+      def initialize(max_event_bytes: nil)
         @events = []
         @mutex = Mutex.new
-        @size_limit = Native.message_size_limit
+        @size_limit = max_event_bytes || Native.message_size_limit
+        @limit_setting = max_event_bytes ? "max_event_bytes" : "the sysctl kernel.msgmax"
       end
 
       def emit(topic, payload, key, headers)
         bytes = Native.encode(topic, payload, key, headers)
         if bytes.bytesize > @size_limit
           raise PayloadTooLarge, "event envelope is #{bytes.bytesize} bytes, larger than the #{@size_limit}-byte " \
-                                 "limit set by the sysctl kernel.msgmax; send a smaller payload, or raise it on " \
-                                 "the host (`sysctl -w kernel.msgmax=BYTES`)"
+                                 "limit set by #{@limit_setting}; send a smaller payload, or raise it"
         end
         event = Event.decode(bytes)
         @mutex.synchronize { @events << event }
