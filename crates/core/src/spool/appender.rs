@@ -174,9 +174,15 @@ impl Appender {
         }
     }
 
-    /// Creates the next segment, with room for `span` bytes, and seals the
-    /// current one. Within a second of a failure, fails the same way
-    /// without trying.
+    /// Seals the current segment (it cannot take `span` more bytes) and
+    /// creates the next, with room for them. Within a second of a failure,
+    /// fails the same way without trying.
+    ///
+    /// Sealing first means a failed creation leaves no segment of ours
+    /// unsealed: the drain can finish and delete the full one, which frees
+    /// the `max_bytes` budget the next creation needs (with the old one
+    /// kept open, a writer whose own segment filled the budget would wait
+    /// for a deletion that never comes).
     #[cold]
     fn rotate(&mut self, span: u64) -> Result<(), SpoolError> {
         if let Some((retry_at, err)) = &self.failed {
@@ -184,6 +190,8 @@ impl Appender {
                 return Err(err.clone());
             }
         }
+        self.retire_active();
+        self.retired.retain(|r| !r.done());
         let id = SegmentId {
             producer: self.producer,
             index: self.next_index,
@@ -222,8 +230,6 @@ impl Appender {
             .saturating_mul(4)
             .min(self.options.segment_max);
         Counters::add(&self.counters.segments, 1);
-        self.retire_active();
-        self.retired.retain(|r| !r.done());
         self.active = Some(created);
         if let Some(preparer) = &mut self.preparer {
             preparer.request(self.next_capacity);

@@ -134,9 +134,10 @@
 //! inline meanwhile. Preparation moves the cost off the appending thread;
 //! it does not lower it.
 //!
-//! Rotation creates the next segment first, then seals the old one after
-//! its last publish, closes it (dropping its lock) and unmaps its data, but
-//! keeps its header page mapped until the reader's `acked` reaches its
+//! Rotation seals the old segment after its last publish, closes it
+//! (dropping its lock) and unmaps its data, then creates the next one (so a
+//! failed creation leaves the full segment to the drain, which can delete
+//! it and free the budget), but keeps the old one's header page mapped until the reader's `acked` reaches its
 //! `published`: that is how [`SpoolWriter::drained`] answers "has the drain
 //! acknowledged everything I ever spooled?" with memory loads only.
 //! [`SpoolWriter::seal`] ends a spooling episode (the SysV transport goes
