@@ -122,3 +122,28 @@ fn a_writer_whose_own_segment_filled_max_bytes_writes_again_once_the_drain_took_
         .append(&envelope(1, appended, 2000))
         .expect("room again once the drain deleted the full segment");
 }
+
+#[test]
+fn a_nearly_full_spool_still_takes_small_segments_when_a_grown_one_would_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SpoolOptions {
+        segment_min: 16 * 1024,
+        segment_max: 1 << 20,
+        max_bytes: Some(150 * 1024),
+        ..options(dir.path())
+    };
+    let writer = SpoolWriter::new(options);
+    let (appended, err) = fill(&writer, 2000);
+    assert!(err.is_full(), "{err:?}");
+    // 16 KiB, 64 KiB, then (256 KiB refused) 16 KiB segments while they fit.
+    let stats = writer.stats();
+    assert!(stats.segments_created >= 4, "{stats:?}");
+    let used: u64 = files(dir.path(), ".seg")
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(used <= 150 * 1024 && used > 120 * 1024, "{used}");
+    let mut reader = SpoolReader::open(dir.path(), KEY, reader_options()).unwrap();
+    let (seen, _) = read_all(&mut reader, false);
+    assert_eq!(assert_in_order(&seen).get(&1), Some(&appended));
+}

@@ -38,6 +38,18 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// Appends records of stream 1 from `seq` on until the writer filled its
+/// first segment (the next one is then prepared); returns the next `seq`.
+fn fill_a_segment(writer: &SpoolWriter, mut seq: u64) -> u64 {
+    // The first append of an episode creates a segment; filling it, one more.
+    let target = writer.stats().segments_created + if seq == 0 { 2 } else { 1 };
+    while writer.stats().segments_created < target {
+        writer.append(&envelope(1, seq, 100)).unwrap();
+        seq += 1;
+    }
+    seq
+}
+
 /// Indices of the segments in `dir`, sorted.
 fn indices(dir: &Path) -> Vec<u64> {
     let mut out: Vec<u64> = files(dir, ".seg")
@@ -84,28 +96,39 @@ fn prepared_segments_are_placed_in_index_order_and_every_record_reads_back() {
 fn a_record_too_large_for_the_prepared_segment_gets_one_created_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let writer = SpoolWriter::new(preparing(dir.path()));
-    writer.append(&envelope(1, 0, 100)).unwrap();
+    let seq = fill_a_segment(&writer, 0);
     wait_for("a prepared segment", || !temps(dir.path()).is_empty());
-    writer.append(&envelope(1, 1, 200 * 1024)).unwrap();
-    writer.append(&envelope(1, 2, 100)).unwrap();
-    assert_eq!(indices(dir.path()), [0, 1]);
+    writer.append(&envelope(1, seq, 200 * 1024)).unwrap();
+    writer.append(&envelope(1, seq + 1, 100)).unwrap();
+    assert_eq!(indices(dir.path()), [0, 1, 2]);
+    assert_eq!(
+        writer.stats().segments_prepared,
+        0,
+        "the prepared one was too small"
+    );
     let mut reader = SpoolReader::open(dir.path(), KEY, reader_options()).unwrap();
     let (seen, _) = read_all(&mut reader, false);
-    assert_eq!(assert_in_order(&seen).get(&1), Some(&3));
+    assert_eq!(assert_in_order(&seen).get(&1), Some(&(seq + 2)));
 }
 
 #[test]
 fn sealing_and_dropping_the_writer_remove_the_prepared_segment() {
     let dir = tempfile::tempdir().unwrap();
     let writer = SpoolWriter::new(preparing(dir.path()));
-    writer.append(&envelope(1, 0, 100)).unwrap();
+    let seq = fill_a_segment(&writer, 0);
     wait_for("a prepared segment", || temps(dir.path()).len() == 1);
     writer.seal();
     wait_for("the prepared segment to go", || {
         temps(dir.path()).is_empty()
     });
 
-    writer.append(&envelope(1, 1, 100)).unwrap();
+    writer.append(&envelope(1, seq, 100)).unwrap();
+    sleep(Duration::from_millis(50));
+    assert!(
+        temps(dir.path()).is_empty(),
+        "an episode's first segment prepares nothing"
+    );
+    fill_a_segment(&writer, seq + 1);
     wait_for("a prepared segment", || temps(dir.path()).len() == 1);
     drop(writer);
     wait_for("the prepared segment to go", || {
@@ -117,7 +140,7 @@ fn sealing_and_dropping_the_writer_remove_the_prepared_segment() {
 fn a_forked_child_never_places_its_parents_prepared_segment() {
     let dir = tempfile::tempdir().unwrap();
     let writer = SpoolWriter::new(preparing(dir.path()));
-    writer.append(&envelope(1, 0, 100)).unwrap();
+    let parent_seq = fill_a_segment(&writer, 0);
     wait_for("a prepared segment", || temps(dir.path()).len() == 1);
     let parent_temp = temps(dir.path());
     // SAFETY: the child appends and leaves with _exit; glibc keeps malloc
@@ -145,9 +168,13 @@ fn a_forked_child_never_places_its_parents_prepared_segment() {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "child failed"
     );
-    for seq in 1..500 {
+    for seq in parent_seq..500 {
         writer.append(&envelope(1, seq, 200)).unwrap();
     }
+    assert!(
+        writer.stats().segments_prepared > 0,
+        "the parent placed its own"
+    );
     let mut reader = SpoolReader::open(dir.path(), KEY, reader_options()).unwrap();
     let (seen, events) = read_all(&mut reader, false);
     assert!(events.is_empty(), "{events:?}");

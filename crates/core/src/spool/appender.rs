@@ -190,6 +190,10 @@ impl Appender {
                 return Err(err.clone());
             }
         }
+        // Filling a segment (not starting an episode) is when the next one
+        // is worth preparing: an episode of a few events never starts the
+        // preparing thread.
+        let filled = self.active.is_some();
         self.retire_active();
         self.retired.retain(|r| !r.done());
         let id = SegmentId {
@@ -208,7 +212,14 @@ impl Appender {
             })
         } else {
             let capacity = self.next_capacity.max(page_round(span));
-            segment::create(&self.options, id, capacity)
+            match segment::create(&self.options, id, capacity) {
+                // The bound refused a grown segment: the smallest that
+                // holds the record may still fit.
+                Err(err) if err.is_full() && capacity > self.smallest(span) => {
+                    segment::create(&self.options, id, self.smallest(span))
+                }
+                created => created,
+            }
         };
         let created = match created {
             Ok(created) => created,
@@ -231,10 +242,15 @@ impl Appender {
             .min(self.options.segment_max);
         Counters::add(&self.counters.segments, 1);
         self.active = Some(created);
-        if let Some(preparer) = &mut self.preparer {
+        if let Some(preparer) = self.preparer.as_mut().filter(|_| filled) {
             preparer.request(self.next_capacity);
         }
         Ok(())
+    }
+
+    /// Capacity of the smallest segment the writer makes that holds `span`.
+    fn smallest(&self, span: u64) -> u64 {
+        self.options.segment_min.max(page_round(span))
     }
 
     /// The segment prepared ahead, if one is ready and holds `span`; one

@@ -157,7 +157,9 @@
 //! [`SpoolOptions::min_free`] available. Defaults: a quarter of the
 //! filesystem, at most 64 GiB; and 5% of it free, at most 1 GiB. The check
 //! is not a reservation: writers creating segments at the same moment may
-//! each pass it, overshooting by one segment each. After a failed creation
+//! each pass it, overshooting by one segment each. A grown segment the
+//! bound refuses is tried once more at `segment_min` (or the record's
+//! size), so that a nearly full spool still takes small segments. After a failed creation
 //! the writer does not try again for a second, and appends meanwhile fail
 //! with the same error without a system call.
 //!

@@ -11,7 +11,9 @@
 //! moves is where it is paid.
 //!
 //! One segment is prepared at a time, of the capacity the writer asks for
-//! next. A prepared segment gets its id only when it is placed, so the
+//! next. The writer asks once a segment filled up, not when an episode of
+//! spooling starts: a short episode (a few events the SysV queue could not
+//! take) never starts the thread. A prepared segment gets its id only when it is placed, so the
 //! writer's indices stay in creation order whatever it had to create
 //! inline meanwhile (a record too large for it, or a preparation not done
 //! yet): the reader reads a producer's segments in index order and must
