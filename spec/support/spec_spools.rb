@@ -52,11 +52,11 @@ module SpecSpools
   end
 
   # Configures `transport` (:sysv, with a spool unless `spool: false`, or
-  # :spool) on a fresh queue key and spool directory; returns the Sink.
-  # `settings` are further configuration settings (spool_max_bytes, ...).
-  def use_transport(transport, spool: true, logger: Logger.new(StringIO.new), **settings)
+  # :spool) on a fresh queue key and spool directory (or `dir`); returns the
+  # Sink. `settings` are further settings (spool_max_bytes, ...).
+  def use_transport(transport, spool: true, dir: nil, logger: Logger.new(StringIO.new), **settings)
     key = spec_queue_key
-    dir = spool ? spec_spool_dir : nil
+    dir = spool ? dir || spec_spool_dir : nil
     queue = transport == :sysv ? ShopifyEvents::Native::Queue.open_or_create(key, 0o600) : nil
     ShopifyEvents.configure do |c|
       c.transport = transport
