@@ -1,6 +1,7 @@
 //! Operator commands behind `shopify-events setup` and `shopify-events stats`:
-//! sizing and creating the queue against the host's sysctls, and reporting
-//! its depth with the drain's counters (from the snapshot it writes).
+//! sizing and creating the queue against the host's sysctls, preparing the
+//! spool directory, and reporting the queue's depth with the drain's
+//! counters (from the snapshot it writes).
 //!
 //! Nothing here prints or exits: each command returns a report that is
 //! `serde::Serialize` (for `--json`) and `Display` (for people), and the CLI
@@ -10,6 +11,7 @@ mod report;
 mod setup;
 mod size;
 mod snapshot;
+mod spool_dir;
 mod stats;
 mod sysctl;
 
@@ -19,5 +21,6 @@ pub use report::{
 pub use setup::{setup, SetupError, SetupPlan};
 pub use size::{format_size, parse_size, SizeError};
 pub use snapshot::{read_drain_snapshot, write_drain_snapshot, DrainSnapshot, SNAPSHOT_MAX_AGE};
+pub use spool_dir::{group_name, prepare_spool_dir, resolve_group, SpoolDirState};
 pub use stats::{queue_stats, QueueStats};
 pub use sysctl::{has_cap_sys_resource, SysctlFs, SYSCTL_CONF_PATH, SYSCTL_MAX};
