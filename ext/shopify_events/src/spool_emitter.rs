@@ -34,8 +34,9 @@ impl SpoolEmitter {
     /// `new(queue_key, spool)`: the spool settings (`spool_options.rs`);
     /// the queue key names the drain that reads the files.
     fn new(ruby: &Ruby, key: i64, spool: RHash) -> Result<Self, Error> {
+        let prepare = spool.get(ruby.to_symbol("prepare_ahead")).is_none();
         let mut options = spool_options(ruby, queue_key(ruby, key)?, spool)?;
-        options.prepare_ahead = true;
+        options.prepare_ahead |= prepare;
         Ok(SpoolEmitter {
             inner: CoreEmitter::new(options),
             last_drop: LastDrop::default(),

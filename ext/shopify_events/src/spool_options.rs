@@ -4,7 +4,8 @@
 //! checked here again raises `ConfigurationError` naming the setting.
 //!
 //! `{dir: String, max_bytes: Integer | nil, sync: :page_cache | :always |
-//! Integer (interval in ms), max_event_bytes: Integer}`
+//! Integer (interval in ms), max_event_bytes: Integer}`, and for
+//! benchmarks `prepare_ahead: false` (the transports turn it on).
 
 use std::time::Duration;
 
@@ -38,6 +39,10 @@ pub(crate) fn spool_options(
     let max_event_bytes = usize::try_convert(get("max_event_bytes")?)
         .map_err(|_| invalid(ruby, "max_event_bytes must be a number of bytes".into()))?;
     options.max_record = max_event_bytes;
+    // Not a setting: benchmarks turn preparation off to measure it.
+    if let Some(prepare) = settings.get(ruby.to_symbol("prepare_ahead")) {
+        options.prepare_ahead = prepare.to_bool();
+    }
     Ok(options)
 }
 

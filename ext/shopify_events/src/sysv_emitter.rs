@@ -53,10 +53,11 @@ impl SysvEmitter {
         let key = queue_key(ruby, key)?;
         let mut inner = CoreEmitter::new(key, mode);
         if let Some(settings) = spool {
+            let prepare = settings.get(ruby.to_symbol("prepare_ahead")).is_none();
             let mut options = spool_options(ruby, key, settings)?;
             // A long episode (the drain stopped for minutes) rotates
             // segments like the spool transport does: create them ahead.
-            options.prepare_ahead = true;
+            options.prepare_ahead |= prepare;
             inner = inner.with_spool(options);
         }
         Ok(SysvEmitter {
