@@ -11,8 +11,10 @@
 #     spool transport, both native emitters called directly (no Ruby method
 #     layers), SpoolWriter::append in a Rust loop, the spool transport with
 #     segments created inline (no preparing thread), and with spool_sync
-#     interval:10 and always. Spool variants also report the process's CPU
-#     per event (all its threads: the preparing thread included).
+#     interval:10 and always. Spool variants also report the mean over all
+#     batches (a segment is created once per many batches, which the median
+#     leaves out) and the process's CPU per event, all its threads included
+#     (the preparing thread's work shows there, not in the emitting time).
 #
 #   ruby -Ilib bench/emit.rb [--rounds N] [--batch N] [--spool-dir DIR] [--no-spool]
 #
@@ -263,16 +265,18 @@ QueueRoom.with(batch * 1024) do
     raise "sysv stopped spooling: #{spooling.stats}" if spooling && spooling.stats[:spooling] != 1
 
     medians = samples.transform_values { |s| median(s) }
-    cpus = cpu.transform_values { |s| median(s) }
+    means = samples.transform_values { |s| s.sum / s.size }
+    cpus = cpu.transform_values { |s| s.sum / s.size }
     floor = medians.fetch("raw msgsnd floor (Rust loop)")
     json_then_emit = medians.fetch("JSON.generate + emit(String)")
     puts "machine: #{machine(options[:spool_dir])}"
     puts "method: #{options[:rounds]} interleaved batches of #{batch} calls per variant " \
-         "(spool_sync always: #{[batch / 20, 1].max}); median ns per call; CPU: process CPU time per call"
-    puts format("%-46s %10s %10s %9s", "variant", "ns/op", "CPU ns/op", "x floor")
+         "(spool_sync always: #{[batch / 20, 1].max}); median ns per call; spool variants also the mean, " \
+         "and the mean process CPU time per call (all threads)"
+    puts format("%-46s %10s %9s %10s %10s", "variant", "ns/op", "x floor", "mean ns/op", "CPU ns/op")
     medians.each do |name, ns|
-      cpu_ns = variants[name].spool ? format("%.1f", cpus[name]) : ""
-      puts format("%-46s %10.1f %10s %9.3f", name, ns, cpu_ns, ns / floor)
+      mean, cpu_ns = variants[name].spool ? [format("%.1f", means[name]), format("%.1f", cpus[name])] : ["", ""]
+      puts format("%-46s %10.1f %9.3f %10s %10s", name, ns, ns / floor, mean, cpu_ns)
     end
     puts format("emit(String) / raw floor            = %.2fx (target <= 2.0x)",
                 medians["emit(200-byte String)"] / floor)
