@@ -5,12 +5,7 @@
 RSpec.describe "a full queue with the spool off" do
   let(:log) { StringIO.new }
   # 16 KiB whatever kernel.msgmnb other tests raised it to: quick to fill.
-  let!(:queue) do
-    use_sysv_queue(logger: Logger.new(log)).tap do |q|
-      q.capacity = 16_384
-      ShopifyEvents.configure { |c| c.spool_dir = nil }
-    end
-  end
+  let!(:queue) { use_sysv_queue(logger: Logger.new(log)).tap { |q| q.capacity = 16_384 } }
 
   def fill(queue)
     queue.try_send("x" * 1000) while queue.stat[:bytes] + 1000 <= queue.stat[:capacity]

@@ -111,4 +111,15 @@ RSpec.describe "ShopifyEvents.emit over the spool transport" do
     expect(sink.events.map(&:payload)).to eq(%w[e0 e1 e2])
     expect { ShopifyEvents::Native::Queue.open(sink.key) }.to raise_error(ShopifyEvents::QueueNotFound)
   end
+
+  it "takes an envelope encoded earlier (send_envelope) as it is, with its id, and holds it to max_event_bytes" do
+    envelope = ShopifyEvents::Native.encode("later", "deferred", "k", nil)
+    id = ShopifyEvents::Event.decode(envelope).id
+
+    expect(ShopifyEvents.transport.send_envelope(envelope)).to eq(id)
+    expect(ShopifyEvents.transport.send_envelope!(envelope)).to eq(id)
+    expect { ShopifyEvents.transport.send_envelope("garbage") }.to raise_error(ShopifyEvents::DecodeError)
+    expect(sink.events.map { |e| [e.id, e.payload, e.key] }).to eq([[id, "deferred", "k"]] * 2)
+    expect(ShopifyEvents.transport.envelope_limit).to eq(1 << 20)
+  end
 end

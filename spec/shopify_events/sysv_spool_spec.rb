@@ -62,6 +62,17 @@ RSpec.describe "the sysv transport's spool" do
                       /larger than max_event_bytes \(1048576; envelopes above kernel\.msgmax \(#{msgmax}\)/)
   end
 
+  it "spools an envelope sent later (send_envelope: a deferred event) when the queue is full, keeping its id" do
+    sink.queue.capacity = 4096
+    envelopes = Array.new(3) { |i| ShopifyEvents::Native.encode("later", "#{i}#{"z" * 1500}", nil, nil) }
+    ids = envelopes.map { |bytes| ShopifyEvents.transport.send_envelope(bytes) }
+
+    expect(ids).to eq(envelopes.map { |bytes| ShopifyEvents::Event.decode(bytes).id })
+    expect(ShopifyEvents.stats).to include(spooled: 1, dropped: 0)
+    expect((drain_events(sink.queue) + spooled_events(sink.spool_dir, sink.key)).map(&:id)).to eq(ids)
+    expect(ShopifyEvents.transport.envelope_limit).to eq(ShopifyEvents.config.max_event_bytes)
+  end
+
   it "spools in a forked child into files of the child's own" do
     sink.queue.capacity = 4096
     2.times { ShopifyEvents.emit("t", "p" * 3000) } # the queue, then the spool

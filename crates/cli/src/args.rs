@@ -27,6 +27,10 @@ pub enum Command {
     Stats(StatsArgs),
     /// Accept events from containers over TCP/Unix sockets into the host queue.
     Proxy(ProxyArgs),
+    /// Watch the queue, the drain and the proxy live (q quits).
+    Top(crate::top::TopArgs),
+    /// List, show and replay events Kafka would not take.
+    DeadLetters(crate::dead_letters::DeadLettersArgs),
 }
 
 #[derive(Debug, Args)]
@@ -55,9 +59,12 @@ pub struct ProxyArgs {
     /// Allow non-loopback --listen and --metrics-addr addresses.
     #[arg(long)]
     pub allow_public: bool,
+    /// Where to write the proxy's stats snapshot (for `shopify-events top`).
+    #[arg(long, env = "SHOPIFY_EVENTS_RUN_DIR", default_value = defaults::RUN_DIR)]
+    pub run_dir: PathBuf,
 }
 
-fn key(text: &str) -> Result<Key, String> {
+pub fn key(text: &str) -> Result<Key, String> {
     parse_queue_key(text).map_err(|e| e.to_string())
 }
 

@@ -26,6 +26,10 @@ pub const QUEUE_MODE_TEXT: &str = "660";
 /// Where the drain keeps its state (journal, lock, stats snapshot, dead
 /// letters): see [`crate::state_dir`].
 pub const STATE_DIR: &str = "/var/lib/shopify-events";
+/// Where the proxy writes its stats snapshot (`proxy-KEY.json`, read by
+/// `shopify-events top`): runtime data, gone at reboot like the proxy's
+/// socket beside it (the packaged unit's `RuntimeDirectory`).
+pub const RUN_DIR: &str = "/run/shopify-events";
 /// Where emitting processes write their spool files (`crate::spool`): the
 /// `sysv` transport what the queue cannot take, the `spool` transport every
 /// event.
@@ -51,6 +55,14 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the drain serves `/metrics` and `/health` when told to (the
 /// packaged configuration uses it; without a setting no server runs).
 pub const METRICS_ADDR: &str = "127.0.0.1:9394";
+
+/// How often `shopify-events top` refreshes.
+pub const TOP_INTERVAL: Duration = Duration::from_secs(1);
+/// Topics `shopify-events top` lists, the busiest first.
+pub const TOP_TOPICS: usize = 8;
+/// How long `shopify-events dead-letters replay` waits for room in a full
+/// queue before it gives up.
+pub const REPLAY_WAIT: Duration = Duration::from_secs(10);
 
 /// How long a flush waits for buffered events (socket, direct), at exit and
 /// by default in `ShopifyEvents.flush`; also how long the direct

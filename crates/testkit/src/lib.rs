@@ -11,6 +11,7 @@
 //! - [`metrics`]: the Prometheus text exposition, parsed.
 //! - [`events`]: queue frames holding envelopes.
 //! - [`procfs`]: memory and CPU time of a process.
+//! - [`terminal`]: a real terminal (tmux) for full-screen commands.
 //! - [`ruby`]: Ruby processes emitting through the gem.
 //! - [`command`]: running commands, signalling our own children.
 //! - [`rng`]: a small reproducible generator.
@@ -36,4 +37,5 @@ pub mod ruby;
 pub mod sysctl;
 #[cfg(feature = "kafka")]
 pub mod tansu;
+pub mod terminal;
 pub mod wait;

@@ -78,6 +78,14 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_singleton_method("new", function!(SpoolEmitter::new, 2))?;
     class.define_method("emit", method!(emit::emit::<SpoolEmitter>, 4))?;
     class.define_method("emit!", method!(emit::emit_bang::<SpoolEmitter>, 4))?;
+    class.define_method(
+        "send_envelope",
+        method!(emit::send_envelope::<SpoolEmitter>, 1),
+    )?;
+    class.define_method(
+        "send_envelope!",
+        method!(emit::send_envelope_bang::<SpoolEmitter>, 1),
+    )?;
     class.define_method("last_error", method!(emit::last_drop::<SpoolEmitter>, 0))?;
     class.define_method("flush", method!(SpoolEmitter::flush, 0))?;
     class.define_method("stats", method!(SpoolEmitter::stats, 0))?;

@@ -25,6 +25,7 @@ module ShopifyEvents
 
         @native = Native::SpoolEmitter.new(config.queue_key, settings)
         @queue_key = config.queue_key
+        @envelope_limit = settings.fetch(:max_event_bytes)
         @logger = config.logger
         @dropping = false
       end
@@ -34,6 +35,9 @@ module ShopifyEvents
       def flush(_timeout = nil)
         @native.flush
       end
+
+      # The size limit events deferred to a commit are held to when emitted.
+      attr_reader :envelope_limit
 
       def stats
         { transport: :spool, queue_key: @queue_key, spool_dir: @native.dir }.merge!(@native.stats)

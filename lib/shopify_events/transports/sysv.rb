@@ -20,6 +20,7 @@ module ShopifyEvents
       def initialize(queue_key:, queue_permissions:, logger:, spool: nil)
         @native = Native::SysvEmitter.new(queue_key, queue_permissions, spool)
         @spool_dir = spool&.fetch(:dir)
+        @envelope_limit = spool&.fetch(:max_event_bytes)
         @logger = logger
         @dropping = false
       end
@@ -31,6 +32,18 @@ module ShopifyEvents
       # Largest envelope this host and queue accept (opens the queue).
       def max_envelope_size
         @native.max_envelope_size
+      end
+
+      # The size limit events deferred to a commit are held to when emitted:
+      # max_event_bytes with a spool (it takes what the queue cannot);
+      # without one max_envelope_size, read once (kernel.msgmax if the queue
+      # cannot be opened now; the send reports it then).
+      def envelope_limit
+        @envelope_limit ||= begin
+          max_envelope_size
+        rescue TransportError
+          Native.message_size_limit
+        end
       end
     end
   end

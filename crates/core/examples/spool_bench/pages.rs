@@ -74,7 +74,10 @@ pub fn run(options: &Options) {
             map.advise(Advice::PopulateWrite).expect("populate");
         }));
     }
-    println!("{:<52} {:>10}", "a spool page (4 KiB), CPU of this process", "ns/page");
+    println!(
+        "{:<52} {:>10}",
+        "a spool page (4 KiB), CPU of this process", "ns/page"
+    );
     for (name, samples) in [
         ("fresh: fallocate + populate (segment creation)", &mut fresh),
         ("rewrite, still dirty (recycling, < 30 s)", &mut dirty),

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::histogram::{Histogram, HistogramSnapshot};
 use super::text::{render_labels, TextWriter};
+use super::topics::{TopicCounter, TopicsSnapshot};
 use super::values::{Counter, Gauge, GaugeF64};
 
 /// Every metric of the drain, shared as `Arc<DrainMetrics>` between the drain
@@ -40,6 +41,9 @@ pub struct DrainMetrics {
     pub oldest_event_age: GaugeF64,
     /// Seconds from emit to Kafka acknowledgement.
     pub delivery_latency: Histogram,
+    /// Events and bytes the drain took in, per topic (bounded: see
+    /// [`TopicCounter`]).
+    pub topics: TopicCounter,
     /// Constant labels, rendered once: `queue="0x53455600"`.
     labels: String,
 }
@@ -76,6 +80,10 @@ pub struct MetricsSnapshot {
     pub oldest_event_age: f64,
     /// See [`DrainMetrics::delivery_latency`].
     pub delivery_latency: HistogramSnapshot,
+    /// See [`DrainMetrics::topics`]; `None` (and absent from the JSON) until
+    /// the drain counted a topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<TopicsSnapshot>,
 }
 
 impl DrainMetrics {
@@ -96,6 +104,7 @@ impl DrainMetrics {
             queue_capacity: Gauge::new(),
             oldest_event_age: GaugeF64::new(),
             delivery_latency: Histogram::latency(),
+            topics: TopicCounter::new(),
             labels: render_labels(labels),
         }
     }
@@ -171,6 +180,19 @@ impl DrainMetrics {
             "Seconds from emit to Kafka acknowledgement.",
             &s.delivery_latency,
         );
+        let topics = s.topics.unwrap_or_default();
+        w.counter_by(
+            "shopify_events_topic_events_total",
+            "Events the drain took in, by topic (64 topics; later ones as topic=\"(other)\").",
+            "topic",
+            topics.series().map(|(topic, events, _)| (topic, events)),
+        );
+        w.counter_by(
+            "shopify_events_topic_bytes_total",
+            "Envelope bytes the drain took in, by topic (as shopify_events_topic_events_total).",
+            "topic",
+            topics.series().map(|(topic, _, bytes)| (topic, bytes)),
+        );
     }
 
     /// Reads every metric.
@@ -188,6 +210,7 @@ impl DrainMetrics {
             queue_capacity: self.queue_capacity.get(),
             oldest_event_age: self.oldest_event_age.get(),
             delivery_latency: self.delivery_latency.snapshot(),
+            topics: self.topics.snapshot(),
         }
     }
 }

@@ -1,12 +1,16 @@
-//! Operator commands behind `shopify-events setup` and `shopify-events stats`:
-//! sizing and creating the queue against the host's sysctls, preparing the
-//! spool directory, and reporting the queue's depth with the drain's
-//! counters (from the snapshot it writes).
+//! Operator commands behind `shopify-events setup`, `stats`, `top` and
+//! `dead-letters`: sizing and creating the queue against the host's
+//! sysctls and preparing the spool directory; reporting its depth with the
+//! drain's counters (from the snapshot it writes) once or live, with the
+//! proxy's beside them; and reading and replaying dead letters.
 //!
 //! Nothing here prints or exits: each command returns a report that is
 //! `serde::Serialize` (for `--json`) and `Display` (for people), and the CLI
 //! decides what to show and which exit status to use.
 
+pub mod dead_letters;
+mod proxy_snapshot;
+mod published;
 mod report;
 mod setup;
 mod size;
@@ -14,7 +18,12 @@ mod snapshot;
 mod spool_dir;
 mod stats;
 mod sysctl;
+pub mod top;
 
+pub use proxy_snapshot::{
+    read_proxy_snapshot, write_proxy_snapshot, ProxyCounters, ProxySnapshot, ProxySnapshotWriter,
+};
+pub use published::{publish, read_published, unix_now, Down, Liveness, Published, STALE_AFTER};
 pub use report::{
     Advice, LimitSettings, Outcome, QueueState, SetupReport, SysctlConf, SysctlWrite,
 };

@@ -311,6 +311,7 @@ impl<S: Sink> Drain<S> {
         let body = body(&self.view, &record);
         let (token, rejected) = match Envelope::decode(body) {
             Ok(event) => {
+                self.metrics.topics.record(event.topic, body.len());
                 let token = self.window.push(record, event.time_us);
                 let rejected = offer(&mut self.sink, &mut self.retries, &event, token);
                 (token, rejected)
