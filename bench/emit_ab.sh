@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # emit into a healthy SysV queue, before and after a change, measured in one
-# run: builds the extension of BASE (a commit; default below) into
-# tmp/bench-base/, then bench/emit_ab.rb alternates processes of the two
-# (ABBA) and prints both, each against the msgsnd floor of its own process.
+# run: builds the extension of BASE (a commit; default: the merge base with
+# main) into tmp/bench-base/, then bench/emit_ab.rb alternates processes of
+# the two (ABBA) and prints both, each against the msgsnd floor of its own
+# process.
 #
 #   bench/emit_ab.sh [BASE] [options for bench/emit_ab.rb, e.g. --pairs 10]
 #
@@ -11,8 +12,9 @@
 # Run as root so the bench queue can hold a batch, on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The restructured tree this branch's spool work started from.
-base=58c1599
+# Default: where this branch meets main (on main itself, pass the commit
+# before the change).
+base=$(git merge-base HEAD main)
 if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then
 	base=$1
 	shift
