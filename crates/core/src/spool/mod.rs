@@ -25,10 +25,13 @@
 //! ```
 //!
 //! Lowercase hex; the queue key is the SysV key's 32 bits. Segment indices
-//! count from 0 per producer, in the order the writer created them. A writer
+//! count from 0 per producer, in the order the writer named them. A writer
 //! builds a segment under the temporary name `.<name>.tmp` and renames it
 //! into place once its header is complete, so a reader never sees a
-//! half-initialised header. A reader takes only `.seg` files of its queue
+//! half-initialised header. A segment built ahead of need
+//! ([`SpoolOptions::prepare_ahead`]) carries a provisional index in its
+//! temporary name (counting down from the largest) and gets its real one,
+//! in its header and its name, when it is placed. A reader takes only `.seg` files of its queue
 //! key and ignores everything else: other keys' segments (left to their
 //! drain), files of other names or of another format version (reported once
 //! each, never deleted), temporary files (removed only once their writer is
