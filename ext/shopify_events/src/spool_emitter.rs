@@ -43,13 +43,14 @@ impl SpoolEmitter {
         })
     }
 
-    /// `msync`s what was appended since the last sync (for `spool_sync`
-    /// `interval`, whose last records wait for the next append otherwise).
+    /// Writes what `spool_sync` `interval` has not written yet to disk
+    /// (its last records wait for the next append otherwise); nothing
+    /// under `page_cache`.
     fn flush(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
         rb_self
             .inner
             .writer()
-            .flush()
+            .sync_pending()
             .map_err(|e| errors::spool_error(ruby, &e))?;
         Ok(true)
     }

@@ -84,6 +84,17 @@ impl SysvEmitter {
         )
     }
 
+    /// Writes what the spool's `spool_sync` `interval` has not written yet
+    /// to disk; nothing under `page_cache` or without a spool.
+    fn flush_spool(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+        if let Some(writer) = rb_self.inner.spool_writer() {
+            writer
+                .sync_pending()
+                .map_err(|e| errors::spool_error(ruby, &e))?;
+        }
+        Ok(true)
+    }
+
     fn max_envelope_size(ruby: &Ruby, rb_self: &Self) -> Result<u64, Error> {
         rb_self
             .inner
@@ -111,6 +122,7 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     )?;
     class.define_method("last_error", method!(emit::last_drop::<SysvEmitter>, 0))?;
     class.define_method("stats", method!(SysvEmitter::stats, 0))?;
+    class.define_method("flush_spool", method!(SysvEmitter::flush_spool, 0))?;
     class.define_method(
         "max_envelope_size",
         method!(SysvEmitter::max_envelope_size, 0),

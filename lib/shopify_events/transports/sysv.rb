@@ -25,6 +25,13 @@ module ShopifyEvents
         @dropping = false
       end
 
+      # Events are in the queue or the spool once `emit` returned; with
+      # `spool_sync` interval this writes the spool's last ones to disk too
+      # (at exit as well: ShopifyEvents.flush_at_exit).
+      def flush(_timeout = nil)
+        @native.flush_spool
+      end
+
       def stats
         { transport: :sysv, queue_key: @native.key, spool_dir: @spool_dir }.merge!(@native.stats)
       end

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::appender::{Appender, Counters};
-use super::{SpoolError, SpoolOptions};
+use super::{SpoolError, SpoolOptions, SyncPolicy};
 use crate::process;
 
 /// A point-in-time copy of a writer's counters (this process generation's).
@@ -90,6 +90,19 @@ impl SpoolWriter {
     /// `msync`s what was published since the last sync.
     pub fn flush(&self) -> Result<(), SpoolError> {
         self.lock().flush()
+    }
+
+    /// Writes to disk what the sync policy promised and has not written
+    /// yet: the tail of a burst under [`SyncPolicy::Interval`] (synced only
+    /// by a later append otherwise). Nothing under
+    /// [`SyncPolicy::PageCache`], whose promise is the page cache, and
+    /// nothing before this process generation appended. For a transport's
+    /// flush, and at exit.
+    pub fn sync_pending(&self) -> Result<(), SpoolError> {
+        if self.options.sync == SyncPolicy::PageCache || self.current_generation().is_none() {
+            return Ok(());
+        }
+        self.flush()
     }
 
     /// The settings.
