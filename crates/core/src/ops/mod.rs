@@ -31,5 +31,5 @@ pub use setup::{setup, SetupError, SetupPlan};
 pub use size::{format_size, parse_size, SizeError};
 pub use snapshot::{read_drain_snapshot, write_drain_snapshot, DrainSnapshot, SNAPSHOT_MAX_AGE};
 pub use spool_dir::{group_name, prepare_spool_dir, resolve_group, SpoolDirState};
-pub use stats::{queue_stats, QueueStats};
+pub use stats::{queue_stats, spool_files, QueueStats, SpoolFiles};
 pub use sysctl::{has_cap_sys_resource, SysctlFs, SYSCTL_CONF_PATH, SYSCTL_MAX};
