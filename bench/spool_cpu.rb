@@ -83,20 +83,20 @@ end
 
 results = { "prepared" => [], "inline" => [] }
 options[:runs].times do
-  results.each_key do |mode|
-    out = IO.popen([RbConfig.ruby, *$LOAD_PATH.first(1).flat_map { |p| ["-I", p] }, __FILE__, "--child", mode,
+  results.each_key do |way|
+    out = IO.popen([RbConfig.ruby, *$LOAD_PATH.first(1).flat_map { |p| ["-I", p] }, __FILE__, "--child", way,
                     "--events", options[:events].to_s, "--dir", options[:dir]], &:read)
-    raise "child #{mode} failed" unless $?.success? # rubocop:disable Style/SpecialGlobalVars
+    raise "child #{way} failed" unless $?.success? # rubocop:disable Style/SpecialGlobalVars
 
-    results[mode] << JSON.parse(out)
+    results[way] << JSON.parse(out)
   end
 end
 
 puts "method: #{options[:runs]} runs of each way, alternating, #{options[:events]} emits of a 200-byte String " \
      "each (ShopifyEvents.emit, :spool); medians per event"
 puts format("%-34s %10s %16s %16s %9s", "segments", "wall ns", "emit thread CPU", "process CPU", "segments")
-results.each do |mode, runs|
+results.each do |way, runs|
   m = %w[wall emit_thread process segments].to_h { |k| [k, median(runs.map { |r| r.fetch(k) })] }
-  label = mode == "prepared" ? "created ahead (preparing thread)" : "created by the emit that needs one"
+  label = way == "prepared" ? "created ahead (preparing thread)" : "created by the emit that needs one"
   puts format("%-34s %10.1f %16.1f %16.1f %9d", label, m["wall"], m["emit_thread"], m["process"], m["segments"])
 end
