@@ -148,6 +148,16 @@ pub struct SetupArgs {
     /// Raise kernel.msgmnb / kernel.msgmax first where they are too small (root).
     #[arg(long)]
     pub apply_sysctls: bool,
+    /// The apps' group (name or gid): the queue and the spool directory are
+    /// given to it, so the apps and the drain share them.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// The spool directory to create (mode 2770) or adjust.
+    #[arg(long, env = "SHOPIFY_EVENTS_SPOOL_DIR", default_value = defaults::SPOOL_DIR)]
+    pub spool_dir: PathBuf,
+    /// Leave the spool directory alone (wins over --spool-dir).
+    #[arg(long)]
+    pub no_spool_dir: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -181,6 +191,8 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
     plan.mode = args.mode;
     plan.max_event = args.max_event;
     plan.raise_sysctls = args.apply_sysctls;
+    plan.group = args.group.as_deref().map(ops::resolve_group).transpose()?;
+    plan.spool_dir = (!args.no_spool_dir).then_some(args.spool_dir);
     let report = plan.run().context("setup failed")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

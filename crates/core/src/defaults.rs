@@ -30,11 +30,20 @@ pub const STATE_DIR: &str = "/var/lib/shopify-events";
 /// `shopify-events top`): runtime data, gone at reboot like the proxy's
 /// socket beside it (the packaged unit's `RuntimeDirectory`).
 pub const RUN_DIR: &str = "/run/shopify-events";
-/// Where emitting processes write their spool files, and where the drain
-/// reads them.
+/// Where emitting processes write their spool files (`crate::spool`): the
+/// `sysv` transport what the queue cannot take, the `spool` transport every
+/// event.
 pub const SPOOL_DIR: &str = "/var/spool/shopify-events";
-/// The largest event envelope a process may emit, whatever the transport
-/// (used by the spool, landing next).
+/// Mode of the spool directory `shopify-events setup` creates: setgid, so
+/// that files take the directory's group, and no access for others.
+pub const SPOOL_DIR_MODE: u32 = 0o2770;
+/// When spooled records are written to disk (`spool_sync`): left to the
+/// kernel's write-back (`page_cache`), every N ms (`interval:N`), or before
+/// each emit returns (`always`).
+pub const SPOOL_SYNC_TEXT: &str = "page_cache";
+/// The largest event envelope the `sysv` and `spool` transports take
+/// (`max_event_bytes`): Kafka's default `message.max.bytes`. Envelopes above
+/// `kernel.msgmax` up to this go to the spool.
 pub const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// Events the drain sends and has not yet seen acknowledged, at most.

@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::fork;
 use super::format::{record_span, SegmentId, HEADER_SIZE, MAX_INDEX, MAX_RECORD_LIMIT};
 use super::options::{SyncPolicy, RETRY_AFTER};
-use super::segment::{self, Active, Retired};
+use super::prepare::Preparer;
+use super::segment::{self, Active, Prepared, Retired};
 use super::{SpoolError, SpoolOptions, WriterStats};
 use crate::envelope;
 use crate::process;
@@ -40,6 +41,8 @@ pub struct Appender {
     failed: Option<(u64, SpoolError)>,
     /// When `Interval` syncs next (coarse ns).
     sync_due: u64,
+    /// Creates the next segment ahead ([`SpoolOptions::prepare_ahead`]).
+    preparer: Option<Preparer>,
     counters: Arc<Counters>,
 }
 
@@ -50,6 +53,7 @@ pub(super) struct Counters {
     appended: AtomicU64,
     bytes: AtomicU64,
     segments: AtomicU64,
+    prepared: AtomicU64,
     failures: AtomicU64,
 }
 
@@ -63,6 +67,7 @@ impl Counters {
             appended: self.appended.load(Relaxed),
             bytes: self.bytes.load(Relaxed),
             segments_created: self.segments.load(Relaxed),
+            segments_prepared: self.prepared.load(Relaxed),
             failures: self.failures.load(Relaxed),
         }
     }
@@ -99,12 +104,14 @@ impl Appender {
             _ => 0,
         };
         let instance = fork::next_instance();
+        let producer = producer_id(instance);
         Appender {
             next_capacity: options.segment_min,
+            preparer: preparer(&options, producer),
             options,
             generation: process::generation(),
             instance,
-            producer: producer_id(instance),
+            producer,
             next_index: 0,
             active: None,
             reserved: None,
@@ -211,9 +218,15 @@ impl Appender {
         Counters::add(&self.counters.failures, 1);
     }
 
-    /// Creates the next segment, with room for `span` bytes, and seals the
-    /// current one. Within a second of a failure, fails the same way
-    /// without trying.
+    /// Seals the current segment (it cannot take `span` more bytes) and
+    /// creates the next, with room for them. Within a second of a failure,
+    /// fails the same way without trying.
+    ///
+    /// Sealing first means a failed creation leaves no segment of ours
+    /// unsealed: the drain can finish and delete the full one, which frees
+    /// the `max_bytes` budget the next creation needs (with the old one
+    /// kept open, a writer whose own segment filled the budget would wait
+    /// for a deletion that never comes).
     #[cold]
     pub(super) fn rotate(&mut self, span: u64) -> Result<(), SpoolError> {
         if let Some((retry_at, err)) = &self.failed {
@@ -221,6 +234,12 @@ impl Appender {
                 return Err(err.clone());
             }
         }
+        // Filling a segment (not starting an episode) is when the next one
+        // is worth preparing: an episode of a few events never starts the
+        // preparing thread.
+        let filled = self.active.is_some();
+        self.retire_active();
+        self.retired.retain(|r| !r.done());
         let id = SegmentId {
             producer: self.producer,
             index: self.next_index,
@@ -231,9 +250,20 @@ impl Appender {
                 op: "create (segment index beyond 10 digits)",
                 source: Arc::new(std::io::Error::from_raw_os_error(libc::EOVERFLOW)),
             })
+        } else if let Some(prepared) = self.take_prepared(span) {
+            prepared.place(&self.options, id).inspect(|_| {
+                Counters::add(&self.counters.prepared, 1);
+            })
         } else {
             let capacity = self.next_capacity.max(page_round(span));
-            segment::create(&self.options, id, capacity)
+            match segment::create(&self.options, id, capacity) {
+                // The bound refused a grown segment: the smallest that
+                // holds the record may still fit.
+                Err(err) if err.is_full() && capacity > self.smallest(span) => {
+                    segment::create(&self.options, id, self.smallest(span))
+                }
+                created => created,
+            }
         };
         let created = match created {
             Ok(created) => created,
@@ -255,10 +285,30 @@ impl Appender {
             .saturating_mul(4)
             .min(self.options.segment_max);
         Counters::add(&self.counters.segments, 1);
-        self.retire_active();
-        self.retired.retain(|r| !r.done());
         self.active = Some(created);
+        if let Some(preparer) = self.preparer.as_mut().filter(|_| filled) {
+            preparer.request(self.next_capacity);
+        }
         Ok(())
+    }
+
+    /// Capacity of the smallest segment the writer makes that holds `span`.
+    fn smallest(&self, span: u64) -> u64 {
+        self.options.segment_min.max(page_round(span))
+    }
+
+    /// The segment prepared ahead, if one is ready and holds `span`; one
+    /// too small is removed. A failed preparation is ignored: creating the
+    /// segment here gives a fresh verdict.
+    fn take_prepared(&mut self, span: u64) -> Option<Prepared> {
+        match self.preparer.as_mut()?.take()? {
+            Ok(prepared) if prepared.capacity() >= span => Some(prepared),
+            Ok(small) => {
+                small.discard();
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Seals the active segment, if any, after syncing it as the policy
@@ -298,6 +348,9 @@ impl Appender {
         self.reserved = None;
         self.retire_active();
         self.next_capacity = self.options.segment_min;
+        if let Some(preparer) = &mut self.preparer {
+            preparer.cancel();
+        }
     }
 
     /// `msync`s what was published since the last sync (any policy).
@@ -324,10 +377,12 @@ impl Appender {
     pub(super) fn forked(&mut self) {
         std::mem::forget(self.active.take());
         std::mem::forget(std::mem::take(&mut self.retired));
+        std::mem::forget(self.preparer.take());
         self.reserved = None;
         self.generation = process::generation();
         self.instance = fork::next_instance();
         self.producer = producer_id(self.instance);
+        self.preparer = preparer(&self.options, self.producer);
         self.next_index = 0;
         self.next_capacity = self.options.segment_min;
         self.failed = None;
@@ -365,6 +420,12 @@ fn producer_id(instance: u64) -> u64 {
         z ^= 0x5eed;
     }
     z
+}
+
+fn preparer(options: &SpoolOptions, producer: u64) -> Option<Preparer> {
+    options
+        .prepare_ahead
+        .then(|| Preparer::new(options.clone(), producer))
 }
 
 fn not_an_envelope(len: usize, reason: &'static str) -> SpoolError {

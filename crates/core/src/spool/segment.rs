@@ -54,6 +54,18 @@ impl Retired {
     }
 }
 
+/// A segment built complete (allocated, mapped, prefaulted, locked) under a
+/// temporary name, not yet stamped with its id nor named: what a writer
+/// creates ahead of need ([`SpoolOptions::prepare_ahead`]).
+#[derive(Debug)]
+pub(super) struct Prepared {
+    temp: PathBuf,
+    capacity: u64,
+    header: MmapRaw,
+    data: MmapRaw,
+    lock: Registered,
+}
+
 /// Creates segment `id` with `capacity` data bytes (a multiple of 4096) in
 /// `options.dir`, complete and locked, under its final name.
 pub(super) fn create(
@@ -61,43 +73,100 @@ pub(super) fn create(
     id: SegmentId,
     capacity: u64,
 ) -> Result<Active, SpoolError> {
+    prepare(options, id, capacity)?.place(options, id)
+}
+
+/// Builds a segment of `capacity` data bytes under the temporary name of
+/// `temp_id` (which need not be the id it gets when it is placed).
+pub(super) fn prepare(
+    options: &SpoolOptions,
+    temp_id: SegmentId,
+    capacity: u64,
+) -> Result<Prepared, SpoolError> {
     let need = HEADER_SIZE + capacity;
     budget::check(options, need)?;
     let dir = &options.dir;
-    let temp = dir.join(temp_name(options.queue_key, id));
-    let path = dir.join(segment_name(options.queue_key, id));
+    let temp = dir.join(temp_name(options.queue_key, temp_id));
     let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
     let lock = open_registered(&temp, flags, options.mode)
         .map_err(|source| SpoolError::io(dir, &temp, "create", source))?;
-    let built = build(options, &lock, &temp, id, capacity).and_then(|(header, data)| {
-        rename_noreplace(&temp, &path)
-            .map_err(|source| SpoolError::io(dir, &path, "rename into place", source))?;
-        if options.sync != SyncPolicy::PageCache {
-            sync_dir(dir)?;
-        }
-        Ok((header, data))
-    });
-    let (header, data) = match built {
-        Ok(maps) => maps,
+    match build(options, &lock, &temp, capacity) {
+        Ok((header, data)) => Ok(Prepared {
+            temp,
+            capacity,
+            header,
+            data,
+            lock,
+        }),
         Err(err) => {
             let _ = std::fs::remove_file(&temp);
-            return Err(err);
+            Err(err)
         }
-    };
-    Ok(Active {
-        path,
-        capacity,
-        published: 0,
-        synced: 0,
-        seed: check_seed(id),
-        header,
-        data,
-        _lock: lock,
-    })
+    }
 }
 
-/// Locks the temporary file through `lock`, then sizes, maps, prefaults
-/// and stamps it through a second open file description: a mapping holds
+impl Prepared {
+    /// Data bytes it holds.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Stamps the header with `id` and renames the file into place: from
+    /// here on readers see it. No allocation and no page fault: a write of
+    /// 64 bytes and one `rename` (plus the syncs the policy asks for).
+    pub fn place(self, options: &SpoolOptions, id: SegmentId) -> Result<Active, SpoolError> {
+        let dir = &options.dir;
+        let path = dir.join(segment_name(options.queue_key, id));
+        let stamp = Header {
+            capacity: self.capacity,
+            id,
+            key: options.queue_key as u32,
+            created_us: clock::now_micros(),
+            pid: std::process::id(),
+        }
+        .encode();
+        // SAFETY: 64 bytes into our 4096-byte header mapping, which no reader
+        // maps yet: the file still has its temporary name.
+        unsafe {
+            std::ptr::copy_nonoverlapping(stamp.as_ptr(), self.header.as_mut_ptr(), stamp.len())
+        };
+        let placed = (|| {
+            if options.sync != SyncPolicy::PageCache {
+                self.header
+                    .flush()
+                    .map_err(|source| SpoolError::io(dir, &self.temp, "msync", source))?;
+            }
+            rename_noreplace(&self.temp, &path)
+                .map_err(|source| SpoolError::io(dir, &path, "rename into place", source))?;
+            if options.sync != SyncPolicy::PageCache {
+                sync_dir(dir)?;
+            }
+            Ok(())
+        })();
+        if let Err(err) = placed {
+            let _ = std::fs::remove_file(&self.temp);
+            return Err(err);
+        }
+        Ok(Active {
+            path,
+            capacity: self.capacity,
+            published: 0,
+            synced: 0,
+            seed: check_seed(id),
+            header: self.header,
+            data: self.data,
+            _lock: self.lock,
+        })
+    }
+
+    /// Removes the unused segment: its file, mappings and lock.
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.temp);
+    }
+}
+
+/// Locks the temporary file through `lock`, then sizes, maps and prefaults
+/// it through a second open file description: a mapping holds
 /// its description, and with it any OFD lock on it, for as long as the
 /// mapping exists, in forked children too. So the lock's description is
 /// never mapped, and closing its one descriptor (at seal, or in a child by
@@ -106,7 +175,6 @@ fn build(
     options: &SpoolOptions,
     lock: &Registered,
     temp: &Path,
-    id: SegmentId,
     capacity: u64,
 ) -> Result<(MmapRaw, MmapRaw), SpoolError> {
     let dir = &options.dir;
@@ -152,21 +220,9 @@ fn build(
         .map_raw(raw)
         .map_err(io("map"))?;
     prefault(&data).map_err(io("prefault"))?;
-    let stamp = Header {
-        capacity,
-        id,
-        key: options.queue_key as u32,
-        created_us: clock::now_micros(),
-        pid: std::process::id(),
-    }
-    .encode();
-    // SAFETY: 64 bytes into a 4096-byte mapping nobody else has yet.
-    unsafe { std::ptr::copy_nonoverlapping(stamp.as_ptr(), header.as_mut_ptr(), stamp.len()) };
+    // The fixed fields (bytes 0..64) are stamped when the segment is placed.
     for off in [OFF_PUBLISHED, OFF_ACKED] {
         word(&header, off).store(offset_word(0).to_le(), Ordering::Relaxed);
-    }
-    if options.sync != SyncPolicy::PageCache {
-        header.flush().map_err(io("msync"))?;
     }
     Ok((header, data))
 }
