@@ -28,6 +28,7 @@ use crate::kafka::retry::Retries;
 use crate::metrics::{DrainMetrics, Health};
 use crate::sink::{Delivery, Outcome, Rejected, Sink};
 use crate::state_dir::StateDir;
+use crate::tap::Tap;
 
 mod resize;
 mod status;
@@ -70,6 +71,8 @@ pub struct Drain<S: Sink> {
     shutdown_timeout: Duration,
     outcomes: Vec<Delivery>,
     peek: Vec<u8>,
+    /// Shows delivered events to `shopify-events tap`; ends taps on drop.
+    tap: Tap,
     _lock: lock::DrainLock,
 }
 
@@ -120,6 +123,7 @@ impl<S: Sink> Drain<S> {
         )))?;
         let peek = vec![0; HEADER_LEN + journal.max_record() as usize];
         let view = journal.view();
+        let tap = Tap::serve(&state);
         Ok(Drain {
             key,
             queue_mode: config.queue_mode,
@@ -142,6 +146,7 @@ impl<S: Sink> Drain<S> {
             shutdown_timeout: config.shutdown_timeout(),
             outcomes: Vec::new(),
             peek,
+            tap,
             _lock: lock,
         })
     }
@@ -389,6 +394,8 @@ impl<S: Sink> Drain<S> {
         for Delivery { token, outcome } in &outcomes {
             match outcome {
                 Outcome::Delivered => {
+                    self.tap
+                        .delivered(|| Some(body(&self.view, &self.window.record(*token)?)));
                     if let Some(time_us) = self.window.finish(*token) {
                         self.metrics.produced.inc();
                         self.metrics
