@@ -11,6 +11,7 @@
 //! - [`metrics`]: the Prometheus text exposition, parsed.
 //! - [`events`]: queue frames holding envelopes.
 //! - [`procfs`]: memory and CPU time of a process.
+//! - [`tap`]: `shopify-events tap` as a child process.
 //! - [`terminal`]: a real terminal (tmux) for full-screen commands.
 //! - [`ruby`]: Ruby processes emitting through the gem.
 //! - [`command`]: running commands, signalling our own children.
@@ -37,5 +38,6 @@ pub mod ruby;
 pub mod sysctl;
 #[cfg(feature = "kafka")]
 pub mod tansu;
+pub mod tap;
 pub mod terminal;
 pub mod wait;
