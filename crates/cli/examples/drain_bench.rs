@@ -17,6 +17,13 @@
 //!
 //! After the last drain run the drain stays up with an empty queue for the
 //! idle measurement (utime+stime from /proc/PID/stat over `--idle-secs`).
+//!
+//! `--tap GLOB` adds a third measurement to each run: the same drain run
+//! with `shopify-events tap --topic GLOB` connected (its stdout to
+//! /dev/null) before the clock starts, so the table shows the drain's rate
+//! with and without a tapping client, from the same run. A glob matching
+//! the bench's topic (`'bench-drain-*'`) taps every event; one matching
+//! nothing (`nothing`) shows what an idle client costs.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -33,6 +40,7 @@ use testkit::queue::TestQueue;
 use testkit::rng::XorShift;
 use testkit::sysctl::{raise_msgmnb, MIN_MSGMNB};
 use testkit::tansu::{tansu_bin, Tansu};
+use testkit::tap::TapProcess;
 
 const PARTITIONS: i32 = 3;
 
@@ -47,6 +55,8 @@ struct Options {
     /// Steady state (default): both producers warmed by one event first.
     /// `--cold`: the drain starts on a full queue, timed from spawn.
     warm: bool,
+    /// `--tap GLOB`: also time each drain run with a tap of GLOB connected.
+    tap: Option<String>,
 }
 
 fn options() -> Options {
@@ -60,6 +70,7 @@ fn options() -> Options {
             .join("../../target/release/shopify-events"),
         verify: false,
         warm: true,
+        tap: None,
     };
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         o.drain_bin = PathBuf::from(dir).join("release/shopify-events");
@@ -79,13 +90,15 @@ fn options() -> Options {
             "--drain-bin" => o.drain_bin = PathBuf::from(value()),
             "--verify" => o.verify = true,
             "--cold" => o.warm = false,
+            "--tap" => o.tap = Some(value()),
             "--help" | "-h" => {
                 println!(
                     "drain_bench [--events N] [--runs R] [--payload BYTES] \
-                     [--max-in-flight N] [--idle-secs S] [--drain-bin PATH] [--verify] [--cold]\n\
+                     [--max-in-flight N] [--idle-secs S] [--drain-bin PATH] [--verify] [--cold] [--tap GLOB]\n\
                      --verify: also read both topics back (untimed) and count records and ids\n\
                      --cold: start the drain on a full queue and time from spawn (default: both \
-                     producers warmed by one event, then timed)"
+                     producers warmed by one event, then timed)\n\
+                     --tap GLOB: each run also times the drain with `shopify-events tap --topic GLOB` connected"
                 );
                 std::process::exit(0);
             }
@@ -184,7 +197,7 @@ fn baseline_run(o: &Options) -> (Duration, CpuUse) {
 
 /// One drain run; with `idle` the drain is handed back alive for the idle
 /// measurement.
-fn drain_run(o: &Options, keep: bool) -> (DrainRun, Option<Idle>) {
+fn drain_run(o: &Options, keep: bool, tap: Option<&str>) -> (DrainRun, Option<Idle>) {
     let tansu = Tansu::start();
     let topic = unique_topic("bench-drain");
     tansu.create_topic(&topic, PARTITIONS);
@@ -216,12 +229,18 @@ fn drain_run(o: &Options, keep: bool) -> (DrainRun, Option<Idle>) {
     let mut start = Instant::now();
     let mut mark = CpuMark::take(0, tansu.pid());
     let state_dir = state.path().join("state");
-    let mut drain = DrainSpec::new(&o.drain_bin, queue.key(), &state_dir, state.path())
+    let spec = DrainSpec::new(&o.drain_bin, queue.key(), &state_dir, state.path())
         .brokers(&tansu.bootstrap)
         .with_metrics()
-        .args(["--max-in-flight", &o.max_in_flight.to_string()])
-        .spawn(0);
+        .args(["--max-in-flight", &o.max_in_flight.to_string()]);
+    let mut drain = spec.spawn(0);
     drain.wait_serving(Duration::from_secs(30));
+    let tap = tap.map(|glob| {
+        let mut tap =
+            TapProcess::spawn_discarding(&spec, state.path(), "bench", &["--topic", glob]);
+        tap.wait_ready(Duration::from_secs(30));
+        tap
+    });
     let mut ready = Instant::now();
     let pid = drain.pid();
     let total = o.events + usize::from(o.warm);
@@ -280,6 +299,12 @@ fn drain_run(o: &Options, keep: bool) -> (DrainRun, Option<Idle>) {
         sleep(Duration::from_millis(5));
     }
     let end = Instant::now();
+    if let Some(mut tap) = tap {
+        tap.interrupt();
+        tap.wait_timeout(Duration::from_secs(10));
+        let log = tap.log_text();
+        eprintln!("    {}", log.lines().last().unwrap_or("tap: no summary"));
+    }
     let run = DrainRun {
         elapsed: end - start,
         from_ready: end - ready,
@@ -427,6 +452,7 @@ fn main() {
     let mut baseline = Vec::new();
     let mut baseline_cpu = Vec::new();
     let mut drained = Vec::new();
+    let mut tapped: Vec<DrainRun> = Vec::new();
     let mut idle = None;
     for run in 0..o.runs {
         let (b, b_cpu) = baseline_run(&o);
@@ -438,7 +464,18 @@ fn main() {
             b.as_secs_f64(),
             b_rate
         );
-        let (d, i) = drain_run(&o, run + 1 == o.runs);
+        if let Some(glob) = &o.tap {
+            let (t, _) = drain_run(&o, false, Some(glob));
+            eprintln!(
+                "run {}: drain with a tap of {glob:?} {:.3} s = {:.0} events/s, peak RssAnon {:.1} MiB",
+                run + 1,
+                t.elapsed.as_secs_f64(),
+                o.events as f64 / t.elapsed.as_secs_f64(),
+                mib(t.peak.rss_anon)
+            );
+            tapped.push(t);
+        }
+        let (d, i) = drain_run(&o, run + 1 == o.runs, None);
         let d_rate = o.events as f64 / d.elapsed.as_secs_f64();
         eprintln!(
             "run {}: drain    {:.3} s = {:.0} events/s ({:.0}/s from ready), peak RssAnon {:.1} MiB, \
@@ -496,6 +533,37 @@ fn main() {
         md / mb
     );
     println!();
+    if let Some(glob) = &o.tap {
+        let t_rates: Vec<f64> = tapped
+            .iter()
+            .map(|t| o.events as f64 / t.elapsed.as_secs_f64())
+            .collect();
+        let t_ratios: Vec<f64> = t_rates.iter().zip(&d_rates).map(|(t, d)| t / d).collect();
+        println!(
+            "With `shopify-events tap --topic {glob}` connected (stdout to /dev/null), measured in \
+             the same runs just before the drain alone:"
+        );
+        println!();
+        println!("| run | drain alone (events/s) | drain, tapped (events/s) | tapped / alone | peak RssAnon alone / tapped |");
+        println!("|---:|---:|---:|---:|---:|");
+        for run in 0..o.runs {
+            println!(
+                "| {} | {:.0} | {:.0} | {:.2} | {:.1} / {:.1} MiB |",
+                run + 1,
+                d_rates[run],
+                t_rates[run],
+                t_ratios[run],
+                mib(drained[run].peak.rss_anon),
+                mib(tapped[run].peak.rss_anon)
+            );
+        }
+        println!(
+            "| **median** | **{md:.0}** | **{:.0}** | **{:.2}** | |",
+            median(&t_rates),
+            median(&t_ratios)
+        );
+        println!();
+    }
     println!(
         "Median drain rate counted from the drain being ready (journal open, metrics up) \
          instead of from spawn: {:.0} events/s ({:.2} x baseline). Median of the per-run ratios: {:.2}.",

@@ -114,11 +114,7 @@ pub fn run(args: TapArgs) -> anyhow::Result<()> {
             anyhow::bail!("{reason} after {shown} of {limit} events{missed}")
         }
         (Some(reason), _) => eprintln!("shopify-events tap: {reason}; {shown} events{missed}"),
-        (None, _) => {
-            if !missed.is_empty() {
-                eprintln!("shopify-events tap: {shown} events{missed}");
-            }
-        }
+        (None, _) => eprintln!("shopify-events tap: {shown} events{missed}"),
     }
     Ok(())
 }

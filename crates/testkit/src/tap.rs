@@ -26,26 +26,45 @@ impl TapProcess {
         TapProcess::spawn_with(drain.tap_command(), log_dir, name, args)
     }
 
-    /// The same from a command the caller prepared (another user, say):
-    /// `command` must run `shopify-events tap --queue-key .. --state-dir ..`.
-    pub fn spawn_with(
-        mut command: Command,
+    /// The same with its stdout (the events) thrown away, for benchmarks.
+    pub fn spawn_discarding(
+        drain: &DrainSpec,
         log_dir: &Path,
         name: &str,
         args: &[&str],
     ) -> TapProcess {
+        TapProcess::start(drain.tap_command(), log_dir, name, args, None)
+    }
+
+    /// The same from a command the caller prepared (another user, say):
+    /// `command` must run `shopify-events tap --queue-key .. --state-dir ..`.
+    pub fn spawn_with(command: Command, log_dir: &Path, name: &str, args: &[&str]) -> TapProcess {
         let stdout = log_dir.join(format!("tap-{name}.out"));
+        TapProcess::start(command, log_dir, name, args, Some(stdout))
+    }
+
+    fn start(
+        mut command: Command,
+        log_dir: &Path,
+        name: &str,
+        args: &[&str],
+        stdout: Option<PathBuf>,
+    ) -> TapProcess {
         let stderr = log_dir.join(format!("tap-{name}.log"));
+        let out = match &stdout {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create tap stdout")),
+            None => Stdio::null(),
+        };
         let child = command
             .args(args)
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).expect("create tap stdout"))
+            .stdout(out)
             .stderr(std::fs::File::create(&stderr).expect("create tap stderr"))
             .spawn()
             .expect("run shopify-events tap");
         TapProcess {
             child,
-            stdout,
+            stdout: stdout.unwrap_or_else(|| PathBuf::from("/dev/null")),
             stderr,
         }
     }
