@@ -15,6 +15,8 @@
 //! | `dead-letters.jsonl` | the drain | events Kafka will never take; in `dead_letter_dir` if one is configured |
 //! | `proxy-KEY.json` | the proxy, every second | its stats snapshot for `shopify-events top` ([`crate::ops::ProxySnapshot`]); in the proxy's own directory ([`defaults::RUN_DIR`](crate::defaults::RUN_DIR)) |
 //! | `.proxy-KEY.json.PID.tmp` | the proxy | the next snapshot, renamed over `proxy-KEY.json` |
+//! | `dead-letters.jsonl.N` | the drain | rotated dead-letter files, 1 the newest |
+//! | `saved/` | the drain, at shutdown | its saved spool: the queue taken at stop, spool segments of the queue's key |
 //! | `tap-KEY.sock` | the drain, at start | the Unix socket `shopify-events tap` connects to ([`crate::tap`]); mode 0600, removed at a clean stop |
 //! | `.tap-KEY.tmp` | the drain, at start | the tap socket while it is bound and made private, renamed to `tap-KEY.sock` |
 //!
@@ -138,6 +140,18 @@ impl StateDir {
     /// `dead-letters.jsonl`, in the dead-letter directory.
     pub fn dead_letters(&self) -> PathBuf {
         self.dead_letter_dir.join("dead-letters.jsonl")
+    }
+
+    /// `dead-letters.jsonl.N`: the `n`th rotated dead-letter file (1 the
+    /// newest).
+    pub fn dead_letters_rotated(&self, n: usize) -> PathBuf {
+        self.dead_letter_dir.join(format!("dead-letters.jsonl.{n}"))
+    }
+
+    /// `saved/`: the drain's saved spool, where it moves what is left in
+    /// the queue at shutdown (`save_on_stop`).
+    pub fn saved_spool(&self) -> PathBuf {
+        self.root.join("saved")
     }
 
     fn keyed(&self, prefix: &str, suffix: &str) -> PathBuf {

@@ -29,5 +29,5 @@ pub use report::{
 pub use setup::{setup, SetupError, SetupPlan};
 pub use size::{format_size, parse_size, SizeError};
 pub use snapshot::{read_drain_snapshot, write_drain_snapshot, DrainSnapshot, SNAPSHOT_MAX_AGE};
-pub use stats::{queue_stats, QueueStats};
+pub use stats::{queue_stats, spool_files, QueueStats, SpoolFiles};
 pub use sysctl::{has_cap_sys_resource, SysctlFs, SYSCTL_CONF_PATH, SYSCTL_MAX};
