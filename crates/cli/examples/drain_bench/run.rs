@@ -1,7 +1,6 @@
 //! One measurement: the baseline producer, or the drain taking N events
 //! from the queue or from spool files.
 
-use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -9,14 +8,13 @@ use shopify_events_core::spool::{Appender, SpoolOptions};
 use testkit::command::signal;
 use testkit::consume::{consume_all, unique_topic, watermarks};
 use testkit::drain::{DrainProcess, DrainSpec};
-use testkit::events::event_frame;
 use testkit::procfs::{clock_ticks_per_second, cpu_ticks, Mem};
 use testkit::produce::produce_baseline_with;
 use testkit::queue::TestQueue;
-use testkit::rng::XorShift;
 use testkit::tansu::Tansu;
 
 use crate::cpu::{CpuMark, CpuUse};
+use crate::fill::Filler;
 use crate::{Options, PARTITIONS};
 
 /// Where the drain finds the N events.
@@ -62,54 +60,6 @@ pub fn baseline_run(o: &Options) -> (Duration, CpuUse) {
         );
     }
     (elapsed, cpu)
-}
-
-/// Envelopes of `payload` random-hex bytes, into the queue or spool files.
-struct Filler {
-    topic: String,
-    frame: Vec<u8>,
-    payload: Vec<u8>,
-    rng: XorShift,
-}
-
-impl Filler {
-    fn new(topic: &str, payload: usize) -> Filler {
-        Filler {
-            topic: topic.to_owned(),
-            frame: Vec::new(),
-            payload: vec![0u8; payload],
-            rng: XorShift(0x9e37_79b9_7f4a_7c15),
-        }
-    }
-
-    fn next(&mut self) -> &[u8] {
-        self.rng.fill_hex(&mut self.payload);
-        event_frame(&mut self.frame, &self.topic, None, &self.payload);
-        &self.frame
-    }
-
-    fn queue(&mut self, queue: &TestQueue, count: usize) {
-        for _ in 0..count {
-            let frame = self.next();
-            queue
-                .try_send_frame(frame)
-                .unwrap_or_else(|e| panic!("filling the queue: {e}"));
-        }
-    }
-
-    /// `count` envelopes round-robin over 4 writers (4 producers' files),
-    /// sealed when done.
-    fn spool(&mut self, dir: &Path, key: sysvmq::Key, count: usize) {
-        let mut writers: Vec<Appender> = (0..4)
-            .map(|_| Appender::new(SpoolOptions::new(dir, key)))
-            .collect();
-        for i in 0..count {
-            let frame = self.next().to_vec();
-            writers[i % 4]
-                .append(&frame[sysvmq::HEADER_LEN..])
-                .unwrap_or_else(|e| panic!("filling the spool: {e}"));
-        }
-    }
 }
 
 fn counter(drain: &DrainProcess, name: &str) -> f64 {
