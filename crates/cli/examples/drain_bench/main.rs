@@ -22,12 +22,20 @@
 //! (utime+stime from /proc/PID/stat over `--idle-secs`): with an empty
 //! queue, and with 32 live, idle writer files in the spool. `copy.rs`
 //! measures what copying spooled events into the journal would add.
+//!
+//! `--tap GLOB` (`tap.rs`) adds a measurement to each run of each source:
+//! the same drain run with `shopify-events tap --topic GLOB` connected
+//! (its stdout to /dev/null) before the clock starts, so a table shows the
+//! drain's rate with and without a tapping client, from the same run. A
+//! glob matching the bench's topic (`'bench-drain-*'`) taps every event; one
+//! matching nothing (`nothing`) shows what an idle client costs.
 
 mod copy;
 mod cpu;
 mod fill;
 mod report;
 mod run;
+mod tap;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -52,6 +60,8 @@ pub struct Options {
     /// `--cold`: the drain starts on a full source, timed from spawn.
     warm: bool,
     sources: Vec<Source>,
+    /// `--tap GLOB`: also time each drain run with a tap of GLOB connected.
+    tap: Option<String>,
 }
 
 fn options() -> Options {
@@ -66,6 +76,7 @@ fn options() -> Options {
         verify: false,
         warm: true,
         sources: vec![Source::Queue, Source::Spool],
+        tap: None,
     };
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         o.drain_bin = PathBuf::from(dir).join("release/shopify-events");
@@ -85,6 +96,7 @@ fn options() -> Options {
             "--drain-bin" => o.drain_bin = PathBuf::from(value()),
             "--verify" => o.verify = true,
             "--cold" => o.warm = false,
+            "--tap" => o.tap = Some(value()),
             "--source" => {
                 o.sources = match value().as_str() {
                     "queue" => vec![Source::Queue],
@@ -97,10 +109,12 @@ fn options() -> Options {
                 println!(
                     "drain_bench [--events N] [--runs R] [--payload BYTES] \
                      [--max-in-flight N] [--idle-secs S] [--drain-bin PATH] [--verify] [--cold] \
-                     [--source queue|spool|both]\n\
+                     [--source queue|spool|both] [--tap GLOB]\n\
                      --verify: also read both topics back (untimed) and count records and ids\n\
                      --cold: start the drain on a full queue and time from spawn (default: both \
-                     producers warmed by one event, then timed)"
+                     producers warmed by one event, then timed)\n\
+                     --tap GLOB: each run also times the drain with `shopify-events tap --topic \
+                     GLOB` connected"
                 );
                 std::process::exit(0);
             }
@@ -127,6 +141,8 @@ fn median(values: &[f64]) -> f64 {
 struct Series {
     source: Source,
     runs: Vec<DrainRun>,
+    /// The same runs with a tap connected (`--tap`), else empty.
+    tapped: Vec<DrainRun>,
     idle: Option<Idle>,
 }
 
@@ -172,6 +188,7 @@ fn main() {
         .map(|&source| Series {
             source,
             runs: Vec::new(),
+            tapped: Vec::new(),
             idle: None,
         })
         .collect();
@@ -187,7 +204,10 @@ fn main() {
         );
         baseline.push(b_rate);
         for s in &mut series {
-            let (d, idle) = drain_run(&o, s.source, run + 1 == o.runs);
+            if let Some(glob) = &o.tap {
+                s.tapped.push(tap::tapped_run(&o, s.source, glob, run + 1));
+            }
+            let (d, idle) = drain_run(&o, s.source, run + 1 == o.runs, None);
             eprintln!(
                 "run {}: drain ({}) {:.3} s = {:.0} events/s, peak RssAnon {:.1} MiB, VmRSS {:.1} MiB",
                 run + 1,
@@ -213,4 +233,7 @@ fn main() {
         &series,
         (in_place, copied),
     );
+    if let Some(glob) = &o.tap {
+        tap::report(&o, glob, &series);
+    }
 }

@@ -15,7 +15,7 @@ use testkit::tansu::Tansu;
 
 use crate::cpu::{CpuMark, CpuUse};
 use crate::fill::Filler;
-use crate::{Options, PARTITIONS};
+use crate::{tap, Options, PARTITIONS};
 
 /// Where the drain finds the N events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +71,14 @@ fn counter(drain: &DrainProcess, name: &str) -> f64 {
 
 /// One drain run taking N events from `source`; with `keep` the drain is
 /// measured idle afterwards (with 32 idle live writer files after a spool
-/// run).
-pub fn drain_run(o: &Options, source: Source, keep: bool) -> (DrainRun, Option<Idle>) {
+/// run); with `tap` a `shopify-events tap --topic GLOB` is connected before
+/// the first event and stays until the last is acknowledged.
+pub fn drain_run(
+    o: &Options,
+    source: Source,
+    keep: bool,
+    tap: Option<&str>,
+) -> (DrainRun, Option<Idle>) {
     let tansu = Tansu::start();
     let topic = unique_topic("bench-drain");
     tansu.create_topic(&topic, PARTITIONS);
@@ -96,13 +102,14 @@ pub fn drain_run(o: &Options, source: Source, keep: bool) -> (DrainRun, Option<I
     let mut start = Instant::now();
     let mut mark = CpuMark::take(0, tansu.pid());
     let state_dir = state.path().join("state");
-    let mut drain = DrainSpec::new(&o.drain_bin, queue.key(), &state_dir, state.path())
+    let spec = DrainSpec::new(&o.drain_bin, queue.key(), &state_dir, state.path())
         .spool_dir(&spool_dir)
         .brokers(&tansu.bootstrap)
         .with_metrics()
-        .args(["--max-in-flight", &o.max_in_flight.to_string()])
-        .spawn(0);
+        .args(["--max-in-flight", &o.max_in_flight.to_string()]);
+    let mut drain = spec.spawn(0);
     drain.wait_serving(Duration::from_secs(30));
+    let tap = tap.map(|glob| tap::connect(&spec, state.path(), glob));
     let pid = drain.pid();
     let total = o.events + usize::from(o.warm);
     if o.warm {
@@ -168,6 +175,9 @@ pub fn drain_run(o: &Options, source: Source, keep: bool) -> (DrainRun, Option<I
         sleep(Duration::from_millis(5));
     }
     let end = Instant::now();
+    if let Some(tap) = tap {
+        tap::disconnect(tap);
+    }
     let run = DrainRun {
         elapsed: end - start,
         peak,
