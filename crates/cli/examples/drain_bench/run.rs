@@ -37,6 +37,8 @@ impl Source {
 
 /// What one drain run measured.
 pub struct DrainRun {
+    /// With `--tap`: what the tap was shown and missed.
+    pub tap: Option<tap::Seen>,
     pub elapsed: Duration,
     pub peak: Mem,
     pub cpu: CpuUse,
@@ -175,10 +177,8 @@ pub fn drain_run(
         sleep(Duration::from_millis(5));
     }
     let end = Instant::now();
-    if let Some(tap) = tap {
-        tap::disconnect(tap);
-    }
     let run = DrainRun {
+        tap: tap.map(tap::disconnect),
         elapsed: end - start,
         peak,
         cpu: CpuMark::take(pid, tansu.pid()).since(&mark),

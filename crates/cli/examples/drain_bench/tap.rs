@@ -26,9 +26,17 @@ pub fn connect(spec: &DrainSpec, log_dir: &Path, glob: &str) -> TapProcess {
     tap
 }
 
-/// Ends the tap (Ctrl-C) after the timed part and prints its summary line
-/// (events shown, missed).
-pub fn disconnect(mut tap: TapProcess) {
+/// What a tap printed: events shown, and events it missed because it read
+/// more slowly than the drain delivered (dropped for it, by design).
+#[derive(Clone, Copy, Default)]
+pub struct Seen {
+    pub shown: u64,
+    pub missed: u64,
+}
+
+/// Ends the tap (Ctrl-C) after the timed part and reads its summary line,
+/// `shopify-events tap: N events[, M missed (...)]`.
+pub fn disconnect(mut tap: TapProcess) -> Seen {
     tap.interrupt();
     let status = tap.wait_timeout(Duration::from_secs(10));
     let log = tap.log_text();
@@ -36,7 +44,19 @@ pub fn disconnect(mut tap: TapProcess) {
         status.is_some_and(|s| s.success()),
         "the tap after Ctrl-C: {status:?}\n{log}"
     );
-    eprintln!("    {}", log.lines().last().unwrap_or("tap: no summary"));
+    let summary = log.lines().last().unwrap_or("tap: no summary");
+    eprintln!("    {summary}");
+    let count = |after: &str| {
+        summary
+            .split(after)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+    };
+    Seen {
+        shown: count("tap: ").unwrap_or_else(|| panic!("no count in the tap's summary: {log}")),
+        missed: count("events, ").unwrap_or(0),
+    }
 }
 
 /// Run `run` of `source` with a tap of `glob` connected.
@@ -63,9 +83,9 @@ pub fn report(o: &Options, glob: &str, series: &[Series]) {
     println!();
     println!(
         "| source | run | drain alone (events/s) | drain, tapped (events/s) | tapped / alone | \
-         peak RssAnon alone / tapped |"
+         tap shown / missed | peak RssAnon alone / tapped |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for s in series {
         let alone = s.rates(o.events);
         let tapped: Vec<f64> = s
@@ -75,19 +95,22 @@ pub fn report(o: &Options, glob: &str, series: &[Series]) {
             .collect();
         let ratios: Vec<f64> = tapped.iter().zip(&alone).map(|(t, a)| t / a).collect();
         for (run, (d, t)) in s.runs.iter().zip(&s.tapped).enumerate() {
+            let seen = t.tap.unwrap_or_default();
             println!(
-                "| {} | {} | {:.0} | {:.0} | {:.2} | {:.1} / {:.1} MiB |",
+                "| {} | {} | {:.0} | {:.0} | {:.2} | {} / {} | {:.1} / {:.1} MiB |",
                 s.source.name(),
                 run + 1,
                 alone[run],
                 tapped[run],
                 ratios[run],
+                seen.shown,
+                seen.missed,
                 mib(d.peak.rss_anon),
                 mib(t.peak.rss_anon)
             );
         }
         println!(
-            "| {} | **median** | **{:.0}** | **{:.0}** | **{:.2}** | |",
+            "| {} | **median** | **{:.0}** | **{:.0}** | **{:.2}** | | |",
             s.source.name(),
             median(&alone),
             median(&tapped),
@@ -98,6 +121,8 @@ pub fn report(o: &Options, glob: &str, series: &[Series]) {
     println!(
         "tapped / alone is the median of the per-run ratios. The tap connects once the drain \
          serves its metrics and before the warm-up event, and is interrupted after the last \
-         event is acknowledged."
+         event is acknowledged. Shown / missed is what the tap printed and what the drain \
+         dropped for it because it read more slowly than the drain delivered (the warm-up \
+         event included)."
     );
 }
