@@ -3,7 +3,7 @@
 # librdkafka's own producer (same run); idle CPU with 32 live writer files.
 # Builds the release drain and the benchmark, then runs it; arguments pass
 # through, e.g. bench/drain.sh --events 200000 --runs 5 --payload 200
-# [--source queue|spool|both].
+# [--source queue|spool|both] [--tap GLOB].
 # Needs a Tansu binary (TANSU_BIN, /opt/tansu/bin/tansu or PATH; script/tansu
 # install) and root (raises kernel.msgmnb, never lowers it) or a msgmnb that
 # already allows the queue's capacity.

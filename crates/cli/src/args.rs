@@ -29,6 +29,8 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// Watch the queue, the drain and the proxy live (q quits).
     Top(crate::top::TopArgs),
+    /// Print events live as the drain delivers them, as JSON lines (Ctrl-C ends).
+    Tap(crate::tap::TapArgs),
     /// List, show and replay events Kafka would not take.
     DeadLetters(crate::dead_letters::DeadLettersArgs),
 }

@@ -5,6 +5,7 @@ mod args;
 mod dead_letters;
 mod drain;
 mod proxy;
+mod tap;
 mod top;
 
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         Command::Stats(args) => args::stats(args),
         Command::Proxy(args) => proxy::run(args),
         Command::Top(args) => top::run(args),
+        Command::Tap(args) => tap::run(args),
         Command::DeadLetters(args) => dead_letters::run(args),
     };
     match result {

@@ -66,6 +66,15 @@ pub const DEAD_LETTER_FILES: usize = 8;
 /// packaged configuration uses it; without a setting no server runs).
 pub const METRICS_ADDR: &str = "127.0.0.1:9394";
 
+/// Permissions of the drain's tap socket (`tap-KEY.sock`): whoever can
+/// connect reads every payload, so only the drain's user (and root).
+pub const TAP_SOCKET_MODE: u32 = 0o600;
+/// `shopify-events tap` clients one drain serves at once.
+pub const TAP_MAX_CLIENTS: usize = 8;
+/// Envelope bytes the drain holds for one tap client that has not written
+/// them yet; past it, that client misses events (and is told how many).
+pub const TAP_CLIENT_BUFFER: usize = 1 << 20;
+
 /// How often `shopify-events top` refreshes.
 pub const TOP_INTERVAL: Duration = Duration::from_secs(1);
 /// Topics `shopify-events top` lists, the busiest first.

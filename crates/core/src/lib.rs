@@ -20,5 +20,6 @@ pub mod proxy;
 pub mod sink;
 pub mod spool;
 pub mod state_dir;
+pub mod tap;
 pub mod topic;
 pub mod transport;

@@ -17,16 +17,22 @@
 //! | `.proxy-KEY.json.PID.tmp` | the proxy | the next snapshot, renamed over `proxy-KEY.json` |
 //! | `dead-letters.jsonl.N` | the drain | rotated dead-letter files, 1 the newest |
 //! | `saved/` | the drain, at shutdown | its saved spool: the queue taken at stop, spool segments of the queue's key |
+//! | `tap-KEY.sock` | the drain, at start | the Unix socket `shopify-events tap` connects to ([`crate::tap`]); mode 0600, removed at a clean stop |
+//! | `.tap-KEY.tmp` | the drain, at start | the tap socket while it is bound and made private, renamed to `tap-KEY.sock` |
 //!
-//! What comes next (loss-accounting state, a tap socket) gets its name here
-//! too, so that this table stays the whole list.
+//! What comes next (loss-accounting state) gets its name here too, so that
+//! this table stays the whole list.
 //!
-//! Every file is created by [`create_file`], so the permissions of state
-//! files are decided in one place. Today they are the process's: mode 0666
-//! less its umask.
+//! Every file is created by [`create_file`], and every socket by
+//! [`bind_socket`], so the permissions of state files are decided in one
+//! place. Files get the process's: mode 0666 less its umask. The tap socket
+//! gets [`defaults::TAP_SOCKET_MODE`](crate::defaults::TAP_SOCKET_MODE)
+//! (0600), since whoever can connect reads every payload.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, Permissions};
 use std::io;
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use sysvmq::Key;
@@ -118,6 +124,19 @@ impl StateDir {
         ))
     }
 
+    /// `tap-KEY.sock`: the running drain's tap socket.
+    pub fn tap_socket(&self) -> PathBuf {
+        self.keyed("tap-", ".sock")
+    }
+
+    /// `.tap-KEY.tmp`: where the drain binds the tap socket and sets its
+    /// mode before renaming it to [`StateDir::tap_socket`]. Short, because
+    /// a socket's path must fit in 108 bytes; one name per key is enough,
+    /// since only the drain holding the queue's lock binds it.
+    pub fn tap_socket_tmp(&self) -> PathBuf {
+        self.keyed(".tap-", ".tmp")
+    }
+
     /// `dead-letters.jsonl`, in the dead-letter directory.
     pub fn dead_letters(&self) -> PathBuf {
         self.dead_letter_dir.join("dead-letters.jsonl")
@@ -166,6 +185,31 @@ pub fn create_file(path: &Path, access: Access) -> io::Result<File> {
     options.open(path)
 }
 
+/// Binds a Unix socket at `path` with permissions `mode`, replacing a
+/// socket a killed process left there. Every socket of the state directory
+/// is created here.
+///
+/// `bind(2)` creates the socket file with 0777 less the umask, and a socket
+/// file's mode cannot be changed through its descriptor: so the socket is
+/// bound at `tmp`, given `mode`, and only then renamed to `path` (which
+/// replaces a stale one atomically). A client finds it under `path` only
+/// once it is private. The caller must be the only process binding `tmp`
+/// (the drain holds the queue's lock).
+pub fn bind_socket(path: &Path, tmp: &Path, mode: u32) -> io::Result<UnixListener> {
+    match std::fs::remove_file(tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(tmp)?;
+    let placed = std::fs::set_permissions(tmp, Permissions::from_mode(mode))
+        .and_then(|()| std::fs::rename(tmp, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,8 +222,36 @@ mod tests {
         assert_eq!(state.stats_snapshot(), Path::new("/s/drain-53455600.json"));
         assert_eq!(state.dead_letters(), Path::new("/s/dead-letters.jsonl"));
         assert_eq!(state.proxy_snapshot(), Path::new("/s/proxy-53455600.json"));
+        assert_eq!(state.tap_socket(), Path::new("/s/tap-53455600.sock"));
+        assert_eq!(state.tap_socket_tmp(), Path::new("/s/.tap-53455600.tmp"));
         let negative = StateDir::new("/s", -1).with_dead_letter_dir("/d");
         assert_eq!(negative.journal(), Path::new("/s/journal-ffffffff.bin"));
         assert_eq!(negative.dead_letters(), Path::new("/d/dead-letters.jsonl"));
+    }
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+
+    use super::*;
+
+    #[test]
+    fn a_bound_socket_has_the_mode_asked_for_and_replaces_a_stale_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::new(dir.path(), 0x5345_5600);
+        // What a drain killed with -9 leaves behind.
+        drop(bind_socket(&state.tap_socket(), &state.tap_socket_tmp(), 0o644).expect("first"));
+        let listener =
+            bind_socket(&state.tap_socket(), &state.tap_socket_tmp(), 0o600).expect("again");
+        let meta = std::fs::metadata(state.tap_socket()).expect("socket file");
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert!(
+            !state.tap_socket_tmp().exists(),
+            "the temporary name is gone"
+        );
+        std::os::unix::net::UnixStream::connect(state.tap_socket()).expect("connect");
+        assert!(listener.accept().is_ok());
     }
 }

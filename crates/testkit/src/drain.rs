@@ -136,6 +136,20 @@ impl DrainSpec {
         serde_json::from_slice(&out).expect("stats --json output")
     }
 
+    /// `shopify-events tap` for this drain's queue and state directory
+    /// (flags to be added).
+    pub fn tap_command(&self) -> Command {
+        let mut command = Command::new(&self.bin);
+        command
+            .arg("tap")
+            .args(["--queue-key", &format!("{:#010x}", self.key as u32)])
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .env_remove("SHOPIFY_EVENTS_QUEUE_KEY")
+            .env_remove("SHOPIFY_EVENTS_STATE_DIR");
+        command
+    }
+
     /// The drain's stats snapshot (written each second), if there is one.
     pub fn snapshot(&self) -> Option<serde_json::Value> {
         let text = std::fs::read_to_string(self.state().stats_snapshot()).ok()?;

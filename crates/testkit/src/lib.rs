@@ -12,6 +12,7 @@
 //! - [`events`]: queue frames holding envelopes.
 //! - [`emitter`]: Rust processes emitting through the queue and the spool.
 //! - [`procfs`]: memory and CPU time of a process.
+//! - [`tap`]: `shopify-events tap` as a child process.
 //! - [`terminal`]: a real terminal (tmux) for full-screen commands.
 //! - [`ruby`]: Ruby processes emitting through the gem.
 //! - [`command`]: running commands, signalling our own children.
@@ -39,5 +40,6 @@ pub mod ruby;
 pub mod sysctl;
 #[cfg(feature = "kafka")]
 pub mod tansu;
+pub mod tap;
 pub mod terminal;
 pub mod wait;

@@ -71,3 +71,27 @@ pub fn clock_ticks_per_second() -> u64 {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100)
 }
+
+/// Context switches (voluntary and involuntary) of the threads of `pid`
+/// named `name` (`/proc/PID/task/*/comm`), summed: how often they ran.
+/// `None` if the process is gone or has no such thread.
+pub fn thread_switches(pid: u32, name: &str) -> Option<u64> {
+    let mut total = None;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let switches: u64 = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        *total.get_or_insert(0) += switches;
+    }
+    total
+}

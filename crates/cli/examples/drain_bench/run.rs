@@ -1,7 +1,6 @@
 //! One measurement: the baseline producer, or the drain taking N events
 //! from the queue or from spool files.
 
-use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -9,15 +8,14 @@ use shopify_events_core::spool::{Appender, SpoolOptions};
 use testkit::command::signal;
 use testkit::consume::{consume_all, unique_topic, watermarks};
 use testkit::drain::{DrainProcess, DrainSpec};
-use testkit::events::event_frame;
 use testkit::procfs::{clock_ticks_per_second, cpu_ticks, Mem};
 use testkit::produce::produce_baseline_with;
 use testkit::queue::TestQueue;
-use testkit::rng::XorShift;
 use testkit::tansu::Tansu;
 
 use crate::cpu::{CpuMark, CpuUse};
-use crate::{Options, PARTITIONS};
+use crate::fill::Filler;
+use crate::{tap, Options, PARTITIONS};
 
 /// Where the drain finds the N events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +37,8 @@ impl Source {
 
 /// What one drain run measured.
 pub struct DrainRun {
+    /// With `--tap`: what the tap was shown and missed.
+    pub tap: Option<tap::Seen>,
     pub elapsed: Duration,
     pub peak: Mem,
     pub cpu: CpuUse,
@@ -64,54 +64,6 @@ pub fn baseline_run(o: &Options) -> (Duration, CpuUse) {
     (elapsed, cpu)
 }
 
-/// Envelopes of `payload` random-hex bytes, into the queue or spool files.
-struct Filler {
-    topic: String,
-    frame: Vec<u8>,
-    payload: Vec<u8>,
-    rng: XorShift,
-}
-
-impl Filler {
-    fn new(topic: &str, payload: usize) -> Filler {
-        Filler {
-            topic: topic.to_owned(),
-            frame: Vec::new(),
-            payload: vec![0u8; payload],
-            rng: XorShift(0x9e37_79b9_7f4a_7c15),
-        }
-    }
-
-    fn next(&mut self) -> &[u8] {
-        self.rng.fill_hex(&mut self.payload);
-        event_frame(&mut self.frame, &self.topic, None, &self.payload);
-        &self.frame
-    }
-
-    fn queue(&mut self, queue: &TestQueue, count: usize) {
-        for _ in 0..count {
-            let frame = self.next();
-            queue
-                .try_send_frame(frame)
-                .unwrap_or_else(|e| panic!("filling the queue: {e}"));
-        }
-    }
-
-    /// `count` envelopes round-robin over 4 writers (4 producers' files),
-    /// sealed when done.
-    fn spool(&mut self, dir: &Path, key: sysvmq::Key, count: usize) {
-        let mut writers: Vec<Appender> = (0..4)
-            .map(|_| Appender::new(SpoolOptions::new(dir, key)))
-            .collect();
-        for i in 0..count {
-            let frame = self.next().to_vec();
-            writers[i % 4]
-                .append(&frame[sysvmq::HEADER_LEN..])
-                .unwrap_or_else(|e| panic!("filling the spool: {e}"));
-        }
-    }
-}
-
 fn counter(drain: &DrainProcess, name: &str) -> f64 {
     drain
         .scrape()
@@ -121,8 +73,14 @@ fn counter(drain: &DrainProcess, name: &str) -> f64 {
 
 /// One drain run taking N events from `source`; with `keep` the drain is
 /// measured idle afterwards (with 32 idle live writer files after a spool
-/// run).
-pub fn drain_run(o: &Options, source: Source, keep: bool) -> (DrainRun, Option<Idle>) {
+/// run); with `tap` a `shopify-events tap --topic GLOB` is connected before
+/// the first event and stays until the last is acknowledged.
+pub fn drain_run(
+    o: &Options,
+    source: Source,
+    keep: bool,
+    tap: Option<&str>,
+) -> (DrainRun, Option<Idle>) {
     let tansu = Tansu::start();
     let topic = unique_topic("bench-drain");
     tansu.create_topic(&topic, PARTITIONS);
@@ -146,13 +104,14 @@ pub fn drain_run(o: &Options, source: Source, keep: bool) -> (DrainRun, Option<I
     let mut start = Instant::now();
     let mut mark = CpuMark::take(0, tansu.pid());
     let state_dir = state.path().join("state");
-    let mut drain = DrainSpec::new(&o.drain_bin, queue.key(), &state_dir, state.path())
+    let spec = DrainSpec::new(&o.drain_bin, queue.key(), &state_dir, state.path())
         .spool_dir(&spool_dir)
         .brokers(&tansu.bootstrap)
         .with_metrics()
-        .args(["--max-in-flight", &o.max_in_flight.to_string()])
-        .spawn(0);
+        .args(["--max-in-flight", &o.max_in_flight.to_string()]);
+    let mut drain = spec.spawn(0);
     drain.wait_serving(Duration::from_secs(30));
+    let tap = tap.map(|glob| tap::connect(&spec, state.path(), glob));
     let pid = drain.pid();
     let total = o.events + usize::from(o.warm);
     if o.warm {
@@ -219,6 +178,7 @@ pub fn drain_run(o: &Options, source: Source, keep: bool) -> (DrainRun, Option<I
     }
     let end = Instant::now();
     let run = DrainRun {
+        tap: tap.map(tap::disconnect),
         elapsed: end - start,
         peak,
         cpu: CpuMark::take(pid, tansu.pid()).since(&mark),

@@ -14,7 +14,7 @@ use crate::envelope::Envelope;
 
 mod stdout;
 
-pub use stdout::StdoutSink;
+pub use stdout::{event_json, write_json_line, StdoutSink};
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -74,10 +74,16 @@ pub fn event_json(event: &Envelope<'_>) -> Value {
     })
 }
 
+/// Writes `event` as one JSON line ([`event_json`] and a newline): what
+/// the stdout sink prints, and what `shopify-events tap` shows.
+pub fn write_json_line<W: Write + ?Sized>(out: &mut W, event: &Envelope<'_>) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &event_json(event))?;
+    out.write_all(b"\n")
+}
+
 impl<W: Write> Sink for StdoutSink<W> {
     fn send(&mut self, event: &Envelope<'_>, token: u64) -> Result<(), Rejected> {
-        let line = event_json(event).to_string();
-        match writeln!(self.out, "{line}") {
+        match write_json_line(&mut self.out, event) {
             Ok(()) => {
                 self.done.push(token);
                 Ok(())

@@ -44,6 +44,7 @@ use super::{lock, DeadLetters, DrainConfig};
 use crate::metrics::{DrainMetrics, Health};
 use crate::sink::{Delivery, Sink};
 use crate::state_dir::StateDir;
+use crate::tap::Tap;
 
 mod admit;
 mod damage;
@@ -109,6 +110,8 @@ pub struct Drain<S: Sink> {
     save: Option<Duration>,
     outcomes: Vec<Delivery>,
     peek: Vec<u8>,
+    /// Shows delivered events to `shopify-events tap`; ends taps on drop.
+    tap: Tap,
     _lock: lock::DrainLock,
 }
 
@@ -155,6 +158,7 @@ impl<S: Sink> Drain<S> {
         let spool = SpoolSource::open(spool_dir, &state.saved_spool(), key, Arc::clone(&metrics));
         let peek = vec![0; HEADER_LEN + journal.max_record() as usize];
         let view = journal.view();
+        let tap = Tap::serve(&state);
         Ok(Drain {
             key,
             queue_mode: config.queue_mode,
@@ -187,6 +191,7 @@ impl<S: Sink> Drain<S> {
             save: config.save_on_stop.then(|| config.save_timeout()),
             outcomes: Vec::new(),
             peek,
+            tap,
             _lock: lock,
         })
     }

@@ -62,6 +62,9 @@ impl<S: Sink> Drain<S> {
         for Delivery { token, outcome } in &outcomes {
             match outcome {
                 Outcome::Delivered => {
+                    let (view, spool, window) = (&self.view, &self.spool, &self.window);
+                    self.tap
+                        .delivered(|| Some(body(view, spool, &window.place(*token)?)));
                     if let Some(time_us) = self.window.finish(*token) {
                         self.metrics.produced.inc();
                         let age = now_us.saturating_sub(time_us).max(0);
