@@ -28,7 +28,7 @@ impl DeadLetters {
     /// Opens (creating its directory and the file if needed) the dead-letter
     /// file of `state`.
     pub fn open(state: &StateDir) -> io::Result<DeadLetters> {
-        std::fs::create_dir_all(state.dead_letter_dir())?;
+        crate::state_dir::create_dir(state.dead_letter_dir())?;
         let path = state.dead_letters();
         let file = create_file(&path, Access::Append)?;
         Ok(DeadLetters { path, file })
