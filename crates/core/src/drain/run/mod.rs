@@ -392,7 +392,7 @@ impl<S: Sink> Drain<S> {
                         self.metrics.produced.inc();
                         self.metrics
                             .delivery_latency
-                            .observe((now_us - time_us).max(0) as f64 / 1e6);
+                            .observe(crate::clock::age_secs(now_us, time_us));
                     }
                 }
                 Outcome::Retry(_) => {

@@ -27,7 +27,7 @@ impl<S: Sink> Drain<S> {
             .or_else(|| self.queue_head_time_us());
         let now_us = crate::clock::now_micros();
         m.oldest_event_age
-            .set(oldest.map_or(0.0, |t| (now_us - t).max(0) as f64 / 1e6));
+            .set(oldest.map_or(0.0, |t| crate::clock::age_secs(now_us, t)));
         let health = match (&stat, self.sink.healthy()) {
             (Err(e), _) => Health {
                 ok: false,
