@@ -123,12 +123,20 @@ pub struct SetupArgs {
     /// Queue permissions (octal).
     #[arg(long, default_value = defaults::QUEUE_MODE_TEXT, value_parser = mode)]
     pub mode: u32,
+    /// The group your apps run as (name or number): the queue, new or
+    /// existing, gets this group and --mode, so its members can emit.
+    #[arg(long, value_parser = group)]
+    pub group: Option<u32>,
     /// Raise kernel.msgmnb / kernel.msgmax first where they are too small (root).
     #[arg(long)]
     pub apply_sysctls: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+fn group(text: &str) -> Result<u32, String> {
+    ops::group_id(text).map_err(|e| e.to_string())
 }
 
 fn mode(text: &str) -> Result<u32, String> {
@@ -154,6 +162,7 @@ pub struct StatsArgs {
 pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
     let mut plan = ops::SetupPlan::new(args.queue_key, args.capacity);
     plan.mode = args.mode;
+    plan.group = args.group;
     plan.max_event = args.max_event;
     plan.raise_sysctls = args.apply_sysctls;
     let report = plan.run().context("setup failed")?;

@@ -102,6 +102,27 @@ impl Queue {
         })
     }
 
+    /// Sets the queue's owner group and permission bits (`IPC_SET`),
+    /// keeping its owner user and capacity. Needs the queue's owner or
+    /// creator (or CAP_SYS_ADMIN), else [`Error::PermissionDenied`].
+    pub fn set_group_and_mode(&self, gid: u32, mode: u32) -> Result<()> {
+        let bits = permissions(mode)?;
+        let mut ds = self
+            .raw_stat()
+            .map_err(|err| self.fail("change the group of", "msgctl(IPC_STAT)", err))?;
+        ds.msg_perm.gid = gid;
+        ds.msg_perm.mode = bits as _;
+        // SAFETY: `ds` is a valid msqid_ds; IPC_SET only reads it.
+        if unsafe { libc::msgctl(self.id, libc::IPC_SET, &mut ds) } == 0 {
+            return Ok(());
+        }
+        Err(self.fail(
+            "change the group of",
+            "msgctl(IPC_SET)",
+            io::Error::last_os_error(),
+        ))
+    }
+
     /// Removes the queue: waiting senders and receivers get
     /// [`Error::Removed`], and queued messages are lost.
     pub fn remove(self) -> Result<()> {

@@ -1,11 +1,15 @@
 //! Operator commands behind `shopify-events setup` and `shopify-events stats`:
 //! sizing and creating the queue against the host's sysctls, and reporting
-//! its depth with the drain's counters (from the snapshot it writes).
+//! its depth with the drain's counters (from the snapshot it writes); and
+//! the check of the queue's owner and mode the drain and the proxy run at
+//! start ([`check_queue_access`]).
 //!
 //! Nothing here prints or exits: each command returns a report that is
 //! `serde::Serialize` (for `--json`) and `Display` (for people), and the CLI
 //! decides what to show and which exit status to use.
 
+mod group;
+mod queue_access;
 mod report;
 mod setup;
 mod size;
@@ -13,6 +17,8 @@ mod snapshot;
 mod stats;
 mod sysctl;
 
+pub use group::{group_id, UnknownGroup};
+pub use queue_access::{check_queue_access, QueueAccessError};
 pub use report::{
     Advice, LimitSettings, Outcome, QueueState, SetupReport, SysctlConf, SysctlWrite,
 };

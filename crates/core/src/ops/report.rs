@@ -67,6 +67,8 @@ pub struct QueueState {
     pub mode: String,
     /// Owner uid.
     pub uid: u32,
+    /// Owner gid: members of this group may emit when the mode allows.
+    pub gid: u32,
 }
 
 /// The three message queue sysctls.
@@ -132,6 +134,7 @@ impl QueueState {
             messages: stat.messages,
             mode: format!("{:04o}", stat.mode),
             uid: stat.uid,
+            gid: stat.gid,
         }
     }
 }
@@ -248,7 +251,11 @@ impl fmt::Display for SetupReport {
         if let Some(queue) = &self.queue {
             writeln!(f, "capacity     {}", size(queue.capacity))?;
             writeln!(f, "messages     {}", queue.messages)?;
-            writeln!(f, "permissions  {} (uid {})", queue.mode, queue.uid)?;
+            writeln!(
+                f,
+                "permissions  {} (uid {}, gid {})",
+                queue.mode, queue.uid, queue.gid
+            )?;
         }
         writeln!(
             f,

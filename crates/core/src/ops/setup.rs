@@ -91,8 +91,12 @@ pub struct SetupPlan {
     pub key: Key,
     /// The byte capacity wanted.
     pub capacity: u64,
-    /// Permission bits for a queue setup creates (an existing one keeps its own).
+    /// Permission bits for a queue setup creates (an existing one keeps its
+    /// own, unless [`SetupPlan::group`] is set).
     pub mode: u32,
+    /// The group the apps run as (`--group`): the queue, new or existing,
+    /// gets this group and [`SetupPlan::mode`], so members can emit.
+    pub group: Option<u32>,
     /// Largest event body the apps send; `kernel.msgmax` must admit it.
     pub max_event: Option<u64>,
     /// Write the sysctls that stand in the way before creating or growing the
@@ -126,6 +130,7 @@ impl SetupPlan {
             key,
             capacity,
             mode: defaults::QUEUE_MODE,
+            group: None,
             max_event: None,
             raise_sysctls: false,
             sysctl: SysctlFs::system(),
@@ -171,6 +176,11 @@ impl SetupPlan {
             }
             Err(sysvmq::Error::NotFound { .. }) => self.create(&mut report)?,
             Err(err) => return Err(err.into()),
+        }
+        if let (Some(gid), Some(_)) = (self.group, &report.queue) {
+            let queue = Queue::open(self.key)?;
+            queue.set_group_and_mode(gid, self.mode)?;
+            report.queue = Some(QueueState::new(&queue, &queue.stat()?));
         }
         Ok(report)
     }

@@ -114,6 +114,9 @@ impl<S: Sink> Drain<S> {
         let max_record = sysvmq::message_size_limit();
         let journal = Journal::open(&state.journal(), config.journal_size, max_record)?;
         let queue = Queue::open_or_create(key, config.queue_mode)?;
+        for warning in crate::ops::check_queue_access(&queue)? {
+            eprintln!("shopify-events drain: {warning}");
+        }
         let dead = DeadLetters::open(&state).map_err(io(format!(
             "opening dead-letter file in {}",
             state.dead_letter_dir().display()
