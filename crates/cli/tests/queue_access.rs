@@ -20,6 +20,31 @@ fn run(args: &[&str]) -> Output {
         .expect("run shopify-events")
 }
 
+fn proxy_with_timeout(key: &KeyGuard, dir: &std::path::Path) -> Output {
+    let socket = format!("unix://{}", dir.join("p.sock").display());
+    let mut child = Command::new(BIN)
+        .args([
+            "proxy",
+            "--no-spool",
+            "--listen",
+            &socket,
+            "--queue-key",
+            &key.hex(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = wait_until(Duration::from_secs(10), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// Sets the queue's owner uid (root only).
 fn set_owner(queue: &Queue, uid: u32) {
     // SAFETY: msqid_ds is plain data; IPC_STAT fills it, IPC_SET reads it.
@@ -32,7 +57,7 @@ fn set_owner(queue: &Queue, uid: u32) {
 }
 
 #[test]
-fn a_queue_every_local_user_can_read_is_refused_by_the_drain() {
+fn a_queue_every_local_user_can_read_is_refused_by_the_drain_and_the_proxy() {
     let _serial = serial();
     let key = KeyGuard::new();
     let _queue = Queue::create(key.key(), 0o666).unwrap();
@@ -48,6 +73,14 @@ fn a_queue_every_local_user_can_read_is_refused_by_the_drain() {
     assert!(
         log.contains("mode 0666") && log.contains("setup --group"),
         "{log}"
+    );
+
+    let out = proxy_with_timeout(&key, dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("mode 0666") && err.contains("ipcrm -Q"),
+        "{err}"
     );
 }
 
