@@ -15,6 +15,7 @@ pub mod kafka;
 pub mod loopback;
 pub mod metrics;
 pub mod ops;
+pub mod per_process;
 pub mod process;
 pub mod proxy;
 pub mod sink;

@@ -707,3 +707,100 @@ fn a_large_envelope_the_spool_cannot_take_is_refused_not_held() {
     );
     assert_eq!(queue.bodies(), vec![event(2)]);
 }
+
+#[test]
+fn an_oversized_first_frame_is_dropped_at_the_handshake_without_reconnects_or_resends() {
+    let queue = TestQueue::new();
+    let mut config = ServerConfig::new(queue.key());
+    config.max_envelope = Some(1000);
+    let proxy = Proxy::start(config);
+    // Buffered before the first connection: the limit is not known yet.
+    let client = client(&proxy.address);
+    send(&client, &sized_event(0, 5000));
+    for i in 1..=10 {
+        send(&client, &event(i));
+    }
+    assert!(client.flush(Duration::from_secs(10), &never()));
+    let stats = client.snapshot();
+    assert_eq!(
+        (stats.connects, stats.resent, stats.rejected, stats.acked),
+        (1, 0, 1, 10),
+        "{stats:?}"
+    );
+    assert!(stats.last_error.unwrap().contains("1000 bytes"));
+    assert_eq!(queue.bodies(), (1..=10).map(event).collect::<Vec<_>>());
+}
+
+#[test]
+fn replies_that_arrive_with_the_proxys_close_are_applied_before_reconnecting() {
+    // A proxy that acks four frames, nacks the fifth and hangs up at once,
+    // all in one write; then acks whatever a second connection brings.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = ProxyAddress::Tcp(listener.local_addr().unwrap().to_string());
+    let server = thread::spawn(move || {
+        let mut connections = 0;
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            let Ok((mut s, _)) = listener.accept() else {
+                thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            connections += 1;
+            s.set_nonblocking(false).unwrap();
+            let mut hello = [0u8; 8];
+            s.read_exact(&mut hello).unwrap();
+            let mut out = Vec::new();
+            Welcome {
+                version: 1,
+                status: Status::Ok,
+                max_envelope: 1 << 20,
+                text: String::new(),
+            }
+            .encode(&mut out);
+            s.write_all(&out).unwrap();
+            let mut last = 0;
+            for _ in 0..5 {
+                let mut head = [0u8; 12];
+                if s.read_exact(&mut head).is_err() {
+                    break;
+                }
+                let header = DataHeader::decode(&head);
+                let mut body = vec![0u8; header.envelope_len()];
+                s.read_exact(&mut body).unwrap();
+                last = header.seq;
+            }
+            out.clear();
+            if connections == 1 {
+                Reply::Ack(last - 1).encode(&mut out);
+                Reply::Nack {
+                    seq: last,
+                    reason: NackReason::Malformed,
+                    text: "refused".into(),
+                }
+                .encode(&mut out);
+            } else {
+                Reply::Ack(last).encode(&mut out);
+            }
+            s.write_all(&out).unwrap();
+            drop(s);
+        }
+        connections
+    });
+    let client = client(&address);
+    for i in 1..=5 {
+        send(&client, &event(i));
+    }
+    assert!(client.flush(Duration::from_secs(3), &never()));
+    let stats = client.snapshot();
+    assert_eq!(
+        (stats.acked, stats.rejected, stats.resent),
+        (4, 1, 0),
+        "{stats:?}"
+    );
+    assert_eq!(
+        server.join().unwrap(),
+        1,
+        "the client reconnected and resent"
+    );
+}
