@@ -57,8 +57,9 @@ impl Fault {
 /// by the removal, and the accounting must find exactly them missing.
 /// Senders are shut out first (capacity 0: `msgsnd` finds the queue full,
 /// whatever the sender's privileges), so nothing is sent into the queue
-/// between the last receive and the removal.
-pub fn remove_queue(key: Key) -> HashSet<String> {
+/// between the last receive and the removal. The queue is then created
+/// again with `capacity` (whoever opens it first, the soak keeps it small).
+pub fn remove_queue(key: Key, capacity: u64) -> HashSet<String> {
     let mut destroyed = HashSet::new();
     let Ok(queue) = Queue::open(key) else {
         return destroyed;
@@ -73,6 +74,9 @@ pub fn remove_queue(key: Key) -> HashSet<String> {
         }
     }
     let _ = queue.remove();
+    if let Ok(queue) = Queue::open_or_create(key, 0o600) {
+        let _ = queue.set_capacity(capacity);
+    }
     destroyed
 }
 

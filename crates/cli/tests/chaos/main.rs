@@ -38,6 +38,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_shopify-events");
 const TOPIC: &str = "chaos.events";
 /// Events per second per emitter.
 const RATE: u32 = 150;
+const QUEUE_CAPACITY: u64 = 256 << 10;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -98,7 +99,7 @@ fn chaos_soak_accounts_for_every_event() {
     let tansu = Tansu::start();
     tansu.create_topic(TOPIC, 4);
     // Small: outages fill it, so drops and the proxy's backpressure happen.
-    let queue = TestQueue::with_capacity(256 << 10);
+    let queue = TestQueue::with_capacity(QUEUE_CAPACITY);
     let drain_spec = DrainSpec::new(BIN, queue.key(), &state, dir.path())
         .brokers(&tansu.bootstrap)
         .args(["--journal-size", "8MiB"]);
@@ -203,7 +204,7 @@ fn chaos_soak_accounts_for_every_event() {
                 }
                 Fault::RemoveQueue => {
                     counts.queue_removals += 1;
-                    destroyed.extend(faults::remove_queue(queue.key()));
+                    destroyed.extend(faults::remove_queue(queue.key(), QUEUE_CAPACITY));
                 }
                 Fault::FillDisk if disk_full.is_none() => {
                     counts.disk_fills += 1;

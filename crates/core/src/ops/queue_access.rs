@@ -45,9 +45,11 @@ pub enum QueueAccessError {
     Queue(#[from] sysvmq::Error),
 }
 
-/// Checks `queue` as described in the [module docs](self): `Err` when it
-/// must be refused, else the warnings to log (none for a queue owned by
-/// root or by this process's user).
+/// Checks `queue` at the start of the drain or the proxy: `Err` when it
+/// grants other users any permission (mode bits `0o007`: anyone could
+/// read or remove its events); else the warnings to log, one if its owner
+/// or creator is neither root nor this process's user (none otherwise).
+/// The group is not checked: the apps' group is what the queue is for.
 pub fn check_queue_access(queue: &Queue) -> Result<Vec<String>, QueueAccessError> {
     // SAFETY: geteuid has no failure mode and touches no memory.
     let euid = unsafe { libc::geteuid() };
