@@ -17,6 +17,12 @@
 //! `SHOPIFY_EVENTS_CHAOS_REPORT` a file for the JSON report;
 //! `bench/chaos.sh` runs a long one. Needs root (SysV limits, a tmpfs),
 //! `ruby`, the compiled extension and Tansu.
+//!
+//! `SHOPIFY_EVENTS_CHAOS_SPOOL=1` adds the spool (issue 8): a spool
+//! directory on the same tmpfs, given to the proxy and the drain
+//! (`--spool-dir`) and to the emitters (`SHOPIFY_EVENTS_SPOOL_DIR`), so a
+//! full queue and the disk filling up hit it too. It needs a drain that
+//! reads spool files: off until that drain is in the tree.
 
 mod accounting;
 mod emitters;
@@ -96,19 +102,30 @@ fn chaos_soak_accounts_for_every_event() {
         eprintln!("chaos: cannot mount a tmpfs on the state directory: the disk-full fault is off");
     }
 
+    let spool = std::env::var_os("SHOPIFY_EVENTS_CHAOS_SPOOL").map(|_| state.join("spool"));
+    if let Some(dir) = &spool {
+        std::fs::create_dir_all(dir).unwrap();
+    }
     let tansu = Tansu::start();
     tansu.create_topic(TOPIC, 4);
     // Small: outages fill it, so drops and the proxy's backpressure happen.
     let queue = TestQueue::with_capacity(QUEUE_CAPACITY);
-    let drain_spec = DrainSpec::new(BIN, queue.key(), &state, dir.path())
+    let spool_args: Vec<String> = match &spool {
+        Some(dir) => vec!["--spool-dir".into(), dir.display().to_string()],
+        None => vec!["--no-spool".into()],
+    };
+    let mut drain_spec = DrainSpec::new(BIN, queue.key(), &state, dir.path())
         .brokers(&tansu.bootstrap)
         .args(["--journal-size", "8MiB"]);
+    if spool.is_some() {
+        drain_spec = drain_spec.args(spool_args.clone());
+    }
     let socket = dir.path().join("proxy.sock");
     let proxy_spec = ProxySpec::new(BIN, queue.key(), dir.path())
         .listen(shopify_events_core::proxy::ProxyAddress::Unix(
             socket.clone(),
         ))
-        .args(["--no-spool"]);
+        .args(spool_args);
     let mut rig = Rig {
         drain_spec,
         drain: None,
@@ -123,7 +140,10 @@ fn chaos_soak_accounts_for_every_event() {
 
     let mut emitters = Vec::new();
     for n in 0..3 {
-        let env = [("SHOPIFY_EVENTS_QUEUE_KEY", queue.hex())];
+        let mut env = vec![("SHOPIFY_EVENTS_QUEUE_KEY", queue.hex())];
+        if let Some(dir) = &spool {
+            env.push(("SHOPIFY_EVENTS_SPOOL_DIR", dir.display().to_string()));
+        }
         emitters.push(Emitter::spawn(
             dir.path(),
             &format!("sysv{n}"),
