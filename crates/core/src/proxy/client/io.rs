@@ -7,10 +7,11 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::engine::{socket_id, Engine};
-use crate::proxy::wire::frame::{Hello, Reply, Status, Welcome, DATA_HEADER_LEN, PROTOCOL_VERSION};
+use super::handshake;
+use crate::proxy::wire::frame::{Reply, DATA_HEADER_LEN};
 use crate::proxy::wire::Stream;
 
 /// Frames gathered into one write.
@@ -139,52 +140,7 @@ impl Io {
         let config = &self.engine.config;
         let address = &config.address;
         let fail = |e: io::Error| format!("cannot connect to the proxy at {address}: {e}");
-        let mut stream = address.connect(config.connect_timeout).map_err(fail)?;
-        stream
-            .set_read_timeout(Some(config.connect_timeout))
-            .map_err(fail)?;
-        stream
-            .set_write_timeout(Some(config.connect_timeout))
-            .map_err(fail)?;
-        let mut hello = Vec::with_capacity(16 + config.token.len());
-        Hello {
-            version: PROTOCOL_VERSION,
-            token: config.token.clone(),
-        }
-        .encode(&mut hello)
-        .map_err(|e| e.to_string())?;
-        stream.write_all(&hello).map_err(fail)?;
-        let deadline = Instant::now() + config.connect_timeout;
-        let mut reply = Vec::with_capacity(64);
-        let welcome = loop {
-            match Welcome::decode(&reply) {
-                Ok(Some((welcome, _))) => break welcome,
-                Ok(None) => {}
-                Err(e) => return Err(format!("{address} is not a shopify-events proxy: {e}")),
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the proxy at {address} did not answer the handshake"
-                ));
-            }
-            let mut chunk = [0u8; 256];
-            match stream.read(&mut chunk) {
-                Ok(0) => {
-                    return Err(format!(
-                        "the proxy at {address} closed the connection during the handshake"
-                    ))
-                }
-                Ok(n) => reply.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(fail(e)),
-            }
-        };
-        if welcome.status != Status::Ok {
-            return Err(format!(
-                "the proxy at {address} refused the connection ({:?}): {}",
-                welcome.status, welcome.text
-            ));
-        }
+        let (stream, welcome) = handshake::connect(config)?;
         stream.set_nonblocking(true).map_err(fail)?;
         self.engine
             .max_envelope

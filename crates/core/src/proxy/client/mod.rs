@@ -34,6 +34,7 @@
 
 mod config;
 mod engine;
+mod handshake;
 mod io;
 mod stats;
 
