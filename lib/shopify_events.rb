@@ -7,6 +7,9 @@ require "shopify_events/configuration"
 require "shopify_events/event"
 require "shopify_events/transports"
 require "shopify_events/instrumentation"
+require "shopify_events/header_context"
+require "shopify_events/detour"
+require "shopify_events/transactions"
 
 # Emit events from Ruby into a Kafka pipeline for about a microsecond each.
 #
@@ -19,35 +22,49 @@ module ShopifyEvents
   @lock = Mutex.new
   # Set when ActiveSupport::Notifications is loaded (see Instrumentation).
   @instrumentation = nil
-  # True while someone may listen to our notifications: only then does emit
-  # take the instrumented path. Without ActiveSupport, or with nobody
-  # subscribed, emitting pays this one check.
+  # True while someone may listen to our notifications (see Instrumentation).
   @watched = false
+  # Connections of this process with an open ActiveRecord transaction
+  # (maintained by ShopifyEvents::Transactions::Tracker).
+  @open_transactions = 0
+  # Adds default, request and trace headers (HeaderContext), or nil.
+  @headers = nil
+  # The fast-path state, and the one check `emit` pays for everything below:
+  # true while emit must do more than hand the event to the transport
+  # (someone listens to notifications, a transaction is open somewhere in
+  # the process, or headers are added). Derived from @watched,
+  # @open_transactions and @headers under @detour_lock (refresh_detour);
+  # true until the first transport is built.
+  @detour = true
+  @detour_lock = Mutex.new
 
   class << self
     # Sends one event; returns its id (a UUIDv7 String), or nil if the
     # transport could not take it (counted in `stats[:dropped]`, logged once
     # per burst). Raises at once for programming errors: InvalidTopic,
     # PayloadTooLarge, TypeError/ArgumentError for payload, key or headers.
-    def emit(topic, payload, key: nil, headers: nil)
+    #
+    # Inside an ActiveRecord transaction the event is encoded (and
+    # validated) at once and sent when the transaction commits, never if it
+    # rolls back; `after_commit: false` sends at once instead, and
+    # `outbox: true` also writes it to the outbox table in the transaction
+    # (README, "Rails").
+    def emit(topic, payload, key: nil, headers: nil, after_commit: nil, outbox: nil) # rubocop:disable Metrics/ParameterLists
       current = @transport || transport
-      return @instrumentation.emit(current, topic, payload, key, headers) if @watched
+      return current.emit(topic, payload, key, headers) unless @detour || after_commit || outbox
 
-      current.emit(topic, payload, key, headers)
+      detour(current, false, topic, payload, key, headers, after_commit, outbox)
     end
 
     # Like `emit`, but raises QueueFull (or another TransportError) instead
-    # of dropping.
-    def emit!(topic, payload, key: nil, headers: nil)
+    # of dropping. A deferred event raises from the commit, after the other
+    # events of the transaction were sent.
+    def emit!(topic, payload, key: nil, headers: nil, after_commit: nil, outbox: nil) # rubocop:disable Metrics/ParameterLists
       current = @transport || transport
-      return @instrumentation.emit!(current, topic, payload, key, headers) if @watched
+      return current.emit!(topic, payload, key, headers) unless @detour || after_commit || outbox
 
-      current.emit!(topic, payload, key, headers)
+      detour(current, true, topic, payload, key, headers, after_commit, outbox)
     end
-
-    # @api private: Instrumentation turns the instrumented path on when
-    # subscribers change and off once it found nobody listening.
-    attr_writer :watched
 
     def config
       @config || @lock.synchronize { @config ||= Configuration.from_env }
@@ -128,15 +145,21 @@ module ShopifyEvents
     end
 
     def build_transport(config)
-      if defined?(::ActiveSupport::Notifications)
-        @instrumentation ||= Instrumentation.new
-        @watched = true
+      built = Transports.build(config)
+      @instrumentation ||= Instrumentation.new if defined?(::ActiveSupport::Notifications)
+      # The next emit asks ActiveSupport again whether anyone listens.
+      @instrumentation&.forget_listeners
+      @detour_lock.synchronize do
+        @headers = HeaderContext.build(config)
+        refresh_detour
       end
-      Transports.build(config)
+      built
     end
   end
 
   at_exit { ShopifyEvents.flush_at_exit }
 end
 
+# Events follow ActiveRecord transactions once ActiveRecord::Base loads.
+ActiveSupport.on_load(:active_record) { ShopifyEvents::Transactions.install } if defined?(ActiveSupport.on_load)
 require "shopify_events/railtie" if defined?(Rails::Railtie)

@@ -2,11 +2,13 @@
 
 require "logger"
 require "shopify_events/configuration/rails_settings"
+require "shopify_events/configuration/transaction_settings"
 
 module ShopifyEvents
   # Every setting, with its default from SHOPIFY_EVENTS_* environment
-  # variables. This is the one place the environment is read.
-  class Configuration
+  # variables. This is the one place the environment is read (settings of
+  # transactions and headers: configuration/transaction_settings.rb).
+  class Configuration # rubocop:disable Metrics/ClassLength -- ENVIRONMENT lists every variable in one place
     TRANSPORTS = %i[sysv socket direct test log].freeze
     DEFAULT_TRANSPORT = :sysv
     # The rest come from the core (crates/core/src/defaults.rs), which the
@@ -36,7 +38,10 @@ module ShopifyEvents
       "SHOPIFY_EVENTS_PROXY_TOKEN" => :proxy_token=,
       "SHOPIFY_EVENTS_BROKERS" => :brokers=,
       "SHOPIFY_EVENTS_FLUSH_TIMEOUT" => :flush_timeout=,
-      "SHOPIFY_EVENTS_DIRECT_BUFFER" => :direct_buffer=
+      "SHOPIFY_EVENTS_DIRECT_BUFFER" => :direct_buffer=,
+      "SHOPIFY_EVENTS_AFTER_COMMIT" => :after_commit=,
+      "SHOPIFY_EVENTS_OUTBOX_TOPICS" => :outbox_topics=,
+      "SHOPIFY_EVENTS_OUTBOX_SWEEP_INTERVAL" => :outbox_sweep_interval=
     }.freeze
 
     def self.from_env(env = ENV)
@@ -63,6 +68,7 @@ module ShopifyEvents
       @kafka = {}
       @direct_buffer = DEFAULT_DIRECT_BUFFER
       @logger = nil
+      reset_transaction_settings
     end
 
     def transport=(value)

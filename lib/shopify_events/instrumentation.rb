@@ -88,9 +88,15 @@ module ShopifyEvents
       raised(transport, topic, e)
     end
 
-    # The transport's short name (:sysv, :direct, :test, ...).
+    # The transport's short name (:sysv, :direct, :test, ...; :deferred or
+    # :outbox for an event held for its transaction's commit).
     def transport_name(transport)
-      @names[transport.class] ||= transport.class.name.to_s.split("::").last.to_s.downcase.to_sym
+      @names[transport.class] ||=
+        if transport.respond_to?(:transport_name)
+          transport.transport_name
+        else
+          transport.class.name.to_s.split("::").last.to_s.downcase.to_sym
+        end
     end
 
     private

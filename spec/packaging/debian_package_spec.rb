@@ -30,7 +30,9 @@ RSpec.describe "the shopify-events Debian package" do
   let(:installed_files) do
     %w[/usr/bin/shopify-events /etc/shopify-events.toml
        /usr/lib/systemd/system/shopify-events-drain.service /usr/lib/systemd/system/shopify-events-proxy.service
-       /usr/lib/sysctl.d/60-shopify-events.conf /usr/lib/sysusers.d/shopify-events.conf]
+       /usr/lib/sysctl.d/60-shopify-events.conf /usr/lib/sysusers.d/shopify-events.conf
+       /usr/share/shopify-events/prometheus/shopify-events-alerts.yml
+       /usr/share/shopify-events/grafana/shopify-events-dashboard.json]
   end
 
   def package_status

@@ -27,6 +27,10 @@ pub enum Command {
     Stats(StatsArgs),
     /// Accept events from containers over TCP/Unix sockets into the host queue.
     Proxy(ProxyArgs),
+    /// Watch the queue, the drain and the proxy live (q quits).
+    Top(crate::top::TopArgs),
+    /// List, show and replay events Kafka would not take.
+    DeadLetters(crate::dead_letters::DeadLettersArgs),
 }
 
 #[derive(Debug, Args)]
@@ -85,9 +89,12 @@ pub struct ProxyArgs {
     /// Allow non-loopback --listen and --metrics-addr addresses.
     #[arg(long)]
     pub allow_public: bool,
+    /// Where to write the proxy's stats snapshot (for `shopify-events top`).
+    #[arg(long, env = "SHOPIFY_EVENTS_RUN_DIR", default_value = defaults::RUN_DIR)]
+    pub run_dir: PathBuf,
 }
 
-fn key(text: &str) -> Result<Key, String> {
+pub fn key(text: &str) -> Result<Key, String> {
     parse_queue_key(text).map_err(|e| e.to_string())
 }
 
@@ -137,6 +144,21 @@ pub struct DrainArgs {
     /// A librdkafka setting, KEY=VALUE (repeatable; overrides the file).
     #[arg(long = "kafka", value_name = "KEY=VALUE")]
     pub kafka: Vec<String>,
+    /// Spool directory whose segments for this queue the drain delivers [default: /var/spool/shopify-events].
+    #[arg(long, env = "SHOPIFY_EVENTS_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// At SIGTERM, save what is left in the queue to disk (delivered first at the next start).
+    #[arg(long, overrides_with = "no_save_on_stop")]
+    pub save_on_stop: bool,
+    /// Do not save the queue at SIGTERM (overrides the file).
+    #[arg(long, overrides_with = "save_on_stop")]
+    pub no_save_on_stop: bool,
+    /// Seconds the save at SIGTERM may take [default: 15].
+    #[arg(long)]
+    pub save_timeout: Option<f64>,
+    /// Start even if the journal is damaged where records may follow (they are given up).
+    #[arg(long)]
+    pub discard_damaged_journal: bool,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +206,9 @@ pub struct StatsArgs {
     /// The drain's state directory (for its counters).
     #[arg(long, env = "SHOPIFY_EVENTS_STATE_DIR", default_value = defaults::STATE_DIR)]
     pub state_dir: PathBuf,
+    /// The spool directory (for the queue's spool files).
+    #[arg(long, env = "SHOPIFY_EVENTS_SPOOL_DIR", default_value = defaults::SPOOL_DIR)]
+    pub spool_dir: PathBuf,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -211,6 +236,7 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
 pub fn stats(args: StatsArgs) -> anyhow::Result<()> {
     let mut stats = ops::queue_stats(args.queue_key)
         .with_context(|| format!("cannot read queue {:#010x}", args.queue_key))?;
+    stats.spool = Some(ops::spool_files(&args.spool_dir, args.queue_key));
     stats.drain = ops::read_drain_snapshot(&StateDir::new(args.state_dir, args.queue_key));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);

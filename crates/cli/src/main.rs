@@ -2,8 +2,10 @@
 //! and prints results; the work happens in `shopify_events_core`.
 
 mod args;
+mod dead_letters;
 mod drain;
 mod proxy;
+mod top;
 
 use std::process::ExitCode;
 
@@ -18,6 +20,8 @@ fn main() -> ExitCode {
         Command::Setup(args) => args::setup(args),
         Command::Stats(args) => args::stats(args),
         Command::Proxy(args) => proxy::run(args),
+        Command::Top(args) => top::run(args),
+        Command::DeadLetters(args) => dead_letters::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

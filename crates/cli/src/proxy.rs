@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use shopify_events_core::metrics::{self, Health};
 use shopify_events_core::proxy::{self, ProxyAddress, ProxyMetrics, ServerConfig};
 use shopify_events_core::spool::{SpoolOptions, MAX_RECORD_LIMIT};
+use shopify_events_core::{ops, state_dir::StateDir};
 
 use crate::args::ProxyArgs;
 
@@ -112,6 +113,17 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
             .context("installing signal handlers")?;
     }
     let counters = Arc::new(ProxyMetrics::for_queue(args.queue_key));
+    let addresses = listeners
+        .iter()
+        .map(|l| l.local_address().map(|a| a.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let status = ops::ProxySnapshotWriter::spawn(
+        StateDir::new(&args.run_dir, args.queue_key),
+        addresses,
+        counters.clone(),
+        shutdown.clone(),
+    )
+    .with_context(|| format!("creating {}", args.run_dir.display()))?;
     let server = match &args.metrics_addr {
         Some(addr) => {
             let listener = metrics::bind(addr, args.allow_public)?;
@@ -144,6 +156,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
         );
     }
     proxy::run(listeners, config, shutdown, counters)?;
+    let _ = status.join();
     eprintln!("shopify-events proxy: stopped");
     if let Some(handle) = server {
         let _ = handle.join();

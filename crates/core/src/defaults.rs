@@ -26,8 +26,12 @@ pub const QUEUE_MODE_TEXT: &str = "660";
 /// Where the drain keeps its state (journal, lock, stats snapshot, dead
 /// letters): see [`crate::state_dir`].
 pub const STATE_DIR: &str = "/var/lib/shopify-events";
-/// Where emitting processes write their spool files (used by the spool,
-/// landing next).
+/// Where the proxy writes its stats snapshot (`proxy-KEY.json`, read by
+/// `shopify-events top`): runtime data, gone at reboot like the proxy's
+/// socket beside it (the packaged unit's `RuntimeDirectory`).
+pub const RUN_DIR: &str = "/run/shopify-events";
+/// Where emitting processes write their spool files, and where the drain
+/// reads them.
 pub const SPOOL_DIR: &str = "/var/spool/shopify-events";
 /// The largest event envelope a process may emit, whatever the transport
 /// (used by the spool, landing next).
@@ -39,9 +43,27 @@ pub const MAX_IN_FLIGHT: usize = 10_000;
 pub const JOURNAL_SIZE: u64 = 64 << 20;
 /// How long the drain waits for in-flight deliveries at shutdown.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the drain's save at shutdown (`save_on_stop`) may take the
+/// queue into its saved spool; what is left stays in the queue. Together
+/// with [`SHUTDOWN_TIMEOUT`] it stays below the shipped unit's
+/// `TimeoutStopSec` (30 s).
+pub const SAVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// A dead-letter file is rotated once it holds this many bytes.
+pub const DEAD_LETTER_MAX_BYTES: u64 = 64 << 20;
+/// Dead-letter files kept: the current one and the rotated ones; the oldest
+/// beyond it is deleted (logged and counted).
+pub const DEAD_LETTER_FILES: usize = 8;
 /// Where the drain serves `/metrics` and `/health` when told to (the
 /// packaged configuration uses it; without a setting no server runs).
 pub const METRICS_ADDR: &str = "127.0.0.1:9394";
+
+/// How often `shopify-events top` refreshes.
+pub const TOP_INTERVAL: Duration = Duration::from_secs(1);
+/// Topics `shopify-events top` lists, the busiest first.
+pub const TOP_TOPICS: usize = 8;
+/// How long `shopify-events dead-letters replay` waits for room in a full
+/// queue before it gives up.
+pub const REPLAY_WAIT: Duration = Duration::from_secs(10);
 
 /// How long a flush waits for buffered events (socket, direct), at exit and
 /// by default in `ShopifyEvents.flush`; also how long the direct

@@ -13,6 +13,10 @@
 //! | `drain-KEY.json` | the drain, every second | the stats snapshot `shopify-events stats` reads ([`crate::ops::DrainSnapshot`]) |
 //! | `.drain-KEY.json.PID.tmp` | the drain | the next snapshot, renamed over `drain-KEY.json` |
 //! | `dead-letters.jsonl` | the drain | events Kafka will never take; in `dead_letter_dir` if one is configured |
+//! | `proxy-KEY.json` | the proxy, every second | its stats snapshot for `shopify-events top` ([`crate::ops::ProxySnapshot`]); in the proxy's own directory ([`defaults::RUN_DIR`](crate::defaults::RUN_DIR)) |
+//! | `.proxy-KEY.json.PID.tmp` | the proxy | the next snapshot, renamed over `proxy-KEY.json` |
+//! | `dead-letters.jsonl.N` | the drain | rotated dead-letter files, 1 the newest |
+//! | `saved/` | the drain, at shutdown | its saved spool: the queue taken at stop, spool segments of the queue's key |
 //!
 //! What comes next (loss-accounting state, a tap socket) gets its name here
 //! too, so that this table stays the whole list.
@@ -118,9 +122,38 @@ impl StateDir {
         ))
     }
 
+    /// `proxy-KEY.json`: the running proxy's stats snapshot (in the
+    /// directory the proxy is given, [`defaults::RUN_DIR`](crate::defaults::RUN_DIR)
+    /// by default).
+    pub fn proxy_snapshot(&self) -> PathBuf {
+        self.keyed("proxy-", ".json")
+    }
+
+    /// `.proxy-KEY.json.PID.tmp`: where this process writes the proxy's
+    /// next snapshot before renaming it over [`StateDir::proxy_snapshot`].
+    pub fn proxy_snapshot_tmp(&self) -> PathBuf {
+        self.root.join(format!(
+            ".proxy-{:08x}.json.{}.tmp",
+            self.key as u32,
+            std::process::id()
+        ))
+    }
+
     /// `dead-letters.jsonl`, in the dead-letter directory.
     pub fn dead_letters(&self) -> PathBuf {
         self.dead_letter_dir.join("dead-letters.jsonl")
+    }
+
+    /// `dead-letters.jsonl.N`: the `n`th rotated dead-letter file (1 the
+    /// newest).
+    pub fn dead_letters_rotated(&self, n: usize) -> PathBuf {
+        self.dead_letter_dir.join(format!("dead-letters.jsonl.{n}"))
+    }
+
+    /// `saved/`: the drain's saved spool, where it moves what is left in
+    /// the queue at shutdown (`save_on_stop`).
+    pub fn saved_spool(&self) -> PathBuf {
+        self.root.join("saved")
     }
 
     fn keyed(&self, prefix: &str, suffix: &str) -> PathBuf {
@@ -225,6 +258,7 @@ mod tests {
         assert_eq!(state.drain_lock(), Path::new("/s/drain-53455600.lock"));
         assert_eq!(state.stats_snapshot(), Path::new("/s/drain-53455600.json"));
         assert_eq!(state.dead_letters(), Path::new("/s/dead-letters.jsonl"));
+        assert_eq!(state.proxy_snapshot(), Path::new("/s/proxy-53455600.json"));
         let negative = StateDir::new("/s", -1).with_dead_letter_dir("/d");
         assert_eq!(negative.journal(), Path::new("/s/journal-ffffffff.bin"));
         assert_eq!(negative.dead_letters(), Path::new("/d/dead-letters.jsonl"));

@@ -97,6 +97,8 @@ fn metrics_endpoint_exposes_every_metric_with_help_type_and_queue_label() {
         ("shopify_events_queue_capacity_bytes", "gauge"),
         ("shopify_events_oldest_event_age_seconds", "gauge"),
         ("shopify_events_delivery_latency_seconds", "histogram"),
+        ("shopify_events_topic_events_total", "counter"),
+        ("shopify_events_topic_bytes_total", "counter"),
     ];
     for (name, kind) in metrics {
         let help = format!("# HELP {name} ");
@@ -140,6 +142,36 @@ fn counters_and_gauges_show_their_values_after_updates() {
         value(&body, "shopify_events_oldest_event_age_seconds", ""),
         1.5
     );
+}
+
+#[test]
+fn topic_counters_carry_a_topic_label_beside_the_queue_label() {
+    let server = Server::start();
+    let (_, _, body) = server.get("/metrics");
+    assert!(
+        !body.contains("shopify_events_topic_events_total{"),
+        "a series before any topic was counted:\n{body}"
+    );
+    server.metrics.topics.record("orders", 100);
+    server.metrics.topics.record("orders", 50);
+    server.metrics.topics.record("users", 10);
+    let (_, _, body) = server.get("/metrics");
+    let events = |topic: &str| {
+        value(
+            &body,
+            "shopify_events_topic_events_total",
+            &format!(",topic=\"{topic}\""),
+        )
+    };
+    let bytes = |topic: &str| {
+        value(
+            &body,
+            "shopify_events_topic_bytes_total",
+            &format!(",topic=\"{topic}\""),
+        )
+    };
+    assert_eq!((events("orders"), bytes("orders")), (2.0, 150.0));
+    assert_eq!((events("users"), bytes("users")), (1.0, 10.0));
 }
 
 #[test]

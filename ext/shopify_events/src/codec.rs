@@ -253,8 +253,30 @@ fn encode(
     })
 }
 
+/// `Native.encode_event(topic, payload, key, headers)`: `[id, envelope]`,
+/// the id String `emit` would return and the envelope it would send. Events
+/// deferred to a database commit are encoded (and validated) at the call
+/// with it, and sent later with an emitter's `send_envelope`.
+fn encode_event_pair(
+    ruby: &Ruby,
+    topic: Value,
+    payload: Value,
+    key: Value,
+    headers: Value,
+) -> Result<(RString, RString), magnus::Error> {
+    with_buffer(|buf| {
+        buf.clear();
+        let id = encode_event(ruby, buf, topic, payload, key, headers)?;
+        Ok((
+            event::id_string(ruby, &id),
+            ruby.enc_str_new(&buf[..], ruby.ascii8bit_encoding()),
+        ))
+    })
+}
+
 pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), magnus::Error> {
     native.define_module_function("encode", function!(encode, 4))?;
+    native.define_module_function("encode_event", function!(encode_event_pair, 4))?;
     native.define_module_function("decode", function!(event::decode, 1))?;
     native.define_module_function("message_size_limit", function!(message_size_limit, 0))?;
     let _ = ruby;

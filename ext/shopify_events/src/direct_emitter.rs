@@ -141,6 +141,14 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_singleton_method("new", function!(DirectEmitter::new, 3))?;
     class.define_method("emit", method!(emit::emit::<DirectEmitter>, 4))?;
     class.define_method("emit!", method!(emit::emit_bang::<DirectEmitter>, 4))?;
+    class.define_method(
+        "send_envelope",
+        method!(emit::send_envelope::<DirectEmitter>, 1),
+    )?;
+    class.define_method(
+        "send_envelope!",
+        method!(emit::send_envelope_bang::<DirectEmitter>, 1),
+    )?;
     class.define_method("flush", method!(DirectEmitter::flush, 1))?;
     class.define_method("take_logs", method!(DirectEmitter::take_logs, 1))?;
     class.define_method("close", method!(DirectEmitter::close, 0))?;

@@ -5,10 +5,18 @@
 //! reason kept for the Ruby side to log), `emit!` raises it, and both raise
 //! programming errors at once. Core failures become Ruby exceptions in
 //! [`errors::send_error`].
+//!
+//! `send_envelope` / `send_envelope!` take the same path with an envelope
+//! encoded earlier (`Native.encode_event`; events deferred to a database
+//! commit, outbox rows): the bytes are checked (`DecodeError` for anything
+//! that is not one whole, intact envelope) and copied into the frame as they
+//! are, so the event keeps the id and emit time it got at the call.
 
 use std::sync::Mutex;
 
 use magnus::{Error, RHash, RString, Ruby, Value};
+use shopify_events_core::envelope::Envelope;
+use shopify_events_core::event_id::EventId;
 use shopify_events_core::transport::{FrameSink, SendError};
 
 use crate::{codec, errors, event::id_string};
@@ -29,23 +37,71 @@ impl LastDrop {
     }
 }
 
+/// Writes one envelope after the frame prefix in a buffer; returns its id.
+trait Write: FnOnce(&Ruby, &mut Vec<u8>) -> Result<EventId, Error> {}
+impl<F: FnOnce(&Ruby, &mut Vec<u8>) -> Result<EventId, Error>> Write for F {}
+
 fn send<S: FrameSink>(
     sink: &S,
     ruby: &Ruby,
-    event: [Value; 4],
+    write: impl Write,
 ) -> Result<Result<RString, SendError>, Error> {
-    let [topic, payload, key, headers] = event;
     codec::with_buffer(|buf| {
         sink.begin_frame(buf);
-        let id = codec::encode_event(ruby, buf, topic, payload, key, headers)?;
+        let id = write(ruby, buf)?;
         Ok(sink.send_frame(buf).map(|()| id_string(ruby, &id)))
     })
 }
 
+/// Encodes `emit`'s arguments.
+fn encoder(event: [Value; 4]) -> impl Write {
+    let [topic, payload, key, headers] = event;
+    move |ruby, buf| codec::encode_event(ruby, buf, topic, payload, key, headers)
+}
+
+/// Appends an envelope encoded earlier, after checking it is one whole,
+/// intact envelope (a damaged outbox row must not reach the queue).
+fn copier(envelope: RString) -> impl Write {
+    move |ruby, buf| {
+        let start = buf.len();
+        // SAFETY: copied at once, before any Ruby code can run.
+        buf.extend_from_slice(unsafe { envelope.as_slice() });
+        Envelope::decode(&buf[start..])
+            .map(|decoded| decoded.id)
+            .map_err(|e| errors::decode_error(ruby, e))
+    }
+}
+
+/// The emit policy, written once: the event id, or nil when the transport
+/// could not take the event and says the failure may be dropped (counted,
+/// reason kept); other failures raise.
+fn dropping<E: Emitter>(
+    ruby: &Ruby,
+    rb_self: &E,
+    write: impl Write,
+) -> Result<Option<RString>, Error> {
+    let sink = rb_self.transport();
+    match send(sink, ruby, write)? {
+        Ok(id) => Ok(Some(id)),
+        Err(failure) if sink.droppable(&failure) => {
+            sink.count_drop();
+            rb_self.last_drop().set(failure.to_string());
+            Ok(None)
+        }
+        Err(failure) => Err(errors::send_error(ruby, &failure)),
+    }
+}
+
+/// The `!` policy: the event id, or the failure raised.
+fn raising<E: Emitter>(ruby: &Ruby, rb_self: &E, write: impl Write) -> Result<RString, Error> {
+    send(rb_self.transport(), ruby, write)?.map_err(|failure| errors::send_error(ruby, &failure))
+}
+
 /// A native emitter class (`SysvEmitter`, `SocketEmitter`,
 /// `DirectEmitter`): a core transport and the reason of its last drop. Its
-/// `emit`, `emit!` and `last_drop` are the functions below, registered for
-/// the concrete class (`method!(emit::emit::<SysvEmitter>, 4)`).
+/// `emit`, `emit!`, `send_envelope`, `send_envelope!` and `last_drop` are
+/// the functions below, registered for the concrete class
+/// (`method!(emit::emit::<SysvEmitter>, 4)`).
 pub(crate) trait Emitter {
     /// The core transport.
     type Transport: FrameSink;
@@ -68,16 +124,7 @@ pub(crate) fn emit<E: Emitter>(
     key: Value,
     headers: Value,
 ) -> Result<Option<RString>, Error> {
-    let sink = rb_self.transport();
-    match send(sink, ruby, [topic, payload, key, headers])? {
-        Ok(id) => Ok(Some(id)),
-        Err(failure) if sink.droppable(&failure) => {
-            sink.count_drop();
-            rb_self.last_drop().set(failure.to_string());
-            Ok(None)
-        }
-        Err(failure) => Err(errors::send_error(ruby, &failure)),
-    }
+    dropping(ruby, rb_self, encoder([topic, payload, key, headers]))
 }
 
 /// `emit!(topic, payload, key, headers)`: the event id, or the failure raised.
@@ -89,8 +136,26 @@ pub(crate) fn emit_bang<E: Emitter>(
     key: Value,
     headers: Value,
 ) -> Result<RString, Error> {
-    send(rb_self.transport(), ruby, [topic, payload, key, headers])?
-        .map_err(|failure| errors::send_error(ruby, &failure))
+    raising(ruby, rb_self, encoder([topic, payload, key, headers]))
+}
+
+/// `send_envelope(bytes)`: as `emit`, for an envelope encoded earlier
+/// (`Native.encode_event`), sent as it is.
+pub(crate) fn send_envelope<E: Emitter>(
+    ruby: &Ruby,
+    rb_self: &E,
+    envelope: RString,
+) -> Result<Option<RString>, Error> {
+    dropping(ruby, rb_self, copier(envelope))
+}
+
+/// `send_envelope!(bytes)`: as `emit!`, for an envelope encoded earlier.
+pub(crate) fn send_envelope_bang<E: Emitter>(
+    ruby: &Ruby,
+    rb_self: &E,
+    envelope: RString,
+) -> Result<RString, Error> {
+    raising(ruby, rb_self, copier(envelope))
 }
 
 /// `last_drop`: why the last dropped event was dropped, if one was.

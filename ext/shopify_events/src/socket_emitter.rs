@@ -100,6 +100,14 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_singleton_method("new", function!(SocketEmitter::new, 4))?;
     class.define_method("emit", method!(emit::emit::<SocketEmitter>, 4))?;
     class.define_method("emit!", method!(emit::emit_bang::<SocketEmitter>, 4))?;
+    class.define_method(
+        "send_envelope",
+        method!(emit::send_envelope::<SocketEmitter>, 1),
+    )?;
+    class.define_method(
+        "send_envelope!",
+        method!(emit::send_envelope_bang::<SocketEmitter>, 1),
+    )?;
     class.define_method("flush", method!(SocketEmitter::flush, 1))?;
     class.define_method("last_error", method!(emit::last_drop::<SocketEmitter>, 0))?;
     class.define_method("address", method!(SocketEmitter::address, 0))?;

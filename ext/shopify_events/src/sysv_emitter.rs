@@ -81,6 +81,14 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_singleton_method("new", function!(SysvEmitter::new, 2))?;
     class.define_method("emit", method!(emit::emit::<SysvEmitter>, 4))?;
     class.define_method("emit!", method!(emit::emit_bang::<SysvEmitter>, 4))?;
+    class.define_method(
+        "send_envelope",
+        method!(emit::send_envelope::<SysvEmitter>, 1),
+    )?;
+    class.define_method(
+        "send_envelope!",
+        method!(emit::send_envelope_bang::<SysvEmitter>, 1),
+    )?;
     class.define_method("last_error", method!(emit::last_drop::<SysvEmitter>, 0))?;
     class.define_method("stats", method!(SysvEmitter::stats, 0))?;
     class.define_method(

@@ -11,7 +11,9 @@ module ShopifyEvents
 
     # Settings a YAML file may set (each has a writer on Configuration).
     FILE_SETTINGS = %w[transport queue_key queue_permissions proxy proxy_token brokers kafka flush_timeout
-                       direct_buffer].freeze
+                       direct_buffer after_commit transaction_connection outbox_topics outbox_sweep_interval
+                       outbox_sweep_after outbox_sweep_rate outbox_max_age default_headers request_id_header
+                       trace_context].freeze
 
     # The configuration of a Rails app: the default transport for
     # `rails_env`, then the `rails_env` section of `yaml_path` (ERB first; the

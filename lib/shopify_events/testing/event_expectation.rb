@@ -47,12 +47,19 @@ module ShopifyEvents
         "expected #{wanted}, #{Testing::EventExpectation.describe(events, verb: "but")}"
       end
 
+      # "expected ... to be rolled back; rolled back instead: ..." for `events`.
+      def rolled_back_failure_message(events, count: nil)
+        wanted = count ? "#{count} of #{description}" : description
+        "expected #{wanted} to be emitted in a transaction that rolled back, " \
+          "#{Testing::EventExpectation.describe(events, verb: "but", action: "rolled back")}"
+      end
+
       # Lists `events`, one per line, for failure messages.
-      def self.describe(events, verb: "but")
-        return "#{verb} no events were emitted" if events.empty?
+      def self.describe(events, verb: "but", action: "emitted")
+        return "#{verb} no events were #{action}" if events.empty?
 
         lines = events.map.with_index(1) { |event, i| "  #{i}. #{Transports::Log.describe(event)}" }
-        "#{verb} #{events.size == 1 ? "1 event was" : "#{events.size} events were"} emitted:\n#{lines.join("\n")}"
+        "#{verb} #{events.size == 1 ? "1 event was" : "#{events.size} events were"} #{action}:\n#{lines.join("\n")}"
       end
 
       private

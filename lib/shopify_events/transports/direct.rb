@@ -42,6 +42,21 @@ module ShopifyEvents
         super
       end
 
+      def send_envelope(bytes)
+        start_log_thread unless @log_thread&.alive?
+        super
+      end
+
+      def send_envelope!(bytes)
+        start_log_thread unless @log_thread&.alive?
+        super
+      end
+
+      # Largest envelope Kafka takes (`message.max.bytes`).
+      def envelope_limit
+        @native.max_envelope_size
+      end
+
       # librdkafka settings: `config.kafka` unchanged, with `bootstrap.servers`
       # from `config.brokers` (SHOPIFY_EVENTS_BROKERS) when set.
       def self.kafka_settings(config)

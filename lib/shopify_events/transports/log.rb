@@ -12,12 +12,25 @@ module ShopifyEvents
       end
 
       def emit(topic, payload, key, headers)
-        event = Event.decode(Native.encode(topic, payload, key, headers))
+        send_envelope(Native.encode(topic, payload, key, headers))
+      end
+      alias emit! emit
+
+      # Logs an envelope encoded earlier (an event deferred to its commit).
+      def send_envelope(bytes)
+        event = Event.decode(bytes)
         @logger.info { "shopify_events: emit #{self.class.describe(event)} id=#{event.id}" }
         @emitted += 1
         event.id
       end
-      alias emit! emit
+      alias send_envelope! send_envelope
+
+      # Logs that a deferred event's transaction rolled back.
+      def rolled_back(bytes)
+        event = Event.decode(bytes)
+        @logger.info { "shopify_events: rolled back #{self.class.describe(event)} id=#{event.id}" }
+        nil
+      end
 
       def stats
         { transport: :log, emitted: @emitted, dropped: 0 }

@@ -27,6 +27,17 @@ module ShopifyEvents
       def max_envelope_size
         @native.max_envelope_size
       end
+
+      # The size limit events deferred to a commit are held to when emitted:
+      # max_envelope_size, read once (kernel.msgmax if the queue cannot be
+      # opened now; the send reports it then).
+      def envelope_limit
+        @envelope_limit ||= begin
+          max_envelope_size
+        rescue TransportError
+          Native.message_size_limit
+        end
+      end
     end
   end
 end

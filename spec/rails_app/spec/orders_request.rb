@@ -8,6 +8,10 @@ require_relative "../app"
 require "rspec/rails"
 require "shopify_events/testing"
 
+# Each example runs in a transaction rolled back at its end (as most apps'
+# rails_helper sets it); the app's own transactions commit when their block ends.
+RSpec.configure { |config| config.use_transactional_fixtures = true }
+
 RSpec.describe "POST /orders", type: :request do
   it "emits orders.created with the request's id and key" do
     expect { post "/orders", params: { id: 9 } }
@@ -29,5 +33,18 @@ RSpec.describe "POST /orders", type: :request do
 
   it "does not emit on a bad request" do
     expect { post "/orders", params: {} }.not_to emit_event("orders.created")
+  end
+
+  it "rolls back the event of a request whose transaction rolls back" do
+    expect { post "/orders", params: { id: 12, fail: 1 } }
+      .to roll_back_event("orders.created").with(id: 12, pid: Process.pid).once
+    expect(response.parsed_body["committed"]).to be(false)
+  end
+
+  it "sends an outbox event and leaves no row" do
+    expect do
+      post "/orders", params: { id: 13, outbox: 1 }
+    end.to emit_event("orders.created").with(id: 13, pid: Process.pid)
+    expect(ActiveRecord::Base.connection.select_value("SELECT COUNT(*) FROM shopify_events_outbox").to_i).to eq(0)
   end
 end

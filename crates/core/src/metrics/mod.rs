@@ -5,8 +5,9 @@
 //!
 //! [`DrainMetrics`] holds every metric the drain reports (what it received,
 //! produced, retried, dead-lettered and recovered; what is in flight; the
-//! queue's depth, bytes and capacity; the oldest pending event's age; and
-//! emit-to-ack latency). The drain loop updates them, [`serve`] serves their
+//! queue's depth, bytes and capacity; the oldest pending event's age;
+//! emit-to-ack latency; and events and bytes per topic, for a bounded set
+//! of topics ([`TopicCounter`])). The drain loop updates them, [`serve`] serves their
 //! rendering on `GET /metrics`, and [`DrainMetrics::snapshot`] copies them for
 //! `shopify-events stats --json` and the drain's stats file.
 //!
@@ -28,6 +29,7 @@ mod http;
 mod listen;
 mod request;
 mod text;
+mod topics;
 mod values;
 
 pub use drain::{DrainMetrics, MetricsSnapshot};
@@ -35,6 +37,7 @@ pub use histogram::{BucketCount, Histogram, HistogramSnapshot, LATENCY_BUCKETS};
 pub use http::{serve, Health, HealthCheck, RenderMetrics};
 pub use listen::{bind, MetricsError};
 pub use text::CONTENT_TYPE;
+pub use topics::{TopicCount, TopicCounter, TopicsSnapshot, OTHER_TOPICS, TOPIC_SLOTS};
 // The proxy renders its own metrics with the same writer.
 pub(crate) use text::{render_labels, TextWriter};
 pub use values::{Counter, Gauge, GaugeF64};

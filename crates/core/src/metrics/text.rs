@@ -74,6 +74,27 @@ impl<'a> TextWriter<'a> {
         self.series(name, "", None, Float(value));
     }
 
+    /// A `counter` family with one series per value of the label `label`,
+    /// each beside the constant labels; no series if `series` is empty.
+    pub(crate) fn counter_by<'v>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        series: impl IntoIterator<Item = (&'v str, u64)>,
+    ) {
+        self.header(name, help, "counter");
+        for (value, count) in series {
+            let pair = render_labels(&[(label, value)]);
+            let out = &mut *self.out;
+            if self.labels.is_empty() {
+                let _ = writeln!(out, "{name}{{{pair}}} {count}");
+            } else {
+                let _ = writeln!(out, "{name}{{{},{pair}}} {count}", self.labels);
+            }
+        }
+    }
+
     /// A `histogram`: cumulative buckets, then `+Inf`, `_sum` and `_count`.
     pub(crate) fn histogram(&mut self, name: &str, help: &str, h: &HistogramSnapshot) {
         self.header(name, help, "histogram");
@@ -161,6 +182,21 @@ x_seconds_bucket{queue=\"0x1\",le=\"1\"} 1
 x_seconds_bucket{queue=\"0x1\",le=\"+Inf\"} 2
 x_seconds_sum{queue=\"0x1\"} 2.55
 x_seconds_count{queue=\"0x1\"} 2
+";
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_counter_family_puts_its_label_after_the_constant_ones() {
+        let labels = render_labels(&[("queue", "0x1")]);
+        let mut out = String::new();
+        let mut w = TextWriter::new(&mut out, &labels);
+        w.counter_by("t_total", "T.", "topic", [("a\"b", 2), ("(other)", 1)]);
+        let expected = "\
+# HELP t_total T.
+# TYPE t_total counter
+t_total{queue=\"0x1\",topic=\"a\\\"b\"} 2
+t_total{queue=\"0x1\",topic=\"(other)\"} 1
 ";
         assert_eq!(out, expected);
     }

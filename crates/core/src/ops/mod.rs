@@ -1,14 +1,18 @@
-//! Operator commands behind `shopify-events setup` and `shopify-events stats`:
-//! sizing and creating the queue against the host's sysctls, and reporting
-//! its depth with the drain's counters (from the snapshot it writes); and
-//! the check of the queue's owner and mode the drain and the proxy run at
-//! start ([`check_queue_access`]).
+//! Operator commands behind `shopify-events setup`, `stats`, `top` and
+//! `dead-letters`: sizing and creating the queue against the host's
+//! sysctls; reporting its depth with the drain's counters (from the
+//! snapshot it writes) once or live, with the proxy's beside them;
+//! reading and replaying dead letters; and the check of the queue's owner
+//! and mode the drain and the proxy run at start ([`check_queue_access`]).
 //!
 //! Nothing here prints or exits: each command returns a report that is
 //! `serde::Serialize` (for `--json`) and `Display` (for people), and the CLI
 //! decides what to show and which exit status to use.
 
+pub mod dead_letters;
 mod group;
+mod proxy_snapshot;
+mod published;
 mod queue_access;
 mod report;
 mod setup;
@@ -16,8 +20,13 @@ mod size;
 mod snapshot;
 mod stats;
 mod sysctl;
+pub mod top;
 
 pub use group::{group_id, UnknownGroup};
+pub use proxy_snapshot::{
+    read_proxy_snapshot, write_proxy_snapshot, ProxyCounters, ProxySnapshot, ProxySnapshotWriter,
+};
+pub use published::{publish, read_published, unix_now, Down, Liveness, Published, STALE_AFTER};
 pub use queue_access::{check_queue_access, QueueAccessError};
 pub use report::{
     Advice, LimitSettings, Outcome, QueueState, SetupReport, SysctlConf, SysctlWrite,
@@ -25,5 +34,5 @@ pub use report::{
 pub use setup::{setup, SetupError, SetupPlan};
 pub use size::{format_size, parse_size, SizeError};
 pub use snapshot::{read_drain_snapshot, write_drain_snapshot, DrainSnapshot, SNAPSHOT_MAX_AGE};
-pub use stats::{queue_stats, QueueStats};
+pub use stats::{queue_stats, spool_files, QueueStats, SpoolFiles};
 pub use sysctl::{has_cap_sys_resource, SysctlFs, SYSCTL_CONF_PATH, SYSCTL_MAX};

@@ -12,13 +12,14 @@
 //! The file is one JSON object: [`DrainSnapshot`]'s `pid`, `updated_at` and
 //! `sink`, and the fields of [`MetricsSnapshot`] beside them.
 
-use std::io::{self, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::io;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::published::{pid_alive, publish, unix_now, Published};
 use crate::metrics::MetricsSnapshot;
-use crate::state_dir::{create_file, Access, StateDir};
+use crate::state_dir::StateDir;
 
 /// A snapshot older than this is ignored: the drain writes one every second,
 /// so ten missed writes mean it is stuck or gone.
@@ -36,6 +37,16 @@ pub struct DrainSnapshot {
     /// Its metrics.
     #[serde(flatten)]
     pub metrics: MetricsSnapshot,
+}
+
+impl Published for DrainSnapshot {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn updated_at(&self) -> f64 {
+        self.updated_at
+    }
 }
 
 impl DrainSnapshot {
@@ -56,13 +67,11 @@ impl DrainSnapshot {
 /// No fsync: the snapshot is rewritten every second and worthless after a
 /// crash, so durability is not worth a disk flush.
 pub fn write_drain_snapshot(state: &StateDir, snapshot: &DrainSnapshot) -> io::Result<()> {
-    let path = state.stats_snapshot();
-    let tmp = state.stats_snapshot_tmp();
-    let bytes = serde_json::to_vec(snapshot).map_err(io::Error::other)?;
-    create_file(&tmp, Access::Replace)?.write_all(&bytes)?;
-    std::fs::rename(&tmp, &path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    publish(
+        &state.stats_snapshot(),
+        &state.stats_snapshot_tmp(),
+        snapshot,
+    )
 }
 
 /// The drain's snapshot in `state`, if it parses, names a live `pid` and its
@@ -72,21 +81,4 @@ pub fn read_drain_snapshot(state: &StateDir) -> Option<DrainSnapshot> {
     let snapshot: DrainSnapshot = serde_json::from_slice(&text).ok()?;
     let fresh = (unix_now() - snapshot.updated_at).abs() <= SNAPSHOT_MAX_AGE.as_secs_f64();
     (fresh && pid_alive(snapshot.pid)).then_some(snapshot)
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// `kill(pid, 0)`: 0 or EPERM means a process with that pid exists. Pid 0
-/// and values beyond `pid_t` are refused (0 would address our process group).
-fn pid_alive(pid: u32) -> bool {
-    let Some(pid) = libc::pid_t::try_from(pid).ok().filter(|&pid| pid > 0) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks existence and permission; nothing is sent.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }

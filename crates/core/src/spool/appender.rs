@@ -23,15 +23,17 @@ use crate::process;
 /// files of the child's producer id.
 #[derive(Debug)]
 pub struct Appender {
-    options: SpoolOptions,
-    generation: u64,
+    pub(super) options: SpoolOptions,
+    pub(super) generation: u64,
     /// Which writer of this process it is: the first writes under the
     /// process's producer id, later ones under ids derived from it.
     instance: u64,
     producer: u64,
     next_index: u64,
     next_capacity: u64,
-    active: Option<Active>,
+    pub(super) active: Option<Active>,
+    /// Envelope bytes of the frame `reserve` handed out, until `commit`.
+    pub(super) reserved: Option<usize>,
     /// Sealed segments whose `acked` has not reached their `published`.
     retired: Vec<Retired>,
     /// The last creation failure and when to try again (coarse ns).
@@ -74,6 +76,19 @@ impl Appender {
         Appender::with_counters(options, Arc::default())
     }
 
+    /// A writer that continues the log of producer `producer` at segment
+    /// `next_index`, for a receiver that saves into one log across its runs
+    /// (the drain's saved spool): a reader reads each run's segments after
+    /// the previous run's, as it reads any producer's segments in index
+    /// order. `producer` must be non-zero and written by no other live
+    /// writer; `next_index` past every segment it has.
+    pub fn continuing(options: SpoolOptions, producer: u64, next_index: u64) -> Appender {
+        let mut appender = Appender::new(options);
+        appender.producer = producer.max(1);
+        appender.next_index = next_index;
+        appender
+    }
+
     pub(super) fn with_counters(mut options: SpoolOptions, counters: Arc<Counters>) -> Appender {
         let limit = MAX_RECORD_LIMIT as u64;
         options.segment_min = page_round(options.segment_min.clamp(1, limit));
@@ -92,6 +107,7 @@ impl Appender {
             producer: producer_id(instance),
             next_index: 0,
             active: None,
+            reserved: None,
             retired: Vec::new(),
             failed: None,
             sync_due,
@@ -116,6 +132,7 @@ impl Appender {
 
     #[inline]
     fn try_append(&mut self, envelope: &[u8]) -> Result<(), SpoolError> {
+        self.reserved = None;
         let len = envelope.len();
         if len > self.options.max_record {
             return Err(SpoolError::RecordTooLarge {
@@ -167,11 +184,38 @@ impl Appender {
         }
     }
 
+    /// After a record of `len` bytes was published: counts it and syncs as
+    /// the policy asks (for records published other than by `append`).
+    pub(super) fn published(&mut self, len: usize) -> Result<(), SpoolError> {
+        Counters::add(&self.counters.appended, 1);
+        Counters::add(&self.counters.bytes, len as u64);
+        let Some(active) = &mut self.active else {
+            return Ok(());
+        };
+        match self.options.sync {
+            SyncPolicy::PageCache => Ok(()),
+            SyncPolicy::Always => active.sync(),
+            SyncPolicy::Interval(every) => {
+                let now = coarse_now();
+                if now < self.sync_due {
+                    return Ok(());
+                }
+                self.sync_due = now.saturating_add(nanos(every));
+                active.sync()
+            }
+        }
+    }
+
+    /// Counts a failed operation.
+    pub(super) fn failed(&self) {
+        Counters::add(&self.counters.failures, 1);
+    }
+
     /// Creates the next segment, with room for `span` bytes, and seals the
     /// current one. Within a second of a failure, fails the same way
     /// without trying.
     #[cold]
-    fn rotate(&mut self, span: u64) -> Result<(), SpoolError> {
+    pub(super) fn rotate(&mut self, span: u64) -> Result<(), SpoolError> {
         if let Some((retry_at, err)) = &self.failed {
             if coarse_now() < *retry_at {
                 return Err(err.clone());
@@ -251,6 +295,7 @@ impl Appender {
         if self.generation != process::generation() {
             self.forked();
         }
+        self.reserved = None;
         self.retire_active();
         self.next_capacity = self.options.segment_min;
     }
@@ -276,9 +321,10 @@ impl Appender {
     /// In a forked child: forgets the parent's segments without touching
     /// them and becomes the child's writer.
     #[cold]
-    fn forked(&mut self) {
+    pub(super) fn forked(&mut self) {
         std::mem::forget(self.active.take());
         std::mem::forget(std::mem::take(&mut self.retired));
+        self.reserved = None;
         self.generation = process::generation();
         self.instance = fork::next_instance();
         self.producer = producer_id(self.instance);

@@ -154,6 +154,18 @@
 //! the writer does not try again for a second, and appends meanwhile fail
 //! with the same error without a system call.
 //!
+//! ## Receivers
+//!
+//! A writer whose source forgets an event as it hands it over (the drain
+//! saving the SysV queue at shutdown: `msgrcv` dequeues before it copies)
+//! receives straight into the mapping: [`Appender::reserve`] hands out the
+//! frame where the next record goes, the receiver writes the message type
+//! where the record header goes and the envelope after it, and
+//! [`Appender::commit`] checks the envelope (length field and CRC32C) and
+//! publishes it as `append` would. A receiver killed in between leaves the
+//! event past `published`; [`commit_received`] commits it once the writer is
+//! dead, on directories only receivers write (see `receive.rs`).
+//!
 //! # Durability ([`SyncPolicy`])
 //!
 //! - `PageCache` (default): records are in the page cache once `append`
@@ -291,15 +303,18 @@ mod error;
 mod file;
 mod fork;
 mod format;
+mod list;
 mod lock;
 mod options;
 mod reader;
+mod receive;
 mod segment;
 mod writer;
 
 pub use appender::Appender;
 pub use error::SpoolError;
 pub use format::{segment_name, SegmentId, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_RECORD_LIMIT};
+pub use list::{list_segments, SegmentFile};
 pub use options::{
     Discovery, ReaderOptions, SpoolOptions, SyncPolicy, DEFAULT_DIR, DEFAULT_MAX_OPEN,
     DEFAULT_MAX_RECORD, DEFAULT_MODE, DEFAULT_SEGMENT_MAX, DEFAULT_SEGMENT_MIN,
@@ -307,4 +322,5 @@ pub use options::{
 pub use reader::{
     Backlog, DamageKind, IgnoreReason, ReaderStats, RecordRef, SpoolEvent, SpoolReader,
 };
+pub use receive::{commit_received, Received};
 pub use writer::{SpoolWriter, WriterStats};

@@ -14,8 +14,8 @@ use memmap2::{MmapOptions, MmapRaw};
 use super::file::{efbig, prefault, rename_noreplace, sync_dir};
 use super::fork::{open_registered, Registered};
 use super::format::{
-    check_seed, offset_word, record_word, segment_name, temp_name, word_offset, Header, SegmentId,
-    HEADER_SIZE, OFF_ACKED, OFF_PUBLISHED, OFF_SEALED, RECORD_HEADER, SEALED,
+    check_seed, offset_word, record_span, record_word, segment_name, temp_name, word_offset,
+    Header, SegmentId, HEADER_SIZE, OFF_ACKED, OFF_PUBLISHED, OFF_SEALED, RECORD_HEADER, SEALED,
 };
 use super::options::SyncPolicy;
 use super::{budget, lock, SpoolError, SpoolOptions};
@@ -200,7 +200,50 @@ impl Active {
             );
             base.cast::<u64>().write(record.to_le());
         }
-        self.published = at + span;
+        self.publish(span);
+    }
+
+    /// The `RECORD_HEADER + len` bytes after the published data, for a
+    /// receiver to write a record into (`msgrcv` puts its message type where
+    /// the record header goes). The caller checked that the record's span
+    /// fits [`Active::room`].
+    pub fn frame(&mut self, len: usize) -> &mut [u8] {
+        let at = self.published as usize;
+        debug_assert!(record_span(len as u64) <= self.room());
+        // SAFETY: within the data mapping (the caller checked the span),
+        // past every published record, so no reader reads these bytes; the
+        // borrow of `self` keeps anyone else of this process from writing
+        // them while the slice lives.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.data.as_mut_ptr().add(at),
+                RECORD_HEADER as usize + len,
+            )
+        }
+    }
+
+    /// Publishes the record a receiver wrote into [`Active::frame`]: its
+    /// `len`-byte envelope, which the caller validated, gets its record
+    /// header (over the message type) and zero padding.
+    pub fn publish_frame(&mut self, len: usize) {
+        let at = self.published;
+        let span = record_span(len as u64);
+        debug_assert!(span <= self.room());
+        let record = record_word(self.seed, at, len as u32);
+        // SAFETY: as in `frame`; `at + span` is within the mapping, and the
+        // header word is 8-aligned.
+        unsafe {
+            let base = self.data.as_mut_ptr().add(at as usize);
+            let pad_from = RECORD_HEADER as usize + len;
+            std::ptr::write_bytes(base.add(pad_from), 0, span as usize - pad_from);
+            base.cast::<u64>().write(record.to_le());
+        }
+        self.publish(span);
+    }
+
+    /// Stores the new `published` (release), after the record's bytes.
+    fn publish(&mut self, span: u64) {
+        self.published += span;
         let published = offset_word(self.published).to_le();
         word(&self.header, OFF_PUBLISHED).store(published, Ordering::Release);
     }

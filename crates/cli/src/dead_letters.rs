@@ -1,0 +1,247 @@
+//! `shopify-events dead-letters list|show|replay`: printing and choosing;
+//! reading and replaying are `ops::dead_letters`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use shopify_events_core::defaults;
+use shopify_events_core::ops::dead_letters::{
+    read_dead_letters, replay, DeadLetter, DeadLetterView, Record, ReplayPlan,
+};
+use shopify_events_core::state_dir::StateDir;
+use sysvmq::Key;
+
+use crate::args::key;
+
+#[derive(Debug, Args)]
+pub struct DeadLettersArgs {
+    #[command(subcommand)]
+    pub command: DeadLettersCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// One line per dead letter: line, time, event id, topic, size, reason.
+    List(ListArgs),
+    /// One dead letter in full, its payload shown when printable.
+    Show(ShowArgs),
+    /// Put dead letters back into the queue with their event id and emit time.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// A dead-letter file, rotated ones too [default: STATE_DIR/dead-letters.jsonl].
+    pub file: Option<PathBuf>,
+    /// The drain's state directory, for the default file.
+    #[arg(long, env = "SHOPIFY_EVENTS_STATE_DIR", default_value = defaults::STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// One JSON object per dead letter, envelope decoded.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    #[command(flatten)]
+    pub select: Select,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Select {
+    /// The dead letter on this line of the file (as `list` numbers them); repeatable.
+    #[arg(long = "line", value_name = "N")]
+    pub lines: Vec<u64>,
+    /// The dead letter with this event id; repeatable.
+    #[arg(long = "id", value_name = "EVENT_ID")]
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Which to replay [default: all of them].
+    #[command(flatten)]
+    pub select: Select,
+    /// Send them to this topic instead of their own (same event id and time).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// SysV queue key (decimal or 0x hex).
+    #[arg(long, env = "SHOPIFY_EVENTS_QUEUE_KEY", value_parser = key, default_value = defaults::QUEUE_KEY_TEXT)]
+    pub queue_key: Key,
+    /// Seconds to wait for room while the queue is full.
+    #[arg(long, default_value_t = defaults::REPLAY_WAIT.as_secs_f64())]
+    pub wait: f64,
+    /// Replay what can be, and list the rest, instead of refusing them all.
+    #[arg(long)]
+    pub skip_unsendable: bool,
+}
+
+pub fn run(args: DeadLettersArgs) -> anyhow::Result<()> {
+    match args.command {
+        DeadLettersCommand::List(args) => list(args),
+        DeadLettersCommand::Show(args) => show(args),
+        DeadLettersCommand::Replay(args) => replay_cmd(args),
+    }
+}
+
+impl FileArgs {
+    fn path(&self) -> PathBuf {
+        self.file.clone().unwrap_or_else(|| {
+            // The key does not matter: the dead-letter file is shared.
+            StateDir::new(&self.state_dir, defaults::QUEUE_KEY).dead_letters()
+        })
+    }
+}
+
+/// The file's dead letters; each damaged stretch is reported on stderr.
+fn letters(path: &Path) -> anyhow::Result<Vec<DeadLetter>> {
+    let mut letters = Vec::new();
+    for record in read_dead_letters(path)? {
+        match record {
+            Record::Letter(letter) => letters.push(letter),
+            Record::Damaged(d) => eprintln!(
+                "shopify-events: {}:{} (byte {}): {}; {} bytes skipped",
+                path.display(),
+                d.line,
+                d.offset,
+                d.reason,
+                d.len
+            ),
+        }
+    }
+    Ok(letters)
+}
+
+fn list(args: ListArgs) -> anyhow::Result<()> {
+    let path = args.file.path();
+    let letters = letters(&path)?;
+    if !args.json {
+        println!("{}", DeadLetterView::list_header());
+    }
+    for letter in &letters {
+        let view = letter.view();
+        if args.json {
+            println!("{}", serde_json::to_string(&view)?);
+        } else {
+            println!("{}", view.list_line());
+        }
+    }
+    Ok(())
+}
+
+impl Select {
+    fn is_empty(&self) -> bool {
+        self.lines.is_empty() && self.ids.is_empty()
+    }
+
+    /// The letters chosen, in file order; an error names a choice that
+    /// matches none.
+    fn pick(&self, letters: Vec<DeadLetter>, path: &Path) -> anyhow::Result<Vec<DeadLetter>> {
+        for line in &self.lines {
+            anyhow::ensure!(
+                letters.iter().any(|l| l.line == *line),
+                "no dead letter on line {line} of {} (`shopify-events dead-letters list` numbers them)",
+                path.display()
+            );
+        }
+        for id in &self.ids {
+            anyhow::ensure!(
+                letters.iter().any(|l| l.event_id.as_ref() == Some(id)),
+                "no dead letter with event id {id} in {}",
+                path.display()
+            );
+        }
+        Ok(letters
+            .into_iter()
+            .filter(|l| {
+                self.lines.contains(&l.line)
+                    || l.event_id.as_ref().is_some_and(|id| self.ids.contains(id))
+            })
+            .collect())
+    }
+}
+
+fn show(args: ShowArgs) -> anyhow::Result<()> {
+    let path = args.file.path();
+    let letters = letters(&path)?;
+    let chosen = if args.select.is_empty() {
+        anyhow::ensure!(
+            letters.len() == 1,
+            "{} holds {} dead letters: choose one with --line N or --id EVENT_ID (see `list`)",
+            path.display(),
+            letters.len()
+        );
+        letters
+    } else {
+        args.select.pick(letters, &path)?
+    };
+    for (i, letter) in chosen.iter().enumerate() {
+        let view = letter.view();
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        } else {
+            if i > 0 {
+                println!();
+            }
+            print!("{view}");
+        }
+    }
+    Ok(())
+}
+
+fn replay_cmd(args: ReplayArgs) -> anyhow::Result<()> {
+    let path = args.file.path();
+    let wait = Duration::try_from_secs_f64(args.wait)
+        .with_context(|| format!("--wait {} is not a number of seconds", args.wait))?;
+    let letters = letters(&path)?;
+    let chosen = if args.select.is_empty() {
+        letters
+    } else {
+        args.select.pick(letters, &path)?
+    };
+    anyhow::ensure!(
+        !chosen.is_empty(),
+        "{} holds no dead letters",
+        path.display()
+    );
+    let plan = ReplayPlan {
+        key: args.queue_key,
+        topic: args.topic,
+        wait,
+        skip_unsendable: args.skip_unsendable,
+    };
+    let report = replay(&chosen, &plan)?;
+    for (line, id, topic) in &report.replayed {
+        println!("replayed line {line}: {id} to {topic}");
+    }
+    for skipped in &report.skipped {
+        eprintln!(
+            "shopify-events: skipped line {} ({}): {}",
+            skipped.line,
+            skipped.event_id.as_deref().unwrap_or("no event id"),
+            skipped.reason
+        );
+    }
+    eprintln!(
+        "shopify-events: {} events replayed into queue {:#010x}; {} is unchanged (move it aside once they arrived)",
+        report.replayed.len(),
+        args.queue_key,
+        path.display()
+    );
+    Ok(())
+}
