@@ -18,6 +18,7 @@ pub mod ops;
 pub mod per_process;
 pub mod process;
 pub mod proxy;
+pub mod queue_access;
 pub mod sink;
 pub mod spool;
 pub mod state_dir;

@@ -1,9 +1,8 @@
 //! Operator commands behind `shopify-events setup`, `stats`, `top` and
 //! `dead-letters`: sizing and creating the queue against the host's
 //! sysctls; reporting its depth with the drain's counters (from the
-//! snapshot it writes) once or live, with the proxy's beside them;
-//! reading and replaying dead letters; and the check of the queue's owner
-//! and mode the drain and the proxy run at start ([`check_queue_access`]).
+//! snapshot it writes) once or live, with the proxy's beside them; and
+//! reading and replaying dead letters.
 //!
 //! Nothing here prints or exits: each command returns a report that is
 //! `serde::Serialize` (for `--json`) and `Display` (for people), and the CLI
@@ -13,7 +12,6 @@ pub mod dead_letters;
 mod group;
 mod proxy_snapshot;
 mod published;
-mod queue_access;
 mod report;
 mod setup;
 mod size;
@@ -27,7 +25,6 @@ pub use proxy_snapshot::{
     read_proxy_snapshot, write_proxy_snapshot, ProxyCounters, ProxySnapshot, ProxySnapshotWriter,
 };
 pub use published::{publish, read_published, unix_now, Down, Liveness, Published, STALE_AFTER};
-pub use queue_access::{check_queue_access, QueueAccessError};
 pub use report::{
     Advice, LimitSettings, Outcome, QueueState, SetupReport, SysctlConf, SysctlWrite,
 };

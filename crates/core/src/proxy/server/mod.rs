@@ -84,9 +84,9 @@ pub enum ServerError {
         /// Why.
         source: SendError,
     },
-    /// Other users may read the host queue ([`crate::ops::check_queue_access`]).
+    /// Other users may read the host queue ([`crate::queue_access::check_queue_access`]).
     #[error(transparent)]
-    QueueAccess(#[from] crate::ops::QueueAccessError),
+    QueueAccess(#[from] crate::queue_access::QueueAccessError),
     /// No listener was given.
     #[error(
         "the proxy needs at least one listener (--listen tcp://127.0.0.1:PORT or unix:///PATH)"
@@ -119,7 +119,7 @@ pub fn run(
         key: config.queue_key as u32,
         source: SendError::Queue(e),
     })?;
-    for warning in crate::ops::check_queue_access(&queue)? {
+    for warning in crate::queue_access::check_queue_access(&queue)? {
         eprintln!("shopify-events proxy: {warning}");
     }
     let accepted_limit = match &config.spool {
