@@ -7,6 +7,7 @@ use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
+use shopify_events_core::drain::DeadLetters;
 use shopify_events_core::state_dir::{create_file, Access, StateDir};
 
 fn mode(path: &Path) -> u32 {
@@ -66,6 +67,24 @@ fn state_files_are_private_under_a_zero_umask_and_wider_ones_are_narrowed() {
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
         StateDir::new(&shared, 1).create().unwrap();
         assert_eq!(mode(&shared), 0o1777);
+
+        // Dead letters in a directory of their own, rotated: the directory
+        // is created like the state's, and every rotated file stays private.
+        let dead_dir = tmp.path().join("dead");
+        let dead_state = state.clone().with_dead_letter_dir(&dead_dir);
+        let (mut dead, error) = DeadLetters::open(&dead_state, 400, 3);
+        assert!(error.is_none(), "{error:?}");
+        for i in 0..12 {
+            dead.write(&format!("reason {i}"), &[7; 100], None).unwrap();
+        }
+        assert_eq!(mode(&dead_dir), 0o750, "dead-letter directory");
+        for path in [
+            dead_state.dead_letters(),
+            dead_state.dead_letters_rotated(1),
+            dead_state.dead_letters_rotated(2),
+        ] {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
     });
 }
 
