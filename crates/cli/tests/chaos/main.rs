@@ -21,8 +21,9 @@
 //! `SHOPIFY_EVENTS_CHAOS_SPOOL=1` adds the spool (issue 8): a spool
 //! directory on the same tmpfs, given to the proxy and the drain
 //! (`--spool-dir`) and to the emitters (`SHOPIFY_EVENTS_SPOOL_DIR`), so a
-//! full queue and the disk filling up hit it too. It needs a drain that
-//! reads spool files: off until that drain is in the tree.
+//! full queue and the disk filling up hit it too. Without it the drain
+//! still reads its own (empty) spool directory, as `DrainSpec` gives every
+//! drain one, while the proxy runs `--no-spool` and the emitters have none.
 
 mod accounting;
 mod emitters;
@@ -117,8 +118,8 @@ fn chaos_soak_accounts_for_every_event() {
     let mut drain_spec = DrainSpec::new(BIN, queue.key(), &state, dir.path())
         .brokers(&tansu.bootstrap)
         .args(["--journal-size", "8MiB"]);
-    if spool.is_some() {
-        drain_spec = drain_spec.args(spool_args.clone());
+    if let Some(dir) = &spool {
+        drain_spec = drain_spec.spool_dir(dir);
     }
     let socket = dir.path().join("proxy.sock");
     let proxy_spec = ProxySpec::new(BIN, queue.key(), dir.path())
