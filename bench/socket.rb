@@ -45,7 +45,8 @@ old_msgmnb = Integer(File.read(MSGMNB))
 File.write(MSGMNB, (512 << 20).to_s) if Process.uid.zero? && old_msgmnb < (512 << 20)
 queue = ShopifyEvents::Native::Queue.create(key, 0o600)
 binary = File.expand_path("../lib/shopify_events/shopify-events", __dir__)
-proxy = Process.spawn(binary, "proxy", "--no-spool", "--listen", address, "--queue-key", key.to_s, err: File::NULL)
+proxy = Process.spawn(binary, "proxy", "--no-spool", "--listen", address, "--queue-key", key.to_s, "--run-dir", dir,
+                      err: File::NULL)
 empty = lambda do
   queue.remove
   queue = ShopifyEvents::Native::Queue.create(key, 0o600)

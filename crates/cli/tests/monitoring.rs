@@ -170,6 +170,8 @@ fn every_metric_the_rules_and_the_dashboard_name_is_exported_by_a_running_drain_
                 &queue.hex(),
             ])
             .args(["--metrics-addr", &proxy_addr])
+            .arg("--run-dir")
+            .arg(dir.path())
             .env_remove("SHOPIFY_EVENTS_PROXY_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -30,6 +30,8 @@ fn proxy_with_timeout(key: &KeyGuard, dir: &std::path::Path) -> Output {
             &socket,
             "--queue-key",
             &key.hex(),
+            "--run-dir",
+            &dir.display().to_string(),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -4,8 +4,9 @@
 //!
 //! A [`ProxySpec`] holds what every proxy of a test shares; each
 //! [`ProxySpec::spawn`] writes its stderr to `proxy-N.log` in the log
-//! directory. The [`ProxyProcess`] is killed (SIGKILL, by its own handle)
-//! when it drops.
+//! directory, and its snapshot for `top` (`--run-dir`) goes there too,
+//! never into the host's `/run/shopify-events`. The [`ProxyProcess`] is
+//! killed (SIGKILL, by its own handle) when it drops.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -78,12 +79,18 @@ impl ProxySpec {
     /// connections (panics with its log if it does not within 20 s).
     pub fn spawn(&self, n: usize) -> ProxyProcess {
         let log = self.log_dir.join(format!("proxy-{n}.log"));
+        // The test's own directory unless the test names one.
+        let run_dir = match self.extra.iter().any(|a| a == "--run-dir") {
+            true => Vec::new(),
+            false => vec!["--run-dir".into(), self.log_dir.as_os_str().to_owned()],
+        };
         let mut command = Command::new(&self.bin);
         command
             .arg("proxy")
             .args(["--listen", &self.address.to_string()])
             .args(["--queue-key", &format!("{:#010x}", self.key as u32)])
             .args(&self.extra)
+            .args(run_dir)
             .env_remove("SHOPIFY_EVENTS_PROXY_TOKEN")
             .env_remove("SHOPIFY_EVENTS_SPOOL_DIR")
             .stdin(Stdio::null())
