@@ -13,7 +13,8 @@
 #
 # Starts lib/shopify_events/shopify-events proxy on a free loopback port (or
 # a Unix socket) and a fresh queue (raising kernel.msgmnb as root, restored
-# after); the queue is emptied between batches outside the timed region.
+# after); the queue is emptied between batches outside the timed region, by
+# removing it and creating it again (the proxy finds the new one by key).
 
 require "optparse"
 require "socket"
@@ -44,7 +45,12 @@ old_msgmnb = Integer(File.read(MSGMNB))
 File.write(MSGMNB, (512 << 20).to_s) if Process.uid.zero? && old_msgmnb < (512 << 20)
 queue = ShopifyEvents::Native::Queue.create(key, 0o600)
 binary = File.expand_path("../lib/shopify_events/shopify-events", __dir__)
-proxy = Process.spawn(binary, "proxy", "--listen", address, "--queue-key", key.to_s, err: File::NULL)
+proxy = Process.spawn(binary, "proxy", "--no-spool", "--listen", address, "--queue-key", key.to_s, "--run-dir", dir,
+                      err: File::NULL)
+empty = lambda do
+  queue.remove
+  queue = ShopifyEvents::Native::Queue.create(key, 0o600)
+end
 begin
   sleep 0.05 until options[:unix] ? File.socket?("#{dir}/proxy.sock") : (TCPSocket.new("127.0.0.1", port).close || true)
 rescue Errno::ECONNREFUSED
@@ -83,11 +89,11 @@ begin
     }
   }
   samples = variants.transform_values { [] }
-  3.times { variants.each_value(&:call) && ShopifyEvents::Native::Bench.purge(key) }
+  3.times { variants.each_value(&:call) && empty.call }
   options[:rounds].times do
     variants.each do |name, run|
       samples[name] << run.call.fdiv(batch)
-      ShopifyEvents::Native::Bench.purge(key)
+      empty.call
     end
   end
 
@@ -103,7 +109,7 @@ begin
     end
     ShopifyEvents.flush(60) || raise("flush timed out")
     rate = options[:events] / ((now_ns - t) / 1e9)
-    ShopifyEvents::Native::Bench.purge(key)
+    empty.call
     rate
   end
   stats = ShopifyEvents.stats

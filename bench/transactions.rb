@@ -102,7 +102,7 @@ with_bench_queue(batch) do |key|
                       "empty transaction (reference, per transaction)" => lambda {
                         timed { ActiveRecord::Base.transaction { nil } } * batch
                       }
-                    }, after_each: -> { ShopifyEvents::Native::Bench.purge(key) })
+                    }, after_each: -> { empty_queue(key) })
   report("2. deferred against immediate (sysv)", medians, batch)
   puts format("  deferred (call + send) / outside = %.2fx",
               medians["emit in a transaction: call + send at commit"] / medians["emit outside a transaction"])
@@ -117,7 +117,7 @@ with_bench_queue(batch) do |key|
     rounds = [options[:rounds], 31].min
     per = [batch / 10, 100].min
     medians = measure(rounds, outbox_variants(connection, per), after_each: lambda {
-      ShopifyEvents::Native::Bench.purge(key)
+      empty_queue(key)
       connection.execute("DELETE FROM orders")
       connection.execute("DELETE FROM shopify_events_outbox")
     })

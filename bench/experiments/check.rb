@@ -39,7 +39,7 @@ with_queue(64) do |key|
   senders["native_kw_all"] = ->(t, p, k, h) { ShopifyEvents::Experiments.native_kw_all(t, p, key: k, headers: h) }
   senders["positional_all"] = ->(*a) { ShopifyEvents::Experiments.positional_all(*a) }
   senders.each do |variant, send|
-    ShopifyEvents::Native::Bench.purge(key)
+    empty_queue(key)
     problems = []
     TOPICS.product(PAYLOADS, KEYS).each do |topic, payload, k|
       expected = fields(ShopifyEvents::Native.encode(topic, payload, k, nil))
@@ -67,7 +67,7 @@ with_queue(64) do |key|
     rescue ShopifyEvents::InvalidTopic
       nil
     end
-    ShopifyEvents::Native::Bench.purge(key)
+    empty_queue(key)
     begin
       send.call("bench.events", { a: Object.new }, nil, nil)
       problems << "unsupported value accepted"

@@ -29,7 +29,7 @@ with_queue(batch) do |key|
   run = lambda do |(code, data), send|
     ns = ShopifyEvents::Experiments.polluted_floor(qid, frame, batch, code, data, send)
     if send
-      sent = ShopifyEvents::Native::Bench.purge(key)
+      sent = empty_queue(key)
       abort "only #{sent} of #{batch} sent: the queue was too small" unless sent == batch
     end
     ns.fdiv(batch)

@@ -52,7 +52,7 @@ def warm_up(runs, options, key)
   runs.each_value do |run|
     3.times do
       run.call(options[:batch])
-      ShopifyEvents::Native::Bench.purge(key)
+      empty_queue(key)
     end
   end
 end
@@ -63,7 +63,7 @@ def measure(runs, options, key)
   options[:rounds].times do
     runs.each do |name, run|
       samples[name] << timed(run, options[:batch])
-      ShopifyEvents::Native::Bench.purge(key)
+      empty_queue(key)
     end
   end
   medians(samples)

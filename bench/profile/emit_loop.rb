@@ -66,7 +66,7 @@ with_queue(batch) do |key|
   runs.each_value do |run|
     2.times do
       run.call([batch, 1000].min)
-      ShopifyEvents::Native::Bench.purge(key)
+      empty_queue(key)
     end
   end
   totals = runs.transform_values { { ns: 0, utime_ticks: 0, stime_ticks: 0 } }
@@ -89,7 +89,7 @@ with_queue(batch) do |key|
       total[:ns] += ns
       total[:utime_ticks] += after[0] - before[0]
       total[:stime_ticks] += after[1] - before[1]
-      ShopifyEvents::Native::Bench.purge(key)
+      empty_queue(key)
     end
     left -= n
   end

@@ -195,7 +195,7 @@ RSpec.describe "the shopify-events Debian package" do
       socket = proxy.fetch("ExecStart")[%r{--listen unix://(\S+)}, 1]
       pid = spawn_child(*unit_command(proxy, "ExecStart", env), log: File.join(@dir, "proxy.log"))
       wait_for_socket(socket, pid)
-      expect([File.stat(socket).mode & 0o777, File.stat(socket).gid]).to eq([0o770, user.gid])
+      expect([File.stat(socket).mode & 0o777, File.stat(socket).gid]).to eq([0o660, user.gid])
 
       expect(emit_through(socket, "--groups=#{user.gid}")).to eq("flushed")
       expect(emit_through(socket, "--clear-groups")).to eq("not flushed")

@@ -175,7 +175,7 @@ RSpec.describe "shopify-events proxy" do
     other.write(frame(7, good))
     expect(replies(other, timeout: 1)).to eq([[:ack, 7]])
     expect(drain_events(queue).size).to eq(3)
-    expect(File.read(log)).to include("too_large").or include("larger than the host queue")
+    expect(File.read(log)).to include("too_large").or include("-byte limit this proxy announced")
     expect(File.read(log)).to include("truncated frame")
   end
 

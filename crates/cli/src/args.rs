@@ -43,18 +43,48 @@ pub struct ProxyArgs {
     /// SysV queue key (decimal or 0x hex).
     #[arg(long, env = "SHOPIFY_EVENTS_QUEUE_KEY", value_parser = key, default_value = defaults::QUEUE_KEY_TEXT)]
     pub queue_key: Key,
-    /// Shared secret clients must send (SHOPIFY_EVENTS_PROXY_TOKEN in the app).
+    /// Shared secret clients must send (SHOPIFY_EVENTS_PROXY_TOKEN in the
+    /// app). Visible to every local user in the process list: prefer
+    /// --token-file or the environment variable.
     #[arg(long, env = "SHOPIFY_EVENTS_PROXY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Connections served at once.
+    /// A file holding the shared secret (its first line), e.g. a systemd
+    /// credential: the token never appears in /proc.
+    #[arg(
+        long,
+        env = "SHOPIFY_EVENTS_PROXY_TOKEN_FILE",
+        conflicts_with = "token"
+    )]
+    pub token_file: Option<PathBuf>,
+    /// Connections served at once (fewer if the descriptor limit says so).
     #[arg(long, default_value_t = defaults::PROXY_MAX_CONNECTIONS)]
     pub max_connections: usize,
-    /// Seconds a connection may stay silent before it is closed.
+    /// Connections in their handshake at once; one more closes the oldest.
+    #[arg(long, default_value_t = defaults::PROXY_MAX_PENDING_HANDSHAKES)]
+    pub max_pending_handshakes: usize,
+    /// Seconds a connection may stay silent between frames before it is closed.
     #[arg(long, default_value_t = defaults::PROXY_IDLE_TIMEOUT.as_secs_f64())]
     pub idle_timeout: f64,
     /// Seconds a new connection has to complete its handshake.
     #[arg(long, default_value_t = defaults::PROXY_HANDSHAKE_TIMEOUT.as_secs_f64())]
     pub handshake_timeout: f64,
+    /// Seconds one frame may take from its first byte to its last.
+    #[arg(long, default_value_t = defaults::PROXY_FRAME_TIMEOUT.as_secs_f64())]
+    pub frame_timeout: f64,
+    /// Mode of unix:// sockets (octal; connecting needs write permission).
+    #[arg(long, default_value = defaults::PROXY_SOCKET_MODE_TEXT, value_parser = mode)]
+    pub socket_mode: u32,
+    /// The proxy's spool for events the queue cannot take (larger than
+    /// kernel.msgmax, or the queue full).
+    #[arg(long, env = "SHOPIFY_EVENTS_SPOOL_DIR", default_value = defaults::SPOOL_DIR)]
+    pub spool_dir: PathBuf,
+    /// No spool: events larger than kernel.msgmax are refused, a full
+    /// queue holds acks until it has room.
+    #[arg(long)]
+    pub no_spool: bool,
+    /// Largest event accepted with a spool, e.g. 1MiB.
+    #[arg(long, env = "SHOPIFY_EVENTS_MAX_EVENT_BYTES", value_parser = size)]
+    pub max_event_bytes: Option<u64>,
     /// Serve /metrics and /health here (loopback only unless --allow-public).
     #[arg(long, env = "SHOPIFY_EVENTS_PROXY_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
@@ -147,13 +177,14 @@ pub struct SetupArgs {
     /// Queue permissions (octal).
     #[arg(long, default_value = defaults::QUEUE_MODE_TEXT, value_parser = mode)]
     pub mode: u32,
+    /// The group your apps run as (name or number): the queue, new or
+    /// existing, gets this group and --mode, and the spool directory this
+    /// group, so its members can emit and the drain (a member) can read.
+    #[arg(long, value_parser = group)]
+    pub group: Option<u32>,
     /// Raise kernel.msgmnb / kernel.msgmax first where they are too small (root).
     #[arg(long)]
     pub apply_sysctls: bool,
-    /// The apps' group (name or gid): the queue and the spool directory are
-    /// given to it, so the apps and the drain share them.
-    #[arg(long)]
-    pub group: Option<String>,
     /// The spool directory to create (mode 2770) or adjust.
     #[arg(long, env = "SHOPIFY_EVENTS_SPOOL_DIR", default_value = defaults::SPOOL_DIR)]
     pub spool_dir: PathBuf,
@@ -163,6 +194,10 @@ pub struct SetupArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+fn group(text: &str) -> Result<u32, String> {
+    ops::group_id(text).map_err(|e| e.to_string())
 }
 
 fn mode(text: &str) -> Result<u32, String> {
@@ -191,9 +226,9 @@ pub struct StatsArgs {
 pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
     let mut plan = ops::SetupPlan::new(args.queue_key, args.capacity);
     plan.mode = args.mode;
+    plan.group = args.group;
     plan.max_event = args.max_event;
     plan.raise_sysctls = args.apply_sysctls;
-    plan.group = args.group.as_deref().map(ops::resolve_group).transpose()?;
     plan.spool_dir = (!args.no_spool_dir).then_some(args.spool_dir);
     let report = plan.run().context("setup failed")?;
     if args.json {

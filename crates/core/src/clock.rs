@@ -23,9 +23,31 @@ pub fn now_micros() -> i64 {
         .saturating_add(ts.tv_nsec / 1_000)
 }
 
+/// Seconds from `then_us` to `now_us` (microseconds since the epoch), 0
+/// when `then_us` lies ahead.
+///
+/// Emit times come from the apps, so `then_us` may be any `i64` a hostile
+/// or broken emitter wrote: the difference saturates instead of overflowing
+/// (an overflow panics in a debug build and wraps to nonsense in release).
+/// Every age computed from an emit time goes through here.
+pub fn age_secs(now_us: i64, then_us: i64) -> f64 {
+    now_us.saturating_sub(then_us).max(0) as f64 / 1e6
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn age_of_any_emit_time_saturates_instead_of_overflowing() {
+        let now = now_micros();
+        assert_eq!(age_secs(now, now - 1_500_000), 1.5);
+        assert_eq!(age_secs(now, now + 1), 0.0);
+        assert_eq!(age_secs(now, i64::MAX), 0.0);
+        assert_eq!(age_secs(now, i64::MIN), i64::MAX as f64 / 1e6);
+        assert_eq!(age_secs(i64::MIN, i64::MAX), 0.0);
+        assert_eq!(age_secs(0, i64::MIN), i64::MAX as f64 / 1e6);
+    }
 
     #[test]
     fn now_micros_agrees_with_system_time() {

@@ -102,10 +102,20 @@ pub const SOCKET_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Connections the proxy serves at once.
 pub const PROXY_MAX_CONNECTIONS: usize = 1024;
+/// Connections the proxy holds in their handshake at once; past it the
+/// oldest is closed, so silent connections cannot crowd out real clients.
+pub const PROXY_MAX_PENDING_HANDSHAKES: usize = 256;
 /// Time a new proxy connection has to complete its handshake.
 pub const PROXY_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Silence after which the proxy closes a connection.
+/// Silence at a frame boundary after which the proxy closes a connection.
 pub const PROXY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time one data frame may take to arrive, from its first byte to its last.
+pub const PROXY_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// Mode of the proxy's Unix socket: owner and group may connect, like the
+/// queue's mode.
+pub const PROXY_SOCKET_MODE: u32 = 0o660;
+/// [`PROXY_SOCKET_MODE`] as `shopify-events proxy --socket-mode` takes it.
+pub const PROXY_SOCKET_MODE_TEXT: &str = "660";
 /// Time a write of acks may block before the proxy drops the connection.
 pub const PROXY_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time the proxy's shutdown waits for its connection threads.
@@ -120,5 +130,9 @@ mod tests {
         let key = QUEUE_KEY_TEXT.trim_start_matches("0x");
         assert_eq!(u32::from_str_radix(key, 16), Ok(QUEUE_KEY as u32));
         assert_eq!(u32::from_str_radix(QUEUE_MODE_TEXT, 8), Ok(QUEUE_MODE));
+        assert_eq!(
+            u32::from_str_radix(PROXY_SOCKET_MODE_TEXT, 8),
+            Ok(PROXY_SOCKET_MODE)
+        );
     }
 }

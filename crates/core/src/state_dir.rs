@@ -23,15 +23,35 @@
 //! What comes next (loss-accounting state) gets its name here too, so that
 //! this table stays the whole list.
 //!
-//! Every file is created by [`create_file`], and every socket by
-//! [`bind_socket`], so the permissions of state files are decided in one
-//! place. Files get the process's: mode 0666 less its umask. The tap socket
-//! gets [`defaults::TAP_SOCKET_MODE`](crate::defaults::TAP_SOCKET_MODE)
-//! (0600), since whoever can connect reads every payload.
+//! # Permissions
+//!
+//! Every file is created by [`create_file`], so the permissions of state
+//! files are decided in one place, whatever the process's umask (which can
+//! only narrow them further):
+//!
+//! - the journal, the dead letters and the lock: [`PRIVATE_MODE`] (0600).
+//!   The first two hold event payloads, which must be no easier to read on
+//!   disk than in the queue (0660, owner and group);
+//! - the stats snapshot: [`SHARED_MODE`] (0640), counters only, so that
+//!   `shopify-events stats` works for the drain's group;
+//! - the tap socket, made by [`bind_socket`]:
+//!   [`defaults::TAP_SOCKET_MODE`](crate::defaults::TAP_SOCKET_MODE) (0600),
+//!   since whoever can connect reads every payload.
+//!
+//! A file that already exists with a wider mode (created by an older drain
+//! under the umask) is narrowed when it is opened; one the drain cannot
+//! narrow is an error naming the file and the `chmod` that fixes it.
+//! Files are opened with `O_NOFOLLOW`: a symbolic link planted at a state
+//! file's name is refused, never followed.
+//!
+//! The directory is created [`DIR_MODE`] (0750) by [`StateDir::create`],
+//! and an existing one the drain owns is narrowed to it (a directory it
+//! does not own, or a sticky one such as `/tmp`, is left alone: the files'
+//! own modes still hold).
 
-use std::fs::{File, OpenOptions, Permissions};
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io;
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -77,9 +97,10 @@ impl StateDir {
         &self.dead_letter_dir
     }
 
-    /// Creates the directory if missing.
+    /// Creates the directory if missing, [`DIR_MODE`]; narrows an existing
+    /// one the process owns to it (see [Permissions](self#permissions)).
     pub fn create(&self) -> io::Result<()> {
-        std::fs::create_dir_all(&self.root)
+        create_dir(&self.root)
     }
 
     /// `journal-KEY.bin`: the drain's journal.
@@ -160,29 +181,89 @@ impl StateDir {
     }
 }
 
-/// How a state file is opened by [`create_file`].
+/// Mode of the state files only the drain reads: the journal and the dead
+/// letters (event payloads) and the lock.
+pub const PRIVATE_MODE: u32 = 0o600;
+/// Mode of the stats snapshot, which `shopify-events stats` reads: counters,
+/// no payloads.
+pub const SHARED_MODE: u32 = 0o640;
+/// Mode of the state directory.
+pub const DIR_MODE: u32 = 0o750;
+
+/// How a state file is opened by [`create_file`], and so its mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Read and written in place, never truncated (the journal, the lock).
+    /// Read and written in place, never truncated (the journal, the lock):
+    /// [`PRIVATE_MODE`].
     ReadWrite,
-    /// Appended to (the dead-letter file).
+    /// Appended to (the dead-letter file): [`PRIVATE_MODE`].
     Append,
     /// Written from the start, replacing what was there (a snapshot's
-    /// temp file).
+    /// temp file): [`SHARED_MODE`].
     Replace,
 }
 
-/// Opens the state file at `path`, creating it if missing. Every file of
+impl Access {
+    /// The widest mode a file opened this way may have.
+    pub fn mode(self) -> u32 {
+        match self {
+            Access::ReadWrite | Access::Append => PRIVATE_MODE,
+            Access::Replace => SHARED_MODE,
+        }
+    }
+}
+
+/// Opens the state file at `path`, creating it if missing with
+/// [`Access::mode`], narrowing it to that mode if it is wider. Every file of
 /// the state directory is created here.
 pub fn create_file(path: &Path, access: Access) -> io::Result<File> {
+    let mode = access.mode();
     let mut options = OpenOptions::new();
-    options.create(true);
+    options
+        .create(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
     match access {
         Access::ReadWrite => options.read(true).write(true).truncate(false),
         Access::Append => options.append(true),
         Access::Replace => options.write(true).truncate(true),
     };
-    options.open(path)
+    let file = options.open(path)?;
+    let current = file.metadata()?.permissions().mode() & 0o7777;
+    if current & !mode != 0 {
+        let narrowed = current & mode;
+        file.set_permissions(std::fs::Permissions::from_mode(narrowed))
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "state file {} has mode {current:04o}, wider than {mode:04o}, and cannot be narrowed ({e}); run `chmod {narrowed:o} {}` as its owner",
+                        path.display(),
+                        path.display()
+                    ),
+                )
+            })?;
+    }
+    Ok(file)
+}
+
+/// Creates `dir` (and missing parents) with [`DIR_MODE`], or narrows an
+/// existing directory this process owns to it.
+pub fn create_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    let current = meta.permissions().mode() & 0o7777;
+    // SAFETY: geteuid has no failure mode and touches no memory.
+    let ours = meta.uid() == unsafe { libc::geteuid() };
+    let sticky = current & 0o1000 != 0;
+    if ours && !sticky && current & !DIR_MODE & 0o777 != 0 {
+        let narrowed = (current & !0o777) | (current & DIR_MODE);
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(narrowed))?;
+    }
+    Ok(())
 }
 
 /// Binds a Unix socket at `path` with permissions `mode`, replacing a

@@ -129,4 +129,88 @@ proptest! {
             prop_assert!(n <= bytes.len());
         }
     }
+
+    #[test]
+    fn every_cut_of_a_valid_message_asks_for_more_and_never_errs(
+        token in proptest::collection::vec(any::<u8>(), 0..64),
+        text in "[a-z é]{0,40}",
+        seq in any::<u64>(),
+    ) {
+        let mut hello = Vec::new();
+        Hello { version: PROTOCOL_VERSION, token }.encode(&mut hello).unwrap();
+        let mut welcome = Vec::new();
+        Welcome { version: PROTOCOL_VERSION, status: Status::Busy, max_envelope: 7, text: text.clone() }
+            .encode(&mut welcome);
+        let mut nack = Vec::new();
+        Reply::Nack { seq, reason: NackReason::CrcMismatch, text }.encode(&mut nack);
+        for cut in 0..hello.len() {
+            prop_assert_eq!(Hello::decode(&hello[..cut]), Ok(None));
+        }
+        for cut in 0..welcome.len() {
+            prop_assert_eq!(Welcome::decode(&welcome[..cut]), Ok(None));
+        }
+        for cut in 0..nack.len() {
+            prop_assert_eq!(Reply::decode(&nack[..cut]), Ok(None));
+        }
+    }
+
+    #[test]
+    fn a_stream_of_replies_decodes_the_same_however_it_is_split(
+        seqs in proptest::collection::vec(any::<u64>(), 1..20),
+        splits in proptest::collection::vec(1usize..40, 1..40),
+    ) {
+        let replies: Vec<Reply> = seqs
+            .iter()
+            .map(|&s| if s % 3 == 0 {
+                Reply::Nack { seq: s, reason: NackReason::from_byte((s % 5) as u8), text: format!("r{s}") }
+            } else {
+                Reply::Ack(s)
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        for r in &replies {
+            r.encode(&mut bytes);
+        }
+        // Fed in chunks, as a non-blocking reader sees them.
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        let mut at = 0;
+        for len in splits.iter().cycle() {
+            if at >= bytes.len() {
+                break;
+            }
+            let end = (at + len).min(bytes.len());
+            buf.extend_from_slice(&bytes[at..end]);
+            at = end;
+            while let Ok(Some((r, n))) = Reply::decode(&buf) {
+                buf.drain(..n);
+                got.push(r);
+            }
+        }
+        prop_assert!(buf.is_empty());
+        let expected: Vec<Reply> = replies
+            .into_iter()
+            .map(|r| match r {
+                Reply::Nack { seq, reason, text } => Reply::Nack { seq, reason: NackReason::from_byte(reason as u8), text },
+                ack => ack,
+            })
+            .collect();
+        prop_assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_handshake_is_an_error_or_a_different_handshake(
+        token in proptest::collection::vec(any::<u8>(), 0..32),
+        bit in any::<prop::sample::Index>(),
+    ) {
+        let hello = Hello { version: PROTOCOL_VERSION, token };
+        let mut bytes = Vec::new();
+        hello.encode(&mut bytes).unwrap();
+        let bit = bit.index(bytes.len() * 8);
+        bytes[bit / 8] ^= 1 << (bit % 8);
+        // Never mistaken for the same handshake, never a panic.
+        if let Ok(Some((decoded, _))) = Hello::decode(&bytes) {
+            prop_assert_ne!(decoded, hello);
+        }
+    }
 }

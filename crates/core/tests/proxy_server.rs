@@ -16,6 +16,7 @@ use shopify_events_core::proxy::wire::frame::{
 use shopify_events_core::proxy::{
     self, ClientConfig, ProxyAddress, ProxyMetrics, ServerConfig, SocketClient,
 };
+use shopify_events_core::spool::{Discovery, ReaderOptions, SpoolOptions, SpoolReader};
 use shopify_events_core::transport::FrameSink;
 use testkit::queue::TestQueue;
 
@@ -58,14 +59,7 @@ impl Proxy {
     /// A raw connection that completed the handshake.
     fn handshaken(&self) -> TcpStream {
         let mut s = self.tcp();
-        let mut hello = Vec::new();
-        Hello {
-            version: 1,
-            token: Vec::new(),
-        }
-        .encode(&mut hello)
-        .unwrap();
-        s.write_all(&hello).unwrap();
+        s.write_all(&hello()).unwrap();
         let welcome = read_welcome(&mut s);
         assert_eq!(welcome.status, Status::Ok, "{}", welcome.text);
         s
@@ -83,6 +77,17 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn hello() -> Vec<u8> {
+    let mut hello = Vec::new();
+    Hello {
+        version: 1,
+        token: Vec::new(),
+    }
+    .encode(&mut hello)
+    .unwrap();
+    hello
 }
 
 fn read_welcome(s: &mut TcpStream) -> Welcome {
@@ -353,6 +358,7 @@ fn connections_over_the_limit_are_refused_busy() {
     let _b = proxy.handshaken();
     wait_for(|| proxy.metrics.connections_open.get() == 2);
     let mut c = proxy.tcp();
+    c.write_all(&hello()).unwrap();
     assert_eq!(read_welcome(&mut c).status, Status::Busy);
     assert_eq!(proxy.metrics.connections_refused.get(), 1);
 }
@@ -447,4 +453,354 @@ fn wait_for(condition: impl Fn() -> bool) {
         assert!(Instant::now() < deadline, "condition not met in 5 s");
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// An event of exactly `len` envelope bytes at most (the payload pads it),
+/// numbered `i` like [`event`].
+fn sized_event(i: usize, len: usize) -> Vec<u8> {
+    let small = event(i);
+    let pad = len.saturating_sub(small.len() + 1);
+    let mut out = Vec::new();
+    let id = EventId::generate(1_700_000_000_000_000 + i as i64);
+    let payload = format!(
+        "{{\"i\":{i},\"pad\":\"{}\"}}",
+        "p".repeat(pad.saturating_sub(10))
+    );
+    envelope::encode(
+        &mut out,
+        id,
+        1_700_000_000_000_000,
+        "proxy.test",
+        None,
+        &[],
+        payload.as_bytes(),
+    )
+    .unwrap();
+    out
+}
+
+/// A spool directory and options with small segments.
+fn spool_options(dir: &std::path::Path, key: i32) -> SpoolOptions {
+    SpoolOptions {
+        segment_min: 64 * 1024,
+        segment_max: 4 * 1024 * 1024,
+        ..SpoolOptions::new(dir, key)
+    }
+}
+
+/// Every record in the spool now, acknowledged when `ack`.
+fn spooled(reader: &mut SpoolReader, ack: bool) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        reader.refresh().unwrap();
+        while let Some(record) = reader.next_record() {
+            out.push(reader.body(&record).to_vec());
+            if ack {
+                assert!(reader.ack(record.segment(), record.end()));
+            }
+        }
+    }
+    out
+}
+
+fn reader(dir: &std::path::Path, key: i32) -> SpoolReader {
+    let options = ReaderOptions {
+        discovery: Discovery::Poll,
+        poll_interval: Duration::ZERO,
+        liveness_interval: Duration::ZERO,
+        ..ReaderOptions::default()
+    };
+    SpoolReader::open(dir, key, options).unwrap()
+}
+
+#[test]
+fn connections_in_their_handshake_hold_no_served_slot() {
+    let queue = TestQueue::new();
+    let mut config = ServerConfig::new(queue.key());
+    config.max_connections = 2;
+    config.handshake_timeout = Duration::from_secs(30);
+    let proxy = Proxy::start(config);
+    let _silent: Vec<TcpStream> = (0..20).map(|_| proxy.tcp()).collect();
+    wait_for(|| proxy.metrics.connections_accepted.get() == 20);
+    let client = client(&proxy.address);
+    send(&client, &event(1));
+    assert!(
+        client.flush(Duration::from_secs(3), &never()),
+        "{:?}",
+        client.snapshot().last_error
+    );
+    assert_eq!(queue.bodies(), vec![event(1)]);
+    assert_eq!(proxy.metrics.connections_refused.get(), 0);
+}
+
+#[test]
+fn past_the_handshake_limit_the_oldest_silent_connection_makes_room() {
+    let queue = TestQueue::new();
+    let mut config = ServerConfig::new(queue.key());
+    config.max_pending_handshakes = 4;
+    config.handshake_timeout = Duration::from_secs(30);
+    let proxy = Proxy::start(config);
+    let mut silent: Vec<TcpStream> = (0..10).map(|_| proxy.tcp()).collect();
+    wait_for(|| proxy.metrics.handshake_failures.get() == 6);
+    // The six oldest were closed; the newest four wait.
+    for s in &mut silent[..6] {
+        let mut byte = [0u8; 1];
+        assert_eq!(s.read(&mut byte).unwrap_or(0), 0);
+    }
+    let client = client(&proxy.address);
+    send(&client, &event(1));
+    assert!(client.flush(Duration::from_secs(3), &never()));
+    assert_eq!(queue.bodies(), vec![event(1)]);
+}
+
+#[test]
+fn a_frame_trickled_in_byte_by_byte_is_closed_at_the_frame_timeout() {
+    let queue = TestQueue::new();
+    let mut config = ServerConfig::new(queue.key());
+    config.frame_timeout = Duration::from_millis(600);
+    let proxy = Proxy::start(config);
+    let mut s = proxy.handshaken();
+    let frame = data_frame(1, &event(1));
+    let started = Instant::now();
+    let mut closed_after = None;
+    // One byte every 100 ms: each read is far inside the 60 s idle timeout.
+    for byte in &frame {
+        if s.write_all(std::slice::from_ref(byte)).is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        if proxy.metrics.protocol_errors.get() == 1 {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let closed_after = closed_after.expect("the trickling client was never closed");
+    assert!(closed_after < Duration::from_secs(3), "{closed_after:?}");
+    wait_for(|| proxy.metrics.protocol_errors.get() == 1);
+    assert!(queue.bodies().is_empty());
+}
+
+#[test]
+fn acks_arrive_while_a_client_pipelines_without_a_pause() {
+    let queue = TestQueue::with_capacity(16 << 20);
+    let proxy = Proxy::start(ServerConfig::new(queue.key()));
+    let mut s = proxy.handshaken();
+    // Same-sized frames, written so that every write ends in the middle of
+    // a frame: the proxy's reads never end at a frame boundary.
+    let frames: Vec<Vec<u8>> = (1..=3000u64)
+        .map(|seq| data_frame(seq, &sized_event(seq as usize, 200)))
+        .collect();
+    let len = frames[0].len();
+    assert!(frames.iter().all(|f| f.len() == len));
+    let stream: Vec<u8> = frames.concat();
+    let mut reads = s.try_clone().unwrap();
+    let acks = thread::spawn(move || read_replies(&mut reads, |r| r.contains(&Reply::Ack(3000))).0);
+    s.write_all(&stream[..len / 2]).unwrap();
+    let mut at = len / 2;
+    let last_half = stream.len() - (len - len / 2);
+    while at < last_half {
+        s.write_all(&stream[at..at + len]).unwrap();
+        at += len;
+        thread::sleep(Duration::from_micros(200));
+    }
+    // Everything but the last half frame is written: acks must have come.
+    thread::sleep(Duration::from_millis(200));
+    let during = proxy.metrics.events_enqueued.get();
+    s.write_all(&stream[at..]).unwrap();
+    let replies = acks.join().unwrap();
+    let acked_before_end = replies
+        .iter()
+        .filter(|r| matches!(r, Reply::Ack(seq) if *seq < 3000))
+        .count();
+    assert!(
+        acked_before_end >= 10,
+        "{acked_before_end} acks before the stream paused at a boundary ({during} enqueued)"
+    );
+    assert_eq!(queue.bodies().len(), 3000);
+}
+
+#[test]
+fn an_envelope_larger_than_the_queue_takes_is_spooled_and_acked() {
+    let queue = TestQueue::new();
+    let msgmax = sysvmq::message_size_limit() as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(queue.key());
+    config.spool = Some(spool_options(dir.path(), queue.key()));
+    let proxy = Proxy::start(config);
+    let client = client(&proxy.address);
+    let big = sized_event(1, msgmax + 10_000);
+    let small = event(2);
+    send(&client, &small);
+    send(&client, &big);
+    assert!(
+        client.flush(Duration::from_secs(5), &never()),
+        "{:?}",
+        client.snapshot().last_error
+    );
+    assert_eq!(queue.bodies(), vec![small]);
+    let mut reader = reader(dir.path(), queue.key());
+    assert_eq!(spooled(&mut reader, true), vec![big]);
+    assert_eq!(proxy.metrics.events_spooled.get(), 1);
+    assert_eq!(client.snapshot().rejected, 0);
+}
+
+#[test]
+fn a_full_queue_spools_and_acks_and_later_frames_follow_the_spool_until_it_is_drained() {
+    let queue = TestQueue::new();
+    queue.set_capacity(2048).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(queue.key());
+    config.spool = Some(spool_options(dir.path(), queue.key()));
+    let proxy = Proxy::start(config);
+    let client = client(&proxy.address);
+    for i in 0..200 {
+        send(&client, &event(i));
+    }
+    // Acked without anyone reading the queue: the spool took the rest.
+    assert!(client.flush(Duration::from_secs(5), &never()));
+    let in_queue = queue.bodies();
+    let mut reader = reader(dir.path(), queue.key());
+    let in_spool = spooled(&mut reader, false);
+    assert!(!in_queue.is_empty() && !in_spool.is_empty());
+    let mut all = in_queue.clone();
+    all.extend(in_spool.iter().cloned());
+    assert_eq!(all, (0..200).map(event).collect::<Vec<_>>());
+
+    // The queue has room again, but the spool is not drained: the next
+    // event must not overtake the spooled ones through the queue.
+    send(&client, &event(200));
+    assert!(client.flush(Duration::from_secs(5), &never()));
+    assert!(queue.bodies().is_empty());
+    // The drain acknowledges everything spooled; the proxy seals its
+    // segment and goes back to the queue.
+    let rest = spooled(&mut reader, true);
+    assert_eq!(rest.last(), Some(&event(200)));
+    send(&client, &event(201));
+    assert!(client.flush(Duration::from_secs(5), &never()));
+    assert_eq!(queue.bodies(), vec![event(201)]);
+}
+
+#[test]
+fn a_large_envelope_the_spool_cannot_take_is_refused_not_held() {
+    let queue = TestQueue::new();
+    let msgmax = sysvmq::message_size_limit() as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(queue.key());
+    // The directory is gone by the time the event comes.
+    config.spool = Some(spool_options(&dir.path().join("missing"), queue.key()));
+    let proxy = Proxy::start(config);
+    let client = client(&proxy.address);
+    send(&client, &sized_event(1, msgmax + 10));
+    send(&client, &event(2));
+    assert!(client.flush(Duration::from_secs(5), &never()));
+    let snapshot = client.snapshot();
+    assert_eq!(snapshot.rejected, 1);
+    assert!(
+        snapshot
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("missing"),
+        "{:?}",
+        snapshot.last_error
+    );
+    assert_eq!(queue.bodies(), vec![event(2)]);
+}
+
+#[test]
+fn an_oversized_first_frame_is_dropped_at_the_handshake_without_reconnects_or_resends() {
+    let queue = TestQueue::new();
+    let mut config = ServerConfig::new(queue.key());
+    config.max_envelope = Some(1000);
+    let proxy = Proxy::start(config);
+    // Buffered before the first connection: the limit is not known yet.
+    let client = client(&proxy.address);
+    send(&client, &sized_event(0, 5000));
+    for i in 1..=10 {
+        send(&client, &event(i));
+    }
+    assert!(client.flush(Duration::from_secs(10), &never()));
+    let stats = client.snapshot();
+    assert_eq!(
+        (stats.connects, stats.resent, stats.rejected, stats.acked),
+        (1, 0, 1, 10),
+        "{stats:?}"
+    );
+    assert!(stats.last_error.unwrap().contains("1000 bytes"));
+    assert_eq!(queue.bodies(), (1..=10).map(event).collect::<Vec<_>>());
+}
+
+#[test]
+fn replies_that_arrive_with_the_proxys_close_are_applied_before_reconnecting() {
+    // A proxy that acks four frames, nacks the fifth and hangs up at once,
+    // all in one write; then acks whatever a second connection brings.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = ProxyAddress::Tcp(listener.local_addr().unwrap().to_string());
+    let server = thread::spawn(move || {
+        let mut connections = 0;
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            let Ok((mut s, _)) = listener.accept() else {
+                thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            connections += 1;
+            s.set_nonblocking(false).unwrap();
+            let mut hello = [0u8; 8];
+            s.read_exact(&mut hello).unwrap();
+            let mut out = Vec::new();
+            Welcome {
+                version: 1,
+                status: Status::Ok,
+                max_envelope: 1 << 20,
+                text: String::new(),
+            }
+            .encode(&mut out);
+            s.write_all(&out).unwrap();
+            let mut last = 0;
+            for _ in 0..5 {
+                let mut head = [0u8; 12];
+                if s.read_exact(&mut head).is_err() {
+                    break;
+                }
+                let header = DataHeader::decode(&head);
+                let mut body = vec![0u8; header.envelope_len()];
+                s.read_exact(&mut body).unwrap();
+                last = header.seq;
+            }
+            out.clear();
+            if connections == 1 {
+                Reply::Ack(last - 1).encode(&mut out);
+                Reply::Nack {
+                    seq: last,
+                    reason: NackReason::Malformed,
+                    text: "refused".into(),
+                }
+                .encode(&mut out);
+            } else {
+                Reply::Ack(last).encode(&mut out);
+            }
+            s.write_all(&out).unwrap();
+            drop(s);
+        }
+        connections
+    });
+    let client = client(&address);
+    for i in 1..=5 {
+        send(&client, &event(i));
+    }
+    assert!(client.flush(Duration::from_secs(3), &never()));
+    let stats = client.snapshot();
+    assert_eq!(
+        (stats.acked, stats.rejected, stats.resent),
+        (4, 1, 0),
+        "{stats:?}"
+    );
+    assert_eq!(
+        server.join().unwrap(),
+        1,
+        "the client reconnected and resent"
+    );
 }

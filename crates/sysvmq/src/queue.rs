@@ -102,17 +102,17 @@ impl Queue {
         })
     }
 
-    /// Gives the queue to group `gid` (`msg_perm.gid`): with mode 0660, the
-    /// processes of that group may send and receive.
-    ///
-    /// Only the owner, the creator or a process with CAP_SYS_ADMIN may,
-    /// else [`Error::PermissionDenied`]. Owner, mode and capacity are
-    /// written back as read just before.
-    pub fn set_group(&self, gid: u32) -> Result<()> {
+    /// Sets the queue's owner group and permission bits (`IPC_SET`),
+    /// keeping its owner user and capacity: with mode 0660 the processes of
+    /// group `gid` may send and receive. Needs the queue's owner or creator
+    /// (or CAP_SYS_ADMIN), else [`Error::PermissionDenied`].
+    pub fn set_group_and_mode(&self, gid: u32, mode: u32) -> Result<()> {
+        let bits = permissions(mode)?;
         let mut ds = self
             .raw_stat()
             .map_err(|err| self.fail("set group", "msgctl(IPC_STAT)", err))?;
         ds.msg_perm.gid = gid;
+        ds.msg_perm.mode = bits as _;
         // SAFETY: `ds` is a valid msqid_ds; IPC_SET only reads it.
         if unsafe { libc::msgctl(self.id, libc::IPC_SET, &mut ds) } == 0 {
             return Ok(());

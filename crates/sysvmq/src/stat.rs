@@ -27,6 +27,10 @@ pub struct Stat {
     pub uid: u32,
     /// Owner group id.
     pub gid: u32,
+    /// User id of the process that created the queue (never changes).
+    pub creator_uid: u32,
+    /// Group id of the process that created the queue (never changes).
+    pub creator_gid: u32,
 }
 
 impl Stat {
@@ -45,6 +49,8 @@ impl Stat {
             mode: u32::from(ds.msg_perm.mode) & 0o7777,
             uid: ds.msg_perm.uid,
             gid: ds.msg_perm.gid,
+            creator_uid: ds.msg_perm.cuid,
+            creator_gid: ds.msg_perm.cgid,
         }
     }
 }

@@ -7,6 +7,8 @@
 //! - [`sysctl`]: raising `kernel.msgmnb` (never lowering it).
 //! - [`drain`]: the `shopify-events drain` binary as a child process, its
 //!   logs, metrics and stats.
+//! - [`proxy`]: the `shopify-events proxy` binary as a child process, under
+//!   a descriptor limit or umask of the test's choosing.
 //! - [`net`]: free loopback ports and one-shot HTTP requests.
 //! - [`metrics`]: the Prometheus text exposition, parsed.
 //! - [`events`]: queue frames holding envelopes.
@@ -34,6 +36,7 @@ pub mod net;
 pub mod procfs;
 #[cfg(feature = "kafka")]
 pub mod produce;
+pub mod proxy;
 pub mod queue;
 pub mod rng;
 pub mod ruby;

@@ -1,5 +1,9 @@
 //! `ShopifyEvents::Native::Bench`: baselines measured in the same process as
 //! the Ruby benchmarks they are compared with (bench/emit.rb).
+//!
+//! Only what is harmless in production belongs here: it sends into a
+//! queue, as any emitter may. Nothing that receives, empties or removes a
+//! queue: the benchmarks recreate their own queue through `Native::Queue`.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -68,27 +72,9 @@ fn spool_append_floor(
     Ok(start.elapsed().as_nanos() as u64)
 }
 
-/// Empties the queue at `key` without creating Ruby objects; returns how
-/// many messages it removed. Benchmarks call it between timed batches.
-fn purge(ruby: &Ruby, key: i64) -> Result<u64, Error> {
-    let queue =
-        sysvmq::Queue::open(queue_key(ruby, key)?).map_err(|e| errors::queue_error(ruby, &e))?;
-    let mut frame = vec![0u8; HEADER_LEN + sysvmq::message_size_limit() as usize];
-    let mut removed = 0;
-    while queue
-        .try_receive_into(&mut frame, 0)
-        .map_err(|e| errors::queue_error(ruby, &e))?
-        .is_some()
-    {
-        removed += 1;
-    }
-    Ok(removed)
-}
-
 pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     let bench = native.define_module("Bench")?;
     bench.define_module_function("msgsnd_floor", function!(msgsnd_floor, 3))?;
-    bench.define_module_function("purge", function!(purge, 1))?;
     bench.define_module_function("spool_append_floor", function!(spool_append_floor, 4))?;
     let _ = ruby;
     Ok(())

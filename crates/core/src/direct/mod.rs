@@ -29,6 +29,8 @@ use std::collections::BTreeMap;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use crate::per_process::PerProcess;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -156,12 +158,13 @@ impl Drop for Worker {
 /// The direct producer handle; cheap to call from many threads.
 ///
 /// The worker starts with the handle and again, lazily, in a forked child.
-/// The internal lock is held only for non-blocking work (never while
-/// waiting on Kafka), so a fork cannot inherit it locked from a thread that
-/// was emitting under Ruby's GVL.
+/// The lock around it is one per process generation ([`PerProcess`]): a
+/// fork while another thread held it (`flush` or `take_logs`, which run
+/// without Ruby's GVL) leaves the child a lock of its own, not one held by
+/// a thread that does not exist there.
 pub struct DirectProducer {
     config: DirectConfig,
-    worker: Mutex<Option<Worker>>,
+    worker: PerProcess<Mutex<Option<Worker>>>,
     closed: AtomicBool,
 }
 
@@ -180,11 +183,15 @@ impl DirectProducer {
         }
         crate::process::register();
         let worker = Worker::start(&config)?;
-        Ok(DirectProducer {
+        let producer = DirectProducer {
             config,
-            worker: Mutex::new(Some(worker)),
+            worker: PerProcess::new(),
             closed: AtomicBool::new(false),
-        })
+        };
+        producer
+            .worker
+            .get_or_init(|| Mutex::new(Some(worker)), |_| {});
+        Ok(producer)
     }
 
     /// The configuration the producer was built with.
@@ -204,7 +211,6 @@ impl DirectProducer {
             });
         }
         let mut slot = self.lock();
-        forget_inherited(&mut slot);
         if self.closed.load(Ordering::Relaxed) {
             return Err(unavailable("the producer was closed".into()));
         }
@@ -296,16 +302,17 @@ impl DirectProducer {
         last.clone()
     }
 
+    /// This generation's worker slot, locked; a forked child's starts empty
+    /// (the parent's worker is leaked with the parent's slot).
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Worker>> {
+        let slot = self.worker.get_or_init(|| Mutex::new(None), |_| {});
         // A poisoned lock only means a panic elsewhere; the slot is still valid.
-        self.worker.lock().unwrap_or_else(|e| e.into_inner())
+        slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// This process's worker state; none in a forked child until it sends.
     fn current_shared(&self) -> Option<Arc<Shared>> {
-        let mut slot = self.lock();
-        forget_inherited(&mut slot);
-        slot.as_ref().map(|w| Arc::clone(&w.shared))
+        self.lock().as_ref().map(|w| Arc::clone(&w.shared))
     }
 }
 
@@ -328,16 +335,5 @@ fn unavailable(reason: String) -> SendError {
     SendError::Unavailable {
         transport: "direct",
         reason,
-    }
-}
-
-/// Clears a worker inherited across fork, leaving its handles untouched.
-fn forget_inherited(slot: &mut Option<Worker>) {
-    if slot
-        .as_ref()
-        .is_some_and(|w| w.generation != crate::process::generation())
-    {
-        // Worker::drop leaks the handles of another generation.
-        *slot = None;
     }
 }

@@ -11,6 +11,10 @@
 //! starts; of `files` files in all the oldest is deleted, with a log line
 //! and a count (`dead_letter_files_dropped`).
 //!
+//! The files are 0600 and never followed through a symbolic link
+//! ([`create_file`], `O_NOFOLLOW`): they hold event payloads. Rotated files
+//! keep the mode, since a rename moves the file as it is.
+//!
 //! Whole lines: a line torn by `kill -9` or a full disk is ended with a
 //! newline at open (or before the next line, after a failed write), so the
 //! next line never glues onto it; readers skip the torn one.
@@ -21,15 +25,16 @@
 //! counts it and moves on, so valid events keep flowing and no event is
 //! dropped in silence. The file is opened again at the next dead letter.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde_json::json;
 
 use crate::envelope::Envelope;
-use crate::state_dir::{create_file, Access, StateDir};
+use crate::state_dir::{create_dir, create_file, Access, StateDir};
 
 /// A dead letter that could not be written to a file.
 #[derive(Debug)]
@@ -94,12 +99,15 @@ impl DeadLetters {
     /// of a repaired line's end, if one was.
     fn reopen(&mut self) -> io::Result<Option<u64>> {
         self.file = None;
-        fs::create_dir_all(self.state.dead_letter_dir())?;
+        create_dir(self.state.dead_letter_dir())?;
         let mut file = create_file(&self.path, Access::Append)?;
         let len = file.metadata()?.len();
         let mut repaired = None;
         if len > 0 {
-            let mut reader = File::open(&self.path)?;
+            let mut reader = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&self.path)?;
             reader.seek(SeekFrom::Start(len - 1))?;
             let mut last = [0u8; 1];
             reader.read_exact(&mut last)?;

@@ -35,6 +35,10 @@ pub enum DrainError {
     /// The queue could not be used.
     #[error(transparent)]
     Queue(#[from] sysvmq::Error),
+    /// The queue's mode lets other users at its events
+    /// ([`crate::queue_access::check_queue_access`]).
+    #[error(transparent)]
+    QueueAccess(#[from] crate::queue_access::QueueAccessError),
     /// A message is larger than the journal's records (kernel.msgmax was
     /// raised). [`Drain::run`](super::Drain::run) handles it itself: it delivers what the
     /// journal holds and resizes it.

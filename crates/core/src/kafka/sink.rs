@@ -142,3 +142,98 @@ impl Sink for KafkaSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use rdkafka::mocking::MockCluster;
+
+    use super::*;
+    use crate::envelope::encode;
+    use crate::event_id::EventId;
+    use crate::sink::Outcome;
+
+    /// Issue 9, item 8: "the sink waits only 100 ms for delivery reports
+    /// before replacing a failed producer, so a late report would leave the
+    /// checkpoint stuck". Refuted: `rd_kafka_purge` (queued and in-flight)
+    /// returns only once every broker thread has failed its messages, so
+    /// their reports are already queued when the sink polls, and
+    /// `BaseProducer::poll` serves every queued event for its whole
+    /// timeout. Here 200 events are in flight to a broker that answers
+    /// after 2 s when the producer fails fatally: each comes back once (as
+    /// a retry) before the new producer takes over.
+    #[test]
+    fn events_in_flight_at_a_fatal_error_each_get_exactly_one_outcome() {
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("fatal.test", 1, 1).unwrap();
+        let settings = [
+            ("bootstrap.servers".to_owned(), mock.bootstrap_servers()),
+            ("linger.ms".to_owned(), "0".to_owned()),
+        ];
+        let log = Arc::new(StderrLog("fatal test"));
+        let mut sink = KafkaSink::with_log(&settings.into_iter().collect(), log).unwrap();
+        let mut out = Vec::new();
+        let mut bytes = Vec::new();
+        let mut send = |sink: &mut KafkaSink, token: u64| {
+            bytes.clear();
+            let time = 1_700_000_000_000_000 + token as i64;
+            encode(
+                &mut bytes,
+                EventId::generate(time),
+                time,
+                "fatal.test",
+                None,
+                &[],
+                b"{}",
+            )
+            .unwrap();
+            sink.send(&Envelope::decode(&bytes).unwrap(), token)
+                .unwrap();
+        };
+        // A connected producer with its producer id: one delivery first.
+        send(&mut sink, 1000);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while out.is_empty() && Instant::now() < deadline {
+            sink.poll(Duration::from_millis(50), &mut out);
+        }
+        assert!(
+            matches!(out.as_slice(), [d] if d.outcome == Outcome::Delivered),
+            "{out:?}"
+        );
+        out.clear();
+        // Now the broker answers after 2 s: what is sent stays in flight.
+        mock.broker_round_trip_time(1, Duration::from_secs(2))
+            .unwrap();
+        for token in 0..200u64 {
+            send(&mut sink, token);
+        }
+        let sent = Instant::now();
+        while sent.elapsed() < Duration::from_millis(500) {
+            sink.poll(Duration::from_millis(20), &mut out);
+        }
+        assert!(out.is_empty(), "answered early: {out:?}");
+        assert!(sink.producer.in_flight_count() > 0);
+        let ptr = sink.producer.client().native_ptr();
+        let reason = std::ffi::CString::new("injected by the test").unwrap();
+        // SAFETY: a live producer handle and a NUL-terminated reason.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                ptr,
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen: HashMap<u64, usize> = HashMap::new();
+        while Instant::now() < deadline && seen.len() < 200 {
+            sink.poll(Duration::from_millis(50), &mut out);
+            for d in out.drain(..) {
+                *seen.entry(d.token).or_default() += 1;
+            }
+        }
+        let missing: Vec<u64> = (0..200).filter(|t| !seen.contains_key(t)).collect();
+        assert!(missing.is_empty(), "no outcome for tokens {missing:?}");
+        assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+    }
+}

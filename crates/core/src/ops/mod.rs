@@ -9,6 +9,7 @@
 //! decides what to show and which exit status to use.
 
 pub mod dead_letters;
+mod group;
 mod proxy_snapshot;
 mod published;
 mod report;
@@ -20,6 +21,7 @@ mod stats;
 mod sysctl;
 pub mod top;
 
+pub use group::{group_id, group_name, UnknownGroup};
 pub use proxy_snapshot::{
     read_proxy_snapshot, write_proxy_snapshot, ProxyCounters, ProxySnapshot, ProxySnapshotWriter,
 };
@@ -30,6 +32,6 @@ pub use report::{
 pub use setup::{setup, SetupError, SetupPlan};
 pub use size::{format_size, parse_size, SizeError};
 pub use snapshot::{read_drain_snapshot, write_drain_snapshot, DrainSnapshot, SNAPSHOT_MAX_AGE};
-pub use spool_dir::{group_name, prepare_spool_dir, resolve_group, SpoolDirState};
+pub use spool_dir::{prepare_spool_dir, SpoolDirState};
 pub use stats::{queue_stats, spool_files, QueueStats, SpoolFiles};
 pub use sysctl::{has_cap_sys_resource, SysctlFs, SYSCTL_CONF_PATH, SYSCTL_MAX};

@@ -53,6 +53,13 @@ pub struct ProxyCounters {
     pub events_enqueued: u64,
     /// Their bytes.
     pub bytes_enqueued: u64,
+    /// Envelopes appended to the proxy's spool (larger than the queue
+    /// takes, or it was full); absent from an older proxy's snapshot.
+    #[serde(default)]
+    pub events_spooled: u64,
+    /// Their bytes.
+    #[serde(default)]
+    pub bytes_spooled: u64,
     /// Frames refused with a nack.
     pub frames_nacked: u64,
     /// Connections closed for a protocol violation.
@@ -73,6 +80,8 @@ impl From<&ProxyMetrics> for ProxyCounters {
             connections_refused: m.connections_refused.get(),
             events_enqueued: m.events_enqueued.get(),
             bytes_enqueued: m.bytes_enqueued.get(),
+            events_spooled: m.events_spooled.get(),
+            bytes_spooled: m.bytes_spooled.get(),
             frames_nacked: m.frames_nacked.get(),
             protocol_errors: m.protocol_errors.get(),
             queue_full_waits: m.queue_full_waits.get(),

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 use sysvmq::{Key, Limits, Queue, Stat};
 
+use super::group::group_name;
 use super::size::format_size;
-use super::spool_dir::{group_name, SpoolDirState};
+use super::spool_dir::SpoolDirState;
 use super::sysctl::{SYSCTL_CONF_PATH, SYSCTL_MAX};
 
 /// The result of [`setup`](super::setup()): the queue as it now is, and each
@@ -73,7 +74,7 @@ pub struct QueueState {
     pub mode: String,
     /// Owner uid.
     pub uid: u32,
-    /// Group gid.
+    /// Owner gid: members of this group may emit when the mode allows.
     pub gid: u32,
 }
 

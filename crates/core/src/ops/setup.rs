@@ -97,12 +97,6 @@ pub enum SetupError {
         #[source]
         source: io::Error,
     },
-    /// `--group` names no group of this host.
-    #[error("no group {name:?} on this host; create it (groupadd {name}) or pass its gid")]
-    UnknownGroup {
-        /// The name given.
-        name: String,
-    },
 }
 
 /// What `setup` is asked to do. Build it with [`SetupPlan::new`] and adjust
@@ -113,8 +107,13 @@ pub struct SetupPlan {
     pub key: Key,
     /// The byte capacity wanted.
     pub capacity: u64,
-    /// Permission bits for a queue setup creates (an existing one keeps its own).
+    /// Permission bits for a queue setup creates (an existing one keeps its
+    /// own, unless [`SetupPlan::group`] is set).
     pub mode: u32,
+    /// The group the apps run as (`--group`): the queue, new or existing,
+    /// gets this group and [`SetupPlan::mode`], so members can emit; the
+    /// spool directory gets it too. The drain is a member of it.
+    pub group: Option<u32>,
     /// Largest event body the apps send; `kernel.msgmax` must admit it.
     pub max_event: Option<u64>,
     /// Write the sysctls that stand in the way before creating or growing the
@@ -122,9 +121,6 @@ pub struct SetupPlan {
     pub raise_sysctls: bool,
     /// Where the sysctls are read and written.
     pub sysctl: SysctlFs,
-    /// The group the queue and the spool directory are given to
-    /// (`--group`): the apps' group, which the drain is a member of.
-    pub group: Option<u32>,
     /// The spool directory to create (mode 2770) or adjust; `None` leaves
     /// spools alone.
     pub spool_dir: Option<PathBuf>,
@@ -154,10 +150,10 @@ impl SetupPlan {
             key,
             capacity,
             mode: defaults::QUEUE_MODE,
+            group: None,
             max_event: None,
             raise_sysctls: false,
             sysctl: SysctlFs::system(),
-            group: None,
             spool_dir: None,
         }
     }
@@ -222,11 +218,12 @@ impl SetupPlan {
         let (Some(gid), Some(state)) = (self.group, &report.queue) else {
             return Ok(());
         };
-        if state.gid == gid {
+        let mode = format!("{:04o}", self.mode & 0o777);
+        if state.gid == gid && state.mode.ends_with(&mode) {
             return Ok(());
         }
         let queue = Queue::open(self.key)?;
-        queue.set_group(gid)?;
+        queue.set_group_and_mode(gid, self.mode)?;
         report.queue = Some(QueueState::new(&queue, &queue.stat()?));
         Ok(())
     }

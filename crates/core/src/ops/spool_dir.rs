@@ -13,7 +13,6 @@
 //! An existing directory is brought to that state too: its group set when
 //! `--group` is given, its mode set to 2770. Nothing inside it is touched.
 
-use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -94,67 +93,4 @@ pub fn prepare_spool_dir(dir: &Path, gid: Option<u32>) -> Result<SpoolDirState, 
         uid: after.uid(),
         gid: after.gid(),
     })
-}
-
-/// The gid of group `name`, or the number itself (`--group app` or
-/// `--group 1001`).
-pub fn resolve_group(name: &str) -> Result<u32, SetupError> {
-    if let Ok(gid) = name.parse::<u32>() {
-        return Ok(gid);
-    }
-    let unknown = || SetupError::UnknownGroup {
-        name: name.to_owned(),
-    };
-    let c_name = CString::new(name).map_err(|_| unknown())?;
-    let mut group: libc::group = unsafe_zeroed_group();
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        // SAFETY: valid pointers: a NUL-terminated name, an out struct, a
-        // buffer of `buf.len()` bytes and an out pointer.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                c_name.as_ptr(),
-                &mut group,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        match rc {
-            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            0 if !found.is_null() => return Ok(group.gr_gid),
-            _ => return Err(unknown()),
-        }
-    }
-}
-
-fn unsafe_zeroed_group() -> libc::group {
-    // SAFETY: `group` is plain old data (pointers and integers); all zeros
-    // is a valid value, overwritten by getgrnam_r before any read.
-    unsafe { std::mem::zeroed() }
-}
-
-/// Name of group `gid`, for reports; the number if it has none.
-pub fn group_name(gid: u32) -> String {
-    let mut group: libc::group = unsafe_zeroed_group();
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: as in `resolve_group`.
-    let rc = unsafe {
-        libc::getgrgid_r(
-            gid,
-            &mut group,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 || found.is_null() || group.gr_name.is_null() {
-        return gid.to_string();
-    }
-    // SAFETY: getgrgid_r set gr_name to a NUL-terminated string in `buf`.
-    unsafe { CStr::from_ptr(group.gr_name) }
-        .to_string_lossy()
-        .into_owned()
 }

@@ -25,6 +25,11 @@ pub struct ProxyMetrics {
     pub events_enqueued: Counter,
     /// Envelope bytes put into the host queue.
     pub bytes_enqueued: Counter,
+    /// Envelopes appended to the proxy's spool (and acknowledged): larger
+    /// than the queue takes, or the queue was full.
+    pub events_spooled: Counter,
+    /// Envelope bytes appended to the proxy's spool.
+    pub bytes_spooled: Counter,
     /// Frames refused with a nack.
     pub frames_nacked: Counter,
     /// Connections closed for a protocol violation (malformed, oversized,
@@ -32,10 +37,14 @@ pub struct ProxyMetrics {
     pub protocol_errors: Counter,
     /// Connections closed for being silent longer than the idle timeout.
     pub idle_timeouts: Counter,
-    /// Frames that found the queue full and waited for room (backpressure).
+    /// Frames that waited because neither the queue nor the spool could
+    /// take them (backpressure).
     pub queue_full_waits: Counter,
     /// Connections waiting for room in the queue right now.
     pub backpressured: Gauge,
+    /// Connections served at once at most: `max_connections`, or fewer if
+    /// the descriptor limit says so.
+    pub connection_limit: Gauge,
     /// `msgsnd` failures other than "full" (permissions, queue removed, ...).
     pub queue_errors: Counter,
     labels: String,
@@ -52,11 +61,14 @@ impl ProxyMetrics {
             frames_received: Counter::new(),
             events_enqueued: Counter::new(),
             bytes_enqueued: Counter::new(),
+            events_spooled: Counter::new(),
+            bytes_spooled: Counter::new(),
             frames_nacked: Counter::new(),
             protocol_errors: Counter::new(),
             idle_timeouts: Counter::new(),
             queue_full_waits: Counter::new(),
             backpressured: Gauge::new(),
+            connection_limit: Gauge::new(),
             queue_errors: Counter::new(),
             labels: render_labels(&[("queue", &format!("{:#010x}", key as u32))]),
         }
@@ -78,7 +90,7 @@ impl ProxyMetrics {
             ),
             (
                 "shopify_events_proxy_handshake_failures_total",
-                "Handshakes refused or failed (magic, version, token, timeout).",
+                "Handshakes refused or failed (magic, version, token, timeout, closed for a newer one).",
                 &self.handshake_failures,
             ),
             (
@@ -97,6 +109,16 @@ impl ProxyMetrics {
                 &self.bytes_enqueued,
             ),
             (
+                "shopify_events_proxy_events_spooled_total",
+                "Envelopes appended to the proxy's spool (too large for the queue, or it was full) and acknowledged.",
+                &self.events_spooled,
+            ),
+            (
+                "shopify_events_proxy_bytes_spooled_total",
+                "Envelope bytes appended to the proxy's spool.",
+                &self.bytes_spooled,
+            ),
+            (
                 "shopify_events_proxy_frames_nacked_total",
                 "Frames refused with a nack.",
                 &self.frames_nacked,
@@ -108,12 +130,12 @@ impl ProxyMetrics {
             ),
             (
                 "shopify_events_proxy_idle_timeouts_total",
-                "Connections closed for silence past the idle or handshake timeout.",
+                "Connections closed for silence past the idle or handshake timeout, or for a newer handshake.",
                 &self.idle_timeouts,
             ),
             (
                 "shopify_events_proxy_queue_full_waits_total",
-                "Frames that waited for room in a full queue (acks withheld).",
+                "Frames that waited because neither the queue nor the spool could take them (acks withheld).",
                 &self.queue_full_waits,
             ),
             (
@@ -134,6 +156,11 @@ impl ProxyMetrics {
             "shopify_events_proxy_backpressured_connections",
             "Connections waiting for room in the queue now.",
             self.backpressured.get(),
+        );
+        w.gauge(
+            "shopify_events_proxy_connection_limit",
+            "Connections served at once at most (max_connections, or fewer under the descriptor limit).",
+            self.connection_limit.get(),
         );
     }
 }

@@ -142,6 +142,9 @@ impl<S: Sink> Drain<S> {
             .inspect_err(|_| metrics.journal_damaged.inc())?;
         damage::report(&journal, &metrics);
         let queue = Queue::open_or_create(key, config.queue_mode)?;
+        for warning in crate::queue_access::check_queue_access(&queue)? {
+            eprintln!("shopify-events drain: {warning}");
+        }
         let (dead, error) = DeadLetters::open(
             &state,
             config.dead_letter_max_bytes,

@@ -18,13 +18,14 @@
 //! with `commit_received`). A message that is not an envelope is
 //! dead-lettered instead, as the drain would have. At the end the segments
 //! are `msync`ed and sealed, and their directory `fsync`ed at creation.
+//! `saved/` is created like the state directory (0750, `state_dir`'s
+//! `create_dir`) and its segments 0600: they hold event payloads.
 //!
 //! Bounded by `save_timeout`: what is not taken by then stays in the queue,
 //! which keeps it until a reboot. Receiving costs about 1 µs per message
 //! and writing back the segments the disk's time: a queue of 1 GiB is a
 //! few seconds on a local SSD.
 
-use std::fs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -56,7 +57,7 @@ impl<S: Sink> Drain<S> {
         let started = Instant::now();
         let deadline = started + bound;
         let dir = self.state.saved_spool();
-        if let Err(e) = fs::create_dir_all(&dir) {
+        if let Err(e) = crate::state_dir::create_dir(&dir) {
             eprintln!(
                 "shopify-events drain: cannot save the queue: creating {}: {e}; its events stay \
                  in the queue",

@@ -67,8 +67,9 @@ impl<S: Sink> Drain<S> {
                         .delivered(|| Some(body(view, spool, &window.place(*token)?)));
                     if let Some(time_us) = self.window.finish(*token) {
                         self.metrics.produced.inc();
-                        let age = now_us.saturating_sub(time_us).max(0);
-                        self.metrics.delivery_latency.observe(age as f64 / 1e6);
+                        self.metrics
+                            .delivery_latency
+                            .observe(crate::clock::age_secs(now_us, time_us));
                     }
                 }
                 Outcome::Retry(_) => {

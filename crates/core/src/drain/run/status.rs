@@ -25,7 +25,7 @@ impl<S: Sink> Drain<S> {
         m.spool_backlog_segments.set(backlog.segments as i64);
         m.spool_backlog_bytes.set(backlog.bytes as i64);
         let now_us = crate::clock::now_micros();
-        let age = |t: i64| now_us.saturating_sub(t).max(0) as f64 / 1e6;
+        let age = |t: i64| crate::clock::age_secs(now_us, t);
         m.spool_oldest_event_age
             .set(backlog.oldest_us.map_or(0.0, age));
         let oldest = [

@@ -173,8 +173,9 @@ impl Top {
             Some(proxy) => {
                 let point = ProxyPoint {
                     at: proxy.updated_at,
-                    events: proxy.counters.events_enqueued as f64,
-                    bytes: proxy.counters.bytes_enqueued as f64,
+                    // What the proxy took: into the queue or its spool.
+                    events: (proxy.counters.events_enqueued + proxy.counters.events_spooled) as f64,
+                    bytes: (proxy.counters.bytes_enqueued + proxy.counters.bytes_spooled) as f64,
                 };
                 let restarted = self.proxy_pid != Some(proxy.pid)
                     || self.proxy.newest().is_some_and(|n| point.events < n.events);

@@ -179,11 +179,11 @@ pub struct ProcessView {
 pub struct ProxyView {
     /// Connections open.
     pub connections_open: i64,
-    /// Events per second it puts into the queue.
+    /// Events per second it takes: into the queue or its spool.
     pub events: Option<f64>,
     /// Bytes per second.
     pub bytes: Option<f64>,
-    /// Connections waiting for room in a full queue.
+    /// Connections waiting for room in a full queue (and spool).
     pub backpressured: i64,
     /// Frames refused since it started.
     pub frames_nacked: u64,

@@ -4,8 +4,8 @@
 //! starts its own.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, AtomicUsize};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::config::ClientConfig;
@@ -35,8 +35,6 @@ pub(super) struct State {
 
 /// Everything shared by the callers and one IO thread (one per process).
 pub(super) struct Engine {
-    /// The process generation that started it ([`crate::process`]).
-    pub(super) generation: u64,
     pub(super) config: Arc<ClientConfig>,
     pub(super) stats: Arc<ClientStats>,
     pub(super) state: Mutex<State>,
@@ -46,8 +44,13 @@ pub(super) struct Engine {
     /// (`None` if it could not be created: the thread then relies on its
     /// poll timeout).
     pub(super) wake: Option<OwnedFd>,
-    /// The connection's descriptor (-1 when none), for the fork path.
+    /// The connection's descriptor (-1 when none), for the fork path. Set
+    /// after [`Engine::socket_id`] when connecting, cleared before the
+    /// descriptor is closed.
     pub(super) socket_fd: AtomicI32,
+    /// Device and inode of that socket: a forked child closes the
+    /// descriptor only if it still names this socket.
+    pub(super) socket_id: AtomicU64,
     /// The proxy's envelope limit from the last handshake (0: unknown).
     pub(super) max_envelope: AtomicUsize,
 }
@@ -65,4 +68,15 @@ impl Engine {
             unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
         }
     }
+}
+
+/// The device and inode of an open socket, as one word (0: not a socket).
+pub(super) fn socket_id(fd: RawFd) -> u64 {
+    // SAFETY: stat is plain data; fstat only writes it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out pointer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return 0;
+    }
+    st.st_dev.rotate_left(32) ^ st.st_ino
 }

@@ -7,10 +7,11 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::engine::Engine;
-use crate::proxy::wire::frame::{Hello, Reply, Status, Welcome, PROTOCOL_VERSION};
+use super::engine::{socket_id, Engine};
+use super::handshake;
+use crate::proxy::wire::frame::{Reply, DATA_HEADER_LEN};
 use crate::proxy::wire::Stream;
 
 /// Frames gathered into one write.
@@ -28,6 +29,13 @@ struct Io {
     rbuf: Vec<u8>,
     backoff: Duration,
     ever_connected: bool,
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        // The connection closes after this: unpublish its descriptor first.
+        self.engine.socket_fd.store(-1, Relaxed);
+    }
 }
 
 pub(super) fn run(engine: Arc<Engine>) {
@@ -132,56 +140,15 @@ impl Io {
         let config = &self.engine.config;
         let address = &config.address;
         let fail = |e: io::Error| format!("cannot connect to the proxy at {address}: {e}");
-        let mut stream = address.connect(config.connect_timeout).map_err(fail)?;
-        stream
-            .set_read_timeout(Some(config.connect_timeout))
-            .map_err(fail)?;
-        stream
-            .set_write_timeout(Some(config.connect_timeout))
-            .map_err(fail)?;
-        let mut hello = Vec::with_capacity(16 + config.token.len());
-        Hello {
-            version: PROTOCOL_VERSION,
-            token: config.token.clone(),
-        }
-        .encode(&mut hello)
-        .map_err(|e| e.to_string())?;
-        stream.write_all(&hello).map_err(fail)?;
-        let deadline = Instant::now() + config.connect_timeout;
-        let mut reply = Vec::with_capacity(64);
-        let welcome = loop {
-            match Welcome::decode(&reply) {
-                Ok(Some((welcome, _))) => break welcome,
-                Ok(None) => {}
-                Err(e) => return Err(format!("{address} is not a shopify-events proxy: {e}")),
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the proxy at {address} did not answer the handshake"
-                ));
-            }
-            let mut chunk = [0u8; 256];
-            match stream.read(&mut chunk) {
-                Ok(0) => {
-                    return Err(format!(
-                        "the proxy at {address} closed the connection during the handshake"
-                    ))
-                }
-                Ok(n) => reply.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(fail(e)),
-            }
-        };
-        if welcome.status != Status::Ok {
-            return Err(format!(
-                "the proxy at {address} refused the connection ({:?}): {}",
-                welcome.status, welcome.text
-            ));
-        }
+        let (stream, welcome) = handshake::connect(config)?;
         stream.set_nonblocking(true).map_err(fail)?;
         self.engine
             .max_envelope
             .store(welcome.max_envelope as usize, Relaxed);
+        self.refuse_oversized(welcome.max_envelope as usize);
+        self.engine
+            .socket_id
+            .store(socket_id(stream.as_raw_fd()), Relaxed);
         self.engine.socket_fd.store(stream.as_raw_fd(), Relaxed);
         self.conn = Some(stream);
         self.wbuf.clear();
@@ -248,13 +215,23 @@ impl Io {
             return Ok(());
         };
         let mut chunk = [0u8; 16 * 1024];
+        // Replies that came with the close (a nack, then the proxy hangs up)
+        // are applied before the connection is given up: a refused frame is
+        // then dropped, not resent into the same refusal.
+        let mut ended = None;
         loop {
             match conn.read(&mut chunk) {
-                Ok(0) => return Err("the proxy closed the connection".into()),
+                Ok(0) => {
+                    ended = Some("the proxy closed the connection".to_owned());
+                    break;
+                }
                 Ok(n) => self.rbuf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("reading from the proxy failed: {e}")),
+                Err(e) => {
+                    ended = Some(format!("reading from the proxy failed: {e}"));
+                    break;
+                }
             }
         }
         let mut used = 0;
@@ -273,7 +250,47 @@ impl Io {
         if !replies.is_empty() {
             self.settle(replies);
         }
-        Ok(())
+        match ended {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops buffered frames larger than the proxy announced it takes,
+    /// before any is written: the proxy would refuse each and close the
+    /// connection (a frame's size is checked before its bytes are read),
+    /// costing a reconnect and a resend of everything after it. Such frames
+    /// were buffered before the first handshake told the limit.
+    fn refuse_oversized(&self, max: usize) {
+        let mut state = self.engine.lock();
+        let mut refused = 0;
+        let mut i = 0;
+        while i < state.frames.len() {
+            if state.frames[i].bytes.len() - DATA_HEADER_LEN <= max {
+                i += 1;
+                continue;
+            }
+            if let Some(frame) = state.frames.remove(i) {
+                state.bytes -= frame.bytes.len();
+                if i < state.sent {
+                    state.sent -= 1;
+                }
+                refused += 1;
+            }
+        }
+        if refused == 0 {
+            return;
+        }
+        state.last_error = Some(format!(
+            "{refused} buffered event(s) larger than the {max} bytes the proxy at {} takes were dropped; raise kernel.msgmax on the host or give the proxy a spool",
+            self.engine.config.address
+        ));
+        drop(state);
+        self.engine
+            .stats
+            .rejected
+            .fetch_add(refused as u64, Relaxed);
+        self.engine.settled.notify_all();
     }
 
     fn settle(&mut self, replies: Vec<Reply>) {
@@ -318,8 +335,10 @@ impl Io {
     }
 
     fn disconnect(&mut self, why: String) {
-        self.conn = None;
+        // Unpublish the descriptor before closing it: a child forked in
+        // between must not find a number the process may reuse.
         self.engine.socket_fd.store(-1, Relaxed);
+        self.conn = None;
         self.wbuf.clear();
         self.wpos = 0;
         self.rbuf.clear();

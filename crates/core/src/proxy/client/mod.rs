@@ -23,18 +23,24 @@
 //! - Fork: the process generation ([`crate::process`]) differs in a forked
 //!   child; the first call in the child sees it, abandons the parent's state (whose
 //!   frames the parent still delivers), closes the inherited descriptors and
-//!   starts a fresh buffer and IO thread with its own connection.
+//!   starts a fresh buffer and IO thread with its own connection. The
+//!   engine is reached through a [`PerProcess`], never a lock, so a fork
+//!   while another thread (one that released the GVL to `flush`) held a
+//!   lock cannot leave the child waiting for it. The inherited socket is
+//!   closed only if its descriptor still names the same socket (device and
+//!   inode checked): the parent may have closed and reused that number.
 //! - Frames still buffered when the process exits are lost: call
 //!   [`SocketClient::flush`] first (the gem does at exit, bounded).
 
 mod config;
 mod engine;
+mod handshake;
 mod io;
 mod stats;
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -45,13 +51,14 @@ pub use stats::{ClientSnapshot, ClientStats};
 
 use super::wire::frame::{DataHeader, DATA_HEADER_LEN, MAX_TOKEN_LEN};
 use super::wire::ProxyAddress;
+use crate::per_process::PerProcess;
 use crate::transport::{FrameSink, SendError};
 
 /// The client the `socket` transport uses: see the module docs.
 pub struct SocketClient {
     config: Arc<ClientConfig>,
     stats: Arc<ClientStats>,
-    engine: Mutex<Arc<Engine>>,
+    engine: PerProcess<Arc<Engine>>,
 }
 
 impl std::fmt::Debug for SocketClient {
@@ -71,14 +78,13 @@ impl SocketClient {
             });
         }
         crate::process::register();
-        let config = Arc::new(config);
-        let stats = Arc::new(ClientStats::default());
-        let engine = start(&config, &stats);
-        Ok(SocketClient {
-            config,
-            stats,
-            engine: Mutex::new(engine),
-        })
+        let client = SocketClient {
+            config: Arc::new(config),
+            stats: Arc::new(ClientStats::default()),
+            engine: PerProcess::new(),
+        };
+        client.engine();
+        Ok(client)
     }
 
     /// The proxy's address.
@@ -132,14 +138,11 @@ impl SocketClient {
         }
     }
 
-    /// The current engine, replaced by a fresh one in a forked child.
-    fn engine(&self) -> Arc<Engine> {
-        let mut slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.generation != crate::process::generation() {
-            let old = std::mem::replace(&mut *slot, start(&self.config, &self.stats));
-            abandon(old);
-        }
-        Arc::clone(&slot)
+    /// This process's engine: a fresh one in a forked child, which
+    /// abandons the parent's.
+    fn engine(&self) -> &Arc<Engine> {
+        self.engine
+            .get_or_init(|| start(&self.config, &self.stats), abandon)
     }
 }
 
@@ -206,33 +209,38 @@ impl FrameSink for SocketClient {
 
 impl Drop for SocketClient {
     fn drop(&mut self) {
-        let slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.generation != crate::process::generation() {
-            return; // the parent's engine: not ours to stop
+        // Only this generation's engine: a parent's is not ours to stop.
+        if let Some(engine) = self.engine.get() {
+            engine.lock().closing = true;
+            engine.notify_io();
         }
-        slot.lock().closing = true;
-        slot.notify_io();
     }
 }
 
 /// Forgets the parent's engine in a forked child: its IO thread does not
-/// exist here and its lock may be held forever, so it is never touched
-/// again, only its descriptors closed (the parent's connection is unaffected).
-fn abandon(old: Arc<Engine>) {
+/// exist here and its lock may be held forever, so it is never locked,
+/// only its descriptors closed (the parent's connection is unaffected); the
+/// engine itself is leaked by [`PerProcess`].
+fn abandon(old: &Arc<Engine>) {
     let fd = old.socket_fd.swap(-1, Relaxed);
-    if fd >= 0 {
-        // SAFETY: the child's copy of the parent's socket; nothing here uses it.
+    if fd >= 0 && names_socket(fd, old.socket_id.load(Relaxed)) {
+        // SAFETY: the child's copy of the parent's socket (checked above);
+        // nothing here uses it.
         unsafe { libc::close(fd) };
     }
-    // Dropping would close the eventfd through OwnedFd, which is what we
-    // want, but could also run other destructors on state locked in the
-    // parent: close it by hand and leak the rest.
+    // The eventfd's OwnedFd is leaked with the engine and never closes it
+    // again.
     if let Some(wake) = &old.wake {
         let raw: RawFd = wake.as_raw_fd();
         // SAFETY: as above, unused in the child from now on.
         unsafe { libc::close(raw) };
     }
-    std::mem::forget(old);
+}
+
+/// Whether `fd` is still the socket whose [`socket_id`] was `id`: a number
+/// the parent closed and reused names another file, which must stay open.
+fn names_socket(fd: RawFd, id: u64) -> bool {
+    id != 0 && engine::socket_id(fd) == id
 }
 
 fn start(config: &Arc<ClientConfig>, stats: &Arc<ClientStats>) -> Arc<Engine> {
@@ -242,7 +250,6 @@ fn start(config: &Arc<ClientConfig>, stats: &Arc<ClientStats>) -> Arc<Engine> {
     // none: the IO thread then relies on its poll timeout).
     let wake = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
     let engine = Arc::new(Engine {
-        generation: crate::process::generation(),
         config: Arc::clone(config),
         stats: Arc::clone(stats),
         state: Mutex::new(State {
@@ -259,6 +266,7 @@ fn start(config: &Arc<ClientConfig>, stats: &Arc<ClientStats>) -> Arc<Engine> {
         settled: Condvar::new(),
         wake,
         socket_fd: AtomicI32::new(-1),
+        socket_id: AtomicU64::new(0),
         max_envelope: AtomicUsize::new(0),
     });
     let worker = Arc::clone(&engine);
@@ -269,4 +277,54 @@ fn start(config: &Arc<ClientConfig>, stats: &Arc<ClientStats>) -> Arc<Engine> {
         engine.lock().last_error = Some(format!("cannot start the socket IO thread: {e}"));
     }
     engine
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    fn is_open(fd: RawFd) -> bool {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+    }
+
+    /// An engine whose IO thread has already stopped, as in a forked child
+    /// (where it does not exist at all).
+    fn stopped_engine() -> Arc<Engine> {
+        let config = Arc::new(ClientConfig::new(ProxyAddress::Unix("/nonexistent".into())));
+        let engine = start(&config, &Arc::new(ClientStats::default()));
+        engine.lock().closing = true;
+        engine.notify_io();
+        std::thread::sleep(Duration::from_millis(50));
+        engine
+    }
+
+    #[test]
+    fn a_forked_child_closes_the_inherited_socket_but_never_a_reused_descriptor_number() {
+        // The inherited socket, still the same: closed.
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        let engine = stopped_engine();
+        let fd = ours.as_raw_fd();
+        engine.socket_id.store(engine::socket_id(fd), Relaxed);
+        engine.socket_fd.store(fd, Relaxed);
+        abandon(&engine);
+        assert!(!is_open(fd), "the inherited socket stays open");
+        std::mem::forget(ours); // already closed
+        std::mem::forget(engine); // a child leaks it: its eventfd is closed
+
+        // The parent closed its socket and the number now names a file the
+        // child uses: left open.
+        let (gone, _peer) = UnixStream::pair().unwrap();
+        let stale_id = engine::socket_id(gone.as_raw_fd());
+        drop(gone);
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let engine = stopped_engine();
+        engine.socket_id.store(stale_id, Relaxed);
+        engine.socket_fd.store(file.as_raw_fd(), Relaxed);
+        abandon(&engine);
+        std::mem::forget(engine);
+        assert!(is_open(file.as_raw_fd()), "closed a reused descriptor");
+    }
 }

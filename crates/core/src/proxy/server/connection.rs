@@ -1,178 +1,119 @@
-//! One proxy connection: the handshake, then data frames into the host
-//! queue with cumulative acks, nacks for rejected frames and backpressure
-//! while the queue is full. The rules are listed in [the server's docs](super).
+//! One served connection (its handshake already read by the accepting
+//! thread): the welcome, then data frames into the host queue or the
+//! spool with cumulative acks, nacks for rejected frames and backpressure
+//! while neither can take them. The rules are listed in
+//! [the server's docs](super).
 
-use std::io::{self, BufReader, ErrorKind, Read, Write};
+use std::io::{self, Write};
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::context::{write_welcome, Context};
+use super::outlet::Put;
+use super::reader::{Fill, FrameReader};
 use crate::envelope::{DecodeError, Envelope, MIN_LEN};
 use crate::proxy::metrics::ProxyMetrics;
-use crate::proxy::wire::frame::{
-    DataHeader, Hello, NackReason, Reply, Status, DATA_HEADER_LEN, HELLO_FIXED_LEN,
-    PROTOCOL_VERSION,
-};
+use crate::proxy::wire::frame::{DataHeader, NackReason, Reply, Status, DATA_HEADER_LEN};
 use crate::proxy::wire::Stream;
-use crate::transport::{FrameSink, SendError};
+use crate::transport::FrameSink;
+
+/// A frame buffer larger than this is given back after its frame: a
+/// thousand connections that each once carried a 1 MiB event must not
+/// keep a GiB between them.
+const KEEP_FRAME_CAPACITY: usize = 64 * 1024;
 
 /// How a connection ended.
 pub(super) enum End {
-    /// The client closed it at a frame boundary (or shutdown did).
+    /// The client closed it at a frame boundary.
     Closed,
     /// The proxy is shutting down.
     Shutdown,
     /// Silent past the idle timeout.
     Idle,
-    /// The handshake failed or timed out.
-    Handshake(String),
-    /// Malformed, oversized, truncated or out-of-order input.
+    /// Malformed, oversized, truncated, too slow or out-of-order input.
     Protocol(String),
     /// The socket failed (reset, write timeout).
     Io(io::Error),
 }
 
 impl End {
-    pub(super) fn record(&self, m: &ProxyMetrics, peer: &str) {
+    pub(super) fn record(&self, ctx: &Context, peer: &str) {
+        let m: &ProxyMetrics = &ctx.metrics;
         match self {
             End::Closed | End::Shutdown => {}
-            End::Idle => {
-                m.idle_timeouts.inc();
-            }
-            End::Handshake(why) => {
-                m.handshake_failures.inc();
-                eprintln!("shopify-events proxy: closed {peer}: handshake failed: {why}");
-            }
+            End::Idle => m.idle_timeouts.inc(),
             End::Protocol(why) => {
                 m.protocol_errors.inc();
-                eprintln!("shopify-events proxy: closed {peer}: {why}");
+                ctx.log(&format!("closed {peer}: {why}"));
             }
-            End::Io(e) => eprintln!("shopify-events proxy: closed {peer}: {e}"),
+            End::Io(e) => ctx.log(&format!("closed {peer}: {e}")),
         }
     }
 }
 
 struct Connection<'a> {
     ctx: &'a Context,
-    reader: BufReader<&'a Stream>,
+    reader: FrameReader<'a>,
     writer: &'a Stream,
     /// Replies not yet written.
     out: Vec<u8>,
-    /// Highest sequence number handled (enqueued or nacked) and not yet acked.
+    /// Highest sequence number handled (enqueued, spooled or nacked) and
+    /// not yet acked.
     ack_due: Option<u64>,
+    /// The socket's receive timeout inside a frame: reads return at least
+    /// this often so the frame's deadline is checked.
+    tick: Duration,
 }
 
-/// Serves one accepted connection until it ends: the handshake, then
-/// frames until the client closes, times out, misbehaves or shutdown.
-pub(super) fn serve(ctx: &Context, stream: Stream) -> End {
-    let stream = &stream;
-    if let Err(e) = stream.set_write_timeout(Some(ctx.config.write_timeout)) {
+/// Serves one connection whose `Hello` was accepted: writes the welcome,
+/// then takes frames until the client closes, times out, misbehaves or
+/// shutdown.
+pub(super) fn serve(ctx: &Context, stream: &Stream) -> End {
+    let setup = stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.set_write_timeout(Some(ctx.config.write_timeout)))
+        .and_then(|()| write_welcome(stream, Status::Ok, ctx.max_envelope, ""));
+    if let Err(e) = setup {
         return End::Io(e);
     }
+    let tick =
+        (ctx.config.frame_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut conn = Connection {
         ctx,
-        reader: BufReader::with_capacity(64 * 1024, stream),
+        reader: FrameReader::new(stream),
         writer: stream,
         out: Vec::with_capacity(256),
         ack_due: None,
+        tick,
     };
-    if let Err(end) = conn.handshake() {
-        return end;
-    }
-    if let Err(e) = stream.set_read_timeout(Some(ctx.config.idle_timeout)) {
-        return End::Io(e);
-    }
     let end = conn.frames();
     let _ = conn.send_ack();
     end
 }
 
 impl Connection<'_> {
-    fn handshake(&mut self) -> Result<(), End> {
-        let deadline = Instant::now() + self.ctx.config.handshake_timeout;
-        let mut bytes = vec![0u8; HELLO_FIXED_LEN];
-        self.read_by(&mut bytes, deadline)?;
-        let token_len = match Hello::decode(&bytes) {
-            Ok(None) => u16::from_le_bytes([bytes[6], bytes[7]]) as usize,
-            Ok(Some(_)) => 0,
-            Err(e) => return Err(End::Handshake(e.to_string())),
-        };
-        bytes.resize(HELLO_FIXED_LEN + token_len, 0);
-        self.read_by(&mut bytes[HELLO_FIXED_LEN..], deadline)?;
-        let hello = match Hello::decode(&bytes) {
-            Ok(Some((hello, _))) => hello,
-            Ok(None) => return Err(End::Handshake("handshake cut short".into())),
-            Err(e) => return Err(End::Handshake(e.to_string())),
-        };
-        let refuse = |status, text: String| {
-            let _ = write_welcome(self.writer, status, 0, &text);
-            Err(End::Handshake(text))
-        };
-        if hello.version != PROTOCOL_VERSION {
-            return refuse(
-                Status::UnsupportedVersion,
-                format!(
-                    "client speaks protocol version {}, this proxy speaks {PROTOCOL_VERSION}; upgrade the older side",
-                    hello.version
-                ),
-            );
-        }
-        if let Some(token) = &self.ctx.config.token {
-            if !constant_time_eq(token, &hello.token) {
-                return refuse(
-                    Status::BadToken,
-                    "wrong or missing token: set SHOPIFY_EVENTS_PROXY_TOKEN to the proxy's --token"
-                        .into(),
-                );
-            }
-        }
-        write_welcome(self.writer, Status::Ok, self.ctx.max_envelope, "").map_err(End::Io)
-    }
-
-    /// Reads exactly `buf.len()` bytes before `deadline` (handshake only).
-    fn read_by(&mut self, buf: &mut [u8], deadline: Instant) -> Result<(), End> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                self.ctx.metrics.idle_timeouts.inc();
-                return Err(End::Handshake(format!(
-                    "no handshake within {:?}",
-                    self.ctx.config.handshake_timeout
-                )));
-            }
-            self.writer.set_read_timeout(Some(left)).map_err(End::Io)?;
-            match self.reader.read(&mut buf[filled..]) {
-                Ok(0) => return Err(End::Handshake("connection closed during handshake".into())),
-                Ok(n) => filled += n,
-                Err(e) if is_timeout(&e) || e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(End::Io(e)),
-            }
-        }
-        Ok(())
-    }
-
     fn frames(&mut self) -> End {
         let mut frame = Vec::with_capacity(4096);
-        self.ctx.emitter.begin_frame(&mut frame);
+        self.ctx.outlet.emitter.begin_frame(&mut frame);
         let prefix = frame.len();
         let mut previous: Option<u64> = None;
         loop {
             if self.ctx.shutdown.load(Relaxed) {
                 return End::Shutdown;
             }
-            if self.reader.buffer().is_empty() {
-                if let Err(e) = self.send_ack() {
-                    return End::Io(e);
+            let mut deadline = None;
+            while self.reader.buffered().len() < DATA_HEADER_LEN {
+                let at_boundary = self.reader.buffered().is_empty();
+                match self.wait_for_bytes(at_boundary, &mut deadline, "its header") {
+                    Ok(true) => {}
+                    Ok(false) => return End::Closed,
+                    Err(end) => return end,
                 }
             }
             let mut head = [0u8; DATA_HEADER_LEN];
-            match self.read_frame_part(&mut head, true) {
-                Ok(true) => {}
-                Ok(false) => return End::Closed,
-                Err(end) => return end,
-            }
+            head.copy_from_slice(&self.reader.buffered()[..DATA_HEADER_LEN]);
+            self.reader.consume(DATA_HEADER_LEN);
             let header = DataHeader::decode(&head);
             let size = header.envelope_len();
             if (header.len as usize) < 8 + MIN_LEN {
@@ -185,7 +126,7 @@ impl Connection<'_> {
             }
             if size > self.ctx.max_envelope {
                 let why = format!(
-                    "frame carries a {size}-byte envelope, larger than the host queue's {}-byte limit (kernel.msgmax or the queue's capacity); send smaller events or raise kernel.msgmax on the host",
+                    "frame carries a {size}-byte envelope, larger than the {}-byte limit this proxy announced; send smaller events, or raise the limit on the host (kernel.msgmax, or the proxy's spool and max_event_bytes)",
                     self.ctx.max_envelope
                 );
                 return self.nack_and_close(header.seq, NackReason::TooLarge, why);
@@ -198,101 +139,132 @@ impl Connection<'_> {
                 return self.nack_and_close(header.seq, NackReason::OutOfOrder, why);
             }
             previous = Some(header.seq);
-            frame.resize(prefix + size, 0);
-            match self.read_frame_part(&mut frame[prefix..], false) {
-                Ok(true) => {}
-                Ok(false) | Err(End::Idle) => {
-                    return End::Protocol(format!(
-                        "truncated frame {}: the connection ended or stalled inside its {size}-byte envelope",
-                        header.seq
-                    ))
+            // The body grows as its bytes arrive: an announced size costs
+            // nothing until the bytes are here.
+            frame.truncate(prefix);
+            loop {
+                let missing = prefix + size - frame.len();
+                let take = missing.min(self.reader.buffered().len());
+                frame.extend_from_slice(&self.reader.buffered()[..take]);
+                self.reader.consume(take);
+                if take == missing {
+                    break;
                 }
-                Err(end) => return end,
+                let what = format!("the {size}-byte envelope of frame {}", header.seq);
+                match self.wait_for_bytes(false, &mut deadline, &what) {
+                    Ok(true) => {}
+                    Ok(false) => unreachable!("only a boundary ends cleanly"),
+                    Err(end) => return end,
+                }
             }
             self.ctx.metrics.frames_received.inc();
-            if let Err(e) = Envelope::decode(&frame[prefix..]) {
-                let reason = match e {
-                    DecodeError::ChecksumMismatch { .. } => NackReason::CrcMismatch,
-                    _ => NackReason::Malformed,
-                };
-                if let Err(e) = self.nack(header.seq, reason, e.to_string()) {
-                    return End::Io(e);
+            let handled = match Envelope::decode(&frame[prefix..]) {
+                Err(e) => {
+                    let reason = match e {
+                        DecodeError::ChecksumMismatch { .. } => NackReason::CrcMismatch,
+                        _ => NackReason::Malformed,
+                    };
+                    self.nack(header.seq, reason, e.to_string())
+                        .map_err(End::Io)
                 }
-                continue;
+                Ok(_) => self.put(&frame, prefix, header.seq),
+            };
+            if let Err(end) = handled {
+                return end;
             }
-            match self.enqueue(&frame, header.seq) {
-                Ok(()) => {}
-                Err(end) => return end,
+            if frame.capacity() > KEEP_FRAME_CAPACITY {
+                frame.truncate(prefix);
+                frame.shrink_to(KEEP_FRAME_CAPACITY);
             }
         }
     }
 
-    /// Fills `buf`. `Ok(false)` when the peer closed before its first byte
-    /// and `at_boundary`; a timeout before the first byte at a boundary is
-    /// [`End::Idle`], anywhere else a truncated frame.
-    fn read_frame_part(&mut self, buf: &mut [u8], at_boundary: bool) -> Result<bool, End> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.reader.read(&mut buf[filled..]) {
-                Ok(0) if filled == 0 && at_boundary => return Ok(false),
-                Ok(0) => {
-                    return Err(End::Protocol(format!(
-                        "truncated frame: connection closed after {filled} of {} bytes",
-                        buf.len()
-                    )))
+    /// Reads more bytes: acks what is handled first (the client frees
+    /// them while we wait), then one read. At a frame boundary the wait is
+    /// the idle timeout, and `Ok(false)` means the client closed; inside a
+    /// frame the frame's deadline (set at its first wait) applies.
+    fn wait_for_bytes(
+        &mut self,
+        at_boundary: bool,
+        deadline: &mut Option<Instant>,
+        what: &str,
+    ) -> Result<bool, End> {
+        self.send_ack().map_err(End::Io)?;
+        let inside = !at_boundary || deadline.is_some();
+        let wait = if inside {
+            self.tick
+        } else {
+            self.ctx.config.idle_timeout
+        };
+        let before = self.reader.buffered().len();
+        let fill = self.reader.fill(wait).map_err(End::Io)?;
+        match fill {
+            Fill::Eof if !inside => {
+                return Ok(false);
+            }
+            Fill::Eof => {
+                if self.ctx.shutdown.load(Relaxed) {
+                    return Err(End::Shutdown);
                 }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) && filled == 0 && at_boundary => return Err(End::Idle),
-                Err(e) if is_timeout(&e) => {
-                    return Err(End::Protocol(format!(
-                        "truncated frame: stalled for {:?} after {filled} of {} bytes",
-                        self.ctx.config.idle_timeout,
-                        buf.len()
-                    )))
-                }
-                Err(e) => return Err(End::Io(e)),
+                return Err(End::Protocol(format!(
+                    "truncated frame: the connection closed inside {what}"
+                )));
+            }
+            Fill::TimedOut if !inside => return Err(End::Idle),
+            Fill::TimedOut | Fill::Data => {}
+        }
+        if !inside && self.reader.buffered().len() > before {
+            // The frame's first bytes: its clock starts.
+            *deadline = Some(Instant::now() + self.ctx.config.frame_timeout);
+        }
+        if inside {
+            let frame_deadline =
+                *deadline.get_or_insert_with(|| Instant::now() + self.ctx.config.frame_timeout);
+            if Instant::now() >= frame_deadline {
+                return Err(End::Protocol(format!(
+                    "too slow: {what} did not arrive within {:?} (--frame-timeout)",
+                    self.ctx.config.frame_timeout
+                )));
             }
         }
         Ok(true)
     }
 
-    /// Puts one frame (mtype prefix + envelope) into the queue, waiting for
-    /// room while it is full; acks follow once the kernel took it.
-    fn enqueue(&mut self, frame: &[u8], seq: u64) -> Result<(), End> {
+    /// Puts one frame into the queue or the spool, waiting while neither
+    /// can take it; acks follow once one did.
+    fn put(&mut self, frame: &[u8], prefix: usize, seq: u64) -> Result<(), End> {
         let m = &self.ctx.metrics;
         let mut waited = false;
         let mut pause = Duration::from_millis(1);
         let mut logged = false;
         let result = loop {
-            match self.ctx.emitter.send_frame(frame) {
-                Ok(()) => break Ok(()),
-                Err(SendError::TooLarge { .. }) => {
-                    let why = format!(
-                        "envelope of {} bytes is larger than the queue accepts now (kernel.msgmax was lowered?)",
-                        frame.len() - 8
-                    );
+            match self.ctx.outlet.put(frame, prefix) {
+                Put::Enqueued => {
+                    m.events_enqueued.inc();
+                    m.bytes_enqueued.add((frame.len() - prefix) as u64);
+                    break Ok(());
+                }
+                Put::Spooled => {
+                    m.events_spooled.inc();
+                    m.bytes_spooled.add((frame.len() - prefix) as u64);
+                    break Ok(());
+                }
+                Put::Refused(why) => {
                     break self.nack(seq, NackReason::TooLarge, why).map_err(End::Io);
                 }
-                Err(e) => {
-                    if let SendError::QueueFull { .. } = e {
-                        if !waited {
-                            m.queue_full_waits.inc();
-                        }
-                    } else {
-                        m.queue_errors.inc();
-                        if !logged {
-                            eprintln!("shopify-events proxy: cannot enqueue, holding acks and retrying: {e}");
-                            logged = true;
-                        }
-                    }
+                Put::Wait(why) => {
                     if !waited {
                         waited = true;
+                        m.queue_full_waits.inc();
                         m.backpressured.add(1);
-                        // Earlier frames are in the queue: let the client free them.
+                        // Earlier frames are settled: let the client free them.
                         if let Err(e) = self.send_ack() {
                             break Err(End::Io(e));
                         }
+                    }
+                    if !logged {
+                        logged = true;
+                        self.ctx.log(&format!("holding acks and retrying: {why}"));
                     }
                     if self.ctx.shutdown.load(Relaxed) {
                         break Err(End::Shutdown);
@@ -306,8 +278,6 @@ impl Connection<'_> {
             m.backpressured.sub(1);
         }
         if result.is_ok() {
-            m.events_enqueued.inc();
-            m.bytes_enqueued.add((frame.len() - 8) as u64);
             self.ack_due = Some(seq);
         }
         result
@@ -346,17 +316,4 @@ impl Connection<'_> {
         let _ = self.writer.write_all(&self.out);
         End::Protocol(why)
     }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-}
-
-/// Compares without an early exit, so timing does not reveal the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
-    for (i, x) in a.iter().enumerate() {
-        diff |= x ^ b.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
 }

@@ -1,57 +1,75 @@
 //! The proxy server: accepts connections on already bound listeners and
-//! puts every data frame's envelope into the host SysV queue.
+//! puts every data frame's envelope into the host SysV queue, or into the
+//! proxy's own spool when the queue cannot take it.
 //!
 //! # Run-time behaviour
 //!
-//! - One thread accepts on every listener (`poll(2)`, 100 ms ticks so it
-//!   notices shutdown); each connection gets its own thread, at most
-//!   `max_connections` of them. A connection over the limit gets a `Busy`
-//!   handshake reply and is closed, so a flood of clients costs threads only
-//!   up to the cap.
-//! - A connection first has `handshake_timeout` to send its handshake. After
-//!   it, the socket's read timeout is `idle_timeout`: a client silent that
-//!   long at a frame boundary is closed (it reconnects when it has events),
-//!   and one that stalls inside a frame is closed as truncated. A slow or
-//!   silent client only ever holds its own thread.
+//! - One thread accepts on every listener and holds every connection in
+//!   its handshake (`poll(2)` over both, at least every 100 ms so it
+//!   notices shutdown). A connection in its handshake has no thread and
+//!   no served slot: at most `max_pending_handshakes` of them, each with
+//!   `handshake_timeout` to send its `Hello`; one more closes the oldest,
+//!   so a flood of silent connections cannot keep real clients out.
+//! - A complete `Hello` is checked (version, token) by that thread. Accepted,
+//!   the connection gets its own thread, at most `max_connections` of
+//!   them; past that it is answered `Busy` and closed.
+//! - Descriptors: each connection costs one. The soft `RLIMIT_NOFILE` is
+//!   raised to the hard limit at start and both limits above are lowered
+//!   to fit it ([`budget`]); should the table fill anyway, a spare
+//!   descriptor lets `accept` take the connection and answer `Busy`
+//!   rather than fail with `EMFILE`.
+//! - After the handshake a client silent for `idle_timeout` at a frame
+//!   boundary is closed (it reconnects when it has events). A frame is
+//!   timed as a whole: from its first byte it has `frame_timeout` to
+//!   arrive complete, however its bytes trickle in, or the connection is
+//!   closed as too slow. A frame's buffer grows as its bytes arrive: an
+//!   announced size costs no memory before the bytes are there.
 //! - Each envelope is checked with [`Envelope::decode`](crate::envelope::Envelope::decode) (CRC included) and
-//!   sent with one non-blocking `msgsnd`. It is acknowledged only after the
-//!   kernel took it. Acks are cumulative and batched: one is written when
-//!   the frames already read are all handled, so a pipelining client gets
-//!   one ack per read of its burst.
-//! - Queue full: the connection retries `msgsnd` with short sleeps (1 → 50
-//!   ms) and reads nothing more meanwhile, so the client's socket and then
-//!   its buffer fill: backpressure instead of loss. Acks for earlier frames
-//!   go out before the wait.
+//!   put into the queue with one non-blocking `msgsnd`, or appended to the
+//!   spool (rules in [`outlet`]). It is acknowledged only after one of them
+//!   took it. Acks are cumulative: before every read from the socket the
+//!   connection acks everything handled so far, so a client pipelining
+//!   without pause gets an ack per read of its stream (64 KiB at most).
+//! - Neither the queue nor the spool can take it (queue full and no spool,
+//!   or the spool full too): the connection retries with short sleeps
+//!   (1 → 50 ms) and reads nothing more meanwhile, so the client's socket
+//!   and then its buffer fill: backpressure instead of loss. Acks for
+//!   earlier frames go out before the wait.
 //! - A malformed envelope (bad CRC, bad fields) gets a nack and the
 //!   connection goes on (the frame boundaries are intact). An oversized,
 //!   too short or out-of-order frame gets a nack and the connection is closed
 //!   (its length or numbering cannot be trusted); so does anything
 //!   unreadable. Every close for cause is logged to stderr with the peer and
-//!   the reason, and counted in [`ProxyMetrics`].
-//! - Shutdown (the flag): stop accepting, shut down the read side of every
-//!   connection so its thread finishes the frame in hand and exits, and wait
-//!   for them up to [`ServerConfig::shutdown_timeout`]. A frame that was not
-//!   acked is resent by its client after it reconnects.
+//!   the reason (at most ten lines a second) and counted in [`ProxyMetrics`].
+//! - Shutdown (the flag): stop accepting, close the handshakes, shut down
+//!   the read side of every served connection so its thread finishes the
+//!   frame in hand and exits, and wait for them up to
+//!   [`ServerConfig::shutdown_timeout`]. A frame that was not acked is
+//!   resent by its client after it reconnects.
 
+mod acceptor;
+mod budget;
 mod config;
 mod connection;
 mod context;
+mod handshake;
+mod outlet;
+mod reader;
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind};
-use std::net::Shutdown;
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use acceptor::Acceptor;
 pub use config::ServerConfig;
-use context::{write_welcome, Context};
+use context::{Context, LogLimit};
+use outlet::Outlet;
 
 use super::metrics::ProxyMetrics;
-use super::wire::frame::Status;
-use super::wire::{Listener, Stream};
+use super::wire::Listener;
 use crate::transport::{SendError, SysvEmitter};
 
 /// Why the proxy could not run.
@@ -66,6 +84,9 @@ pub enum ServerError {
         /// Why.
         source: SendError,
     },
+    /// Other users may read the host queue ([`crate::queue_access::check_queue_access`]).
+    #[error(transparent)]
+    QueueAccess(#[from] crate::queue_access::QueueAccessError),
     /// No listener was given.
     #[error(
         "the proxy needs at least one listener (--listen tcp://127.0.0.1:PORT or unix:///PATH)"
@@ -94,64 +115,58 @@ pub fn run(
             key: config.queue_key as u32,
             source,
         })?;
+    let queue = sysvmq::Queue::open(config.queue_key).map_err(|e| ServerError::Queue {
+        key: config.queue_key as u32,
+        source: SendError::Queue(e),
+    })?;
+    for warning in crate::queue_access::check_queue_access(&queue)? {
+        eprintln!("shopify-events proxy: {warning}");
+    }
+    let accepted_limit = match &config.spool {
+        Some(spool) => spool.max_record as u64,
+        None => queue_limit,
+    };
     let max_envelope = config
         .max_envelope
-        .map_or(queue_limit, |m| u64::from(m).min(queue_limit))
+        .map_or(accepted_limit, |m| u64::from(m).min(accepted_limit))
         .min(u64::from(u32::MAX)) as usize;
+    let plan = budget::plan(config.max_connections, config.max_pending_handshakes);
+    if plan.served < config.max_connections || plan.pending < config.max_pending_handshakes {
+        eprintln!(
+            "shopify-events proxy: serving at most {} connections and {} handshakes (asked for {} and {}): \
+             the descriptor limit is {}; raise it (LimitNOFILE=, ulimit -n) for more",
+            plan.served,
+            plan.pending,
+            config.max_connections,
+            config.max_pending_handshakes,
+            plan.limit
+        );
+    }
+    metrics.connection_limit.set(plan.served as i64);
+    let outlet = Outlet::new(emitter, config.spool.clone());
     let ctx = Arc::new(Context {
         config,
-        emitter,
+        outlet,
         max_envelope,
+        max_served: plan.served,
         metrics,
         shutdown,
         open: Mutex::new(HashMap::new()),
+        log: Mutex::new(LogLimit::new()),
     });
     for l in &listeners {
         l.set_nonblocking(true).map_err(ServerError::Poll)?;
     }
-    let ids = AtomicU64::new(0);
-    let mut fds: Vec<libc::pollfd> = listeners
-        .iter()
-        .map(|l| libc::pollfd {
-            fd: l.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
+    let mut acceptor = Acceptor::new(Arc::clone(&ctx), listeners, plan.pending);
     while !ctx.shutdown.load(Relaxed) {
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
-        if ready < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(ServerError::Poll(err));
-        }
-        for (i, pfd) in fds.iter().enumerate() {
-            if pfd.revents == 0 {
-                continue;
-            }
-            loop {
-                match listeners[i].accept() {
-                    Ok((stream, peer)) => accept(&ctx, stream, peer, ids.fetch_add(1, Relaxed)),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        // EMFILE and friends: log, and let the next tick retry
-                        // rather than spin.
-                        eprintln!("shopify-events proxy: accept failed: {e}");
-                        thread::sleep(Duration::from_millis(50));
-                        break;
-                    }
-                }
-            }
-        }
+        acceptor.turn()?;
     }
-    drop(listeners);
+    drop(acceptor);
     if let Ok(open) = ctx.open.lock() {
-        for stream in open.values() {
-            let _ = stream.shutdown(Shutdown::Read);
+        for &fd in open.values() {
+            // SAFETY: `fd` belongs to a live connection: its thread removes
+            // it from `open` (under this lock) before closing it.
+            unsafe { libc::shutdown(fd, libc::SHUT_RD) };
         }
     }
     let deadline = Instant::now() + ctx.config.shutdown_timeout;
@@ -159,41 +174,4 @@ pub fn run(
         thread::sleep(Duration::from_millis(10));
     }
     Ok(())
-}
-
-fn accept(ctx: &Arc<Context>, stream: Stream, peer: String, id: u64) {
-    let m = &ctx.metrics;
-    m.connections_accepted.inc();
-    if m.connections_open.get() >= ctx.config.max_connections as i64 {
-        m.connections_refused.inc();
-        let text = format!(
-            "the proxy serves at most {} connections (--max-connections); retry later",
-            ctx.config.max_connections
-        );
-        let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-        let _ = write_welcome(&stream, Status::Busy, 0, &text);
-        return;
-    }
-    m.connections_open.add(1);
-    if let (Ok(clone), Ok(mut open)) = (stream.try_clone(), ctx.open.lock()) {
-        open.insert(id, clone);
-    }
-    let worker = Arc::clone(ctx);
-    let spawned = thread::Builder::new()
-        .name("proxy-conn".into())
-        .spawn(move || {
-            let end = connection::serve(&worker, stream);
-            end.record(&worker.metrics, &peer);
-            if let Ok(mut open) = worker.open.lock() {
-                open.remove(&id);
-            }
-            worker.metrics.connections_open.sub(1);
-        });
-    if let Err(e) = spawned {
-        eprintln!("shopify-events proxy: cannot start a thread for a connection: {e}");
-        if let Ok(mut open) = ctx.open.lock() {
-            open.remove(&id);
-        }
-        m.connections_open.sub(1);
-    }
 }

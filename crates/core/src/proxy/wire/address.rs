@@ -2,14 +2,17 @@
 //! and streams behind them, so the server and the client treat TCP and Unix
 //! sockets alike.
 
+use std::ffi::CString;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::defaults;
 use crate::loopback::is_loopback;
 
 /// Where a proxy listens or a client connects.
@@ -92,10 +95,23 @@ impl std::fmt::Display for ProxyAddress {
 }
 
 impl ProxyAddress {
-    /// Binds a listener. TCP addresses must all be loopback unless
-    /// `allow_public`. A Unix socket file left by a proxy that is gone is
-    /// replaced; one a live proxy answers on is not.
+    /// Binds a listener with [`bind_with`](ProxyAddress::bind_with), a
+    /// Unix socket getting [`defaults::PROXY_SOCKET_MODE`].
     pub fn bind(&self, allow_public: bool) -> Result<Listener, AddressError> {
+        self.bind_with(allow_public, defaults::PROXY_SOCKET_MODE)
+    }
+
+    /// Binds a listener. TCP addresses must all be loopback unless
+    /// `allow_public`. A Unix socket gets `socket_mode` (connecting needs
+    /// write permission), whatever the umask: it is bound under a
+    /// temporary name, given its mode, then renamed into place, so no client
+    /// ever connects through a wider mode. A socket file left by a proxy
+    /// that is gone is replaced; one a live proxy answers on is not.
+    pub fn bind_with(
+        &self,
+        allow_public: bool,
+        socket_mode: u32,
+    ) -> Result<Listener, AddressError> {
         let text = self.to_string();
         let bind_error = |source| AddressError::Bind {
             addr: text.clone(),
@@ -124,7 +140,7 @@ impl ProxyAddress {
             }
             ProxyAddress::Unix(path) => {
                 remove_stale_socket(path);
-                UnixListener::bind(path)
+                bind_unix(path, socket_mode)
                     .map(|l| Listener::Unix(l, path.clone()))
                     .map_err(bind_error)
             }
@@ -150,6 +166,53 @@ impl ProxyAddress {
             ProxyAddress::Unix(path) => UnixStream::connect(path).map(Stream::Unix),
         }
     }
+}
+
+/// Binds at a temporary name next to `path`, sets `mode`, and renames it
+/// to `path` unless something is there by then.
+fn bind_unix(path: &Path, mode: u32) -> io::Result<UnixListener> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp)?;
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+        .and_then(|()| rename_noreplace(&tmp, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: two valid NUL-terminated paths, relative to the cwd.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    Err(match err.raw_os_error() {
+        Some(libc::EEXIST) => io::Error::from(io::ErrorKind::AddrInUse),
+        _ => err,
+    })
 }
 
 fn remove_stale_socket(path: &Path) {
