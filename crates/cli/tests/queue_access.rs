@@ -126,7 +126,7 @@ fn setup_group_gives_a_new_and_an_existing_queue_the_apps_group() {
     );
     let stat = Queue::open(key.key()).unwrap().stat().unwrap();
     assert_eq!((stat.gid, stat.mode), (4242, 0o660));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("gid 4242"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(uid 0, group 4242)"));
 
     // An existing queue, made by an app with its own group: regrouped.
     let out = run(&[
