@@ -3,9 +3,8 @@
 //! liveness, given up after damage, and deleted once done.
 
 use std::ffi::OsStr;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
-use std::os::fd::AsFd;
 use std::time::Instant;
 
 use super::segment::ReadSegment;
@@ -39,19 +38,26 @@ impl SpoolReader {
         }
     }
 
-    /// Removes a writer's temporary file once it is old and unlocked.
+    /// Removes a writer's temporary file once it is old and unlocked. What
+    /// is not a regular file under such a name (a symlink, a FIFO: no
+    /// writer makes those) is reported once and left alone.
     fn check_temp(&mut self, name: &OsStr) {
         let path = self.dir.join(name);
-        let old = fs::metadata(&path)
-            .and_then(|m| m.modified())
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return;
+        };
+        if !meta.is_file() {
+            if self.reported.insert(name.to_os_string()) {
+                self.ignored(path, IgnoreReason::NotASpoolFile);
+            }
+            return;
+        }
+        let old = meta
+            .modified()
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age >= self.options.temp_grace);
-        let unlocked = || {
-            File::open(&path)
-                .and_then(|f| lock::is_locked(f.as_fd()))
-                .is_ok_and(|locked| !locked)
-        };
+        let unlocked = || lock::writer_alive(&path).is_ok_and(|alive| !alive);
         if old && unlocked() && fs::remove_file(&path).is_ok() {
             self.events.push(SpoolEvent::RemovedTemp { path });
         }

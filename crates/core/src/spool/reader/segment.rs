@@ -1,9 +1,8 @@
 //! A segment on the reader's side: mapped (header read-write for `acked`,
 //! data read-only), its records validated in place.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -232,11 +231,11 @@ impl ReadSegment {
     /// Tests the writer's lock (opens the file for the test: the reader
     /// keeps no descriptors). A vanished file has no writer either.
     pub fn test_liveness(&mut self) {
-        let alive = File::open(&self.path).and_then(|f| lock::is_locked(f.as_fd()));
-        self.dead = match alive {
+        self.dead = match lock::writer_alive(&self.path) {
             Ok(locked) => !locked,
             Err(err) if err.kind() == io::ErrorKind::NotFound => true,
-            // Cannot tell: assume alive, test again later.
+            // Cannot tell (something else now has its name): assume alive,
+            // test again later.
             Err(_) => false,
         };
     }

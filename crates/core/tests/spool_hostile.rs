@@ -1,0 +1,83 @@
+//! The spool against a hostile operator or neighbour: odd files under the
+//! spool's names, files swapped under a running reader. Each test names
+//! what must hold; none may hang the drain or lose an accepted event.
+
+mod spool_support;
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use shopify_events_core::spool::{ReaderOptions, SpoolReader, SpoolWriter};
+use spool_support::{envelope, files, options, read_all, reader_options, KEY};
+
+/// How long a refresh may take before the test calls it hung.
+const HANG: Duration = Duration::from_secs(10);
+
+fn mkfifo(path: &Path) {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Runs `f` on a thread of its own and fails the test if it does not
+/// return within [`HANG`] (the thread is left blocked; the test process
+/// ends anyway).
+fn within_bound<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(HANG)
+        .unwrap_or_else(|_| panic!("{what} hung for {HANG:?}"))
+}
+
+#[test]
+fn a_fifo_under_a_temporary_name_does_not_hang_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = SpoolWriter::new(options(dir.path()));
+    writer.append(&envelope(1, 0, 100)).unwrap();
+    writer.seal();
+    // What a writer's temporary file would be called; old at once.
+    let name = format!(".{KEY:08x}-00000000deadbeef-0000000000.seg.tmp");
+    mkfifo(&dir.path().join(&name));
+    let path = dir.path().to_path_buf();
+    let (seen, _) = within_bound("the reader's first scan", move || {
+        let options = ReaderOptions {
+            temp_grace: Duration::ZERO,
+            ..reader_options()
+        };
+        let mut reader = SpoolReader::open(&path, KEY, options).expect("open");
+        read_all(&mut reader, true)
+    });
+    assert_eq!(seen, vec![(1, 0)], "the real segment is still read");
+    assert!(
+        dir.path().join(&name).exists(),
+        "a FIFO is not a writer's file: left for the operator"
+    );
+}
+
+#[test]
+fn a_fifo_swapped_in_for_a_live_segment_does_not_hang_the_liveness_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = SpoolWriter::new(options(dir.path()));
+    writer.append(&envelope(1, 0, 100)).unwrap();
+    let mut reader = SpoolReader::open(dir.path(), KEY, reader_options()).unwrap();
+    let (seen, _) = read_all(&mut reader, true);
+    assert_eq!(seen, vec![(1, 0)]);
+    // Someone renames a FIFO over the live segment the reader has mapped.
+    let segment = files(dir.path(), ".seg").pop().expect("the live segment");
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    fs::rename(&fifo, &segment).unwrap();
+    let reader = within_bound("a refresh testing the writer's liveness", move || {
+        reader.refresh().expect("refresh");
+        reader
+    });
+    drop(reader);
+    drop(writer);
+}
