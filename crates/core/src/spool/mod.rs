@@ -113,7 +113,8 @@
 //! producer with files of its own. [`Appender`] is the same writer for one
 //! thread, without the lock. A segment is created at its temporary name with
 //! `O_EXCL`, locked (see [Liveness](#liveness)), `fchmod`ed to the
-//! configured mode (default 0660; the group comes from a setgid directory),
+//! configured mode (default 0660, never wider than the queue's: see
+//! [`segment_mode`]; the group comes from a setgid directory),
 //! allocated with `posix_fallocate` (so a full disk fails the creation, never
 //! a later write with `SIGBUS`), mapped shared, every page write-faulted,
 //! its header written, and renamed into place. The first segment of a
@@ -329,8 +330,8 @@ pub use error::SpoolError;
 pub use format::{segment_name, SegmentId, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_RECORD_LIMIT};
 pub use list::{list_segments, SegmentFile};
 pub use options::{
-    Discovery, ReaderOptions, SpoolOptions, SyncPolicy, DEFAULT_DIR, DEFAULT_MAX_OPEN,
-    DEFAULT_MAX_RECORD, DEFAULT_MODE, DEFAULT_SEGMENT_MAX, DEFAULT_SEGMENT_MIN,
+    segment_mode, Discovery, ReaderOptions, SpoolOptions, SyncPolicy, DEFAULT_DIR,
+    DEFAULT_MAX_OPEN, DEFAULT_MAX_RECORD, DEFAULT_MODE, DEFAULT_SEGMENT_MAX, DEFAULT_SEGMENT_MIN,
 };
 pub use reader::{
     Backlog, DamageKind, IgnoreReason, ReaderStats, RecordRef, SpoolEvent, SpoolReader,
