@@ -12,7 +12,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use shopify_events_core::spool::{ReaderOptions, SpoolReader, SpoolWriter};
+use shopify_events_core::spool::{
+    segment_name, Appender, ReaderOptions, SegmentId, SpoolReader, SpoolWriter,
+};
 use spool_support::{envelope, files, options, read_all, reader_options, KEY};
 
 /// How long a refresh may take before the test calls it hung.
@@ -80,4 +82,26 @@ fn a_fifo_swapped_in_for_a_live_segment_does_not_hang_the_liveness_test() {
     });
     drop(reader);
     drop(writer);
+}
+
+/// The drain's save at stop continues one producer's log across its runs
+/// (`Appender::continuing`); a save killed while creating a segment leaves
+/// that segment's temporary file. The next save must not fail on it: that
+/// would leave the whole queue to the reboot the save is for.
+#[test]
+fn a_leftover_temporary_file_under_the_next_name_does_not_fail_the_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = 0x5341_5645_0000_0001;
+    let id = SegmentId { producer, index: 0 };
+    let leftover = dir.path().join(format!(".{}.tmp", segment_name(KEY, id)));
+    fs::write(&leftover, b"").unwrap();
+    let mut appender = Appender::continuing(options(dir.path()), producer, 0);
+    appender
+        .append(&envelope(1, 0, 100))
+        .expect("append past a leftover temporary file");
+    appender.seal();
+    drop(appender);
+    let mut reader = SpoolReader::open(dir.path(), KEY, reader_options()).unwrap();
+    let (seen, _) = read_all(&mut reader, true);
+    assert_eq!(seen, vec![(1, 0)]);
 }
