@@ -105,3 +105,29 @@ fn a_leftover_temporary_file_under_the_next_name_does_not_fail_the_append() {
     let (seen, _) = read_all(&mut reader, true);
     assert_eq!(seen, vec![(1, 0)]);
 }
+
+/// A spool directory made by hand (`mkdir` and `chgrp`, without the
+/// setgid bit `shopify-events setup` sets): files would take the writer's
+/// own group, which the drain (in the directory's group) may not be in:
+/// it could not open them, and the writer's events would never be
+/// delivered. Segments take the directory's group whatever its bits.
+#[test]
+fn segments_take_the_spool_directory_group_without_the_setgid_bit() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to give the directory another group");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let group = 54_321;
+    std::os::unix::fs::chown(dir.path(), None, Some(group)).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o770)).unwrap();
+    assert_eq!(fs::metadata(dir.path()).unwrap().mode() & 0o2000, 0);
+    let writer = SpoolWriter::new(options(dir.path()));
+    writer.append(&envelope(1, 0, 100)).unwrap();
+    let segment = files(dir.path(), ".seg").pop().expect("a segment");
+    let meta = fs::metadata(&segment).unwrap();
+    assert_eq!(meta.gid(), group, "the segment's group");
+    assert_eq!(meta.mode() & 0o7777, 0o660);
+}

@@ -114,7 +114,8 @@
 //! thread, without the lock. A segment is created at its temporary name with
 //! `O_EXCL`, locked (see [Liveness](#liveness)), `fchmod`ed to the
 //! configured mode (default 0660, never wider than the queue's: see
-//! [`segment_mode`]; the group comes from a setgid directory),
+//! [`segment_mode`]; the group is the directory's, as a setgid directory
+//! gives it, and set by the writer where the directory lacks the bit),
 //! allocated with `posix_fallocate` (so a full disk fails the creation, never
 //! a later write with `SIGBUS`), mapped shared, every page write-faulted,
 //! its header written, and renamed into place. The first segment of a
