@@ -131,3 +131,87 @@ fn segments_take_the_spool_directory_group_without_the_setgid_bit() {
     assert_eq!(meta.gid(), group, "the segment's group");
     assert_eq!(meta.mode() & 0o7777, 0o660);
 }
+
+/// Set in the copy of this test binary that runs with a lowered fd limit.
+const IN_CHILD: &str = "SHOPIFY_EVENTS_SPOOL_HOSTILE_CHILD";
+
+/// Sets this process's soft `RLIMIT_NOFILE` to `limit`; returns the old.
+fn set_fd_limit(limit: libc::rlim_t) -> libc::rlim_t {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointers to rlimit structs.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
+        let new = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &new), 0);
+    }
+    old.rlim_cur
+}
+
+/// A drain out of descriptors (or of mappings: `vm.max_map_count`) fails
+/// to open a segment for a while. That is no verdict on the segment: it
+/// must be read once the drain can, in its producer's order, and not be
+/// skipped until the drain restarts while the producer's later segments
+/// overtake it. Runs in a child process, whose fd limit it lowers.
+#[test]
+fn segments_the_reader_cannot_open_for_a_while_are_read_later_in_order() {
+    let name = "segments_the_reader_cannot_open_for_a_while_are_read_later_in_order";
+    if std::env::var_os(IN_CHILD).is_none() {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+            .env(IN_CHILD, "1")
+            .status()
+            .expect("run the child");
+        assert!(status.success(), "child failed: {status}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // inotify: learning of the names then needs no new descriptor.
+    let options = ReaderOptions {
+        liveness_interval: Duration::ZERO,
+        ..ReaderOptions::default()
+    };
+    let mut reader = SpoolReader::open(dir.path(), KEY, options).unwrap();
+    assert!(reader.uses_inotify(), "this test needs inotify");
+    let writer = SpoolWriter::new(options_for_rotation(dir.path()));
+    for seq in 0..12 {
+        writer.append(&envelope(1, seq, 1000)).unwrap();
+    }
+    writer.seal();
+    assert!(files(dir.path(), ".seg").len() >= 2, "the writer rotated");
+    // No descriptor left: every open fails with EMFILE.
+    let probe = fs::File::open("/dev/null").unwrap();
+    let lowest_free = std::os::fd::AsRawFd::as_raw_fd(&probe);
+    drop(probe);
+    let old = set_fd_limit(lowest_free as libc::rlim_t);
+    reader.refresh().expect("refresh out of descriptors");
+    assert!(reader.next_record().is_none(), "nothing can be mapped");
+    set_fd_limit(old);
+
+    let deadline = std::time::Instant::now() + HANG;
+    let mut seen = Vec::new();
+    while seen.len() < 12 && std::time::Instant::now() < deadline {
+        reader.refresh().unwrap();
+        while let Some(record) = reader.next_record() {
+            seen.push(spool_support::numbers(reader.body(&record)));
+            assert!(reader.ack(record.segment(), record.end()));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let expected: Vec<(u64, u64)> = (0..12).map(|seq| (1, seq)).collect();
+    assert_eq!(seen, expected, "every record, in order, once it can");
+}
+
+/// Writer options whose segments hold a handful of 1 KB events.
+fn options_for_rotation(dir: &Path) -> shopify_events_core::spool::SpoolOptions {
+    shopify_events_core::spool::SpoolOptions {
+        segment_min: 4096,
+        segment_max: 4096,
+        ..options(dir)
+    }
+}

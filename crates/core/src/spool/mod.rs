@@ -275,7 +275,10 @@
 //! CRC, fields disagreeing with the name, a file shorter than its header
 //! page) makes the segment unreadable: reported once
 //! ([`SpoolEvent::Ignored`]), left in place, and the producer's next
-//! segment is read. Damaged header words are reported once each
+//! segment is read. A segment the reader cannot open or map for want of
+//! descriptors, mappings (`vm.max_map_count`) or access is no verdict on
+//! it: reported once, tried again every second, and its producer's later
+//! segments wait for it. Damaged header words are reported once each
 //! ([`SpoolEvent::Damaged`] at offset 0) and worked around without losing
 //! a record:
 //!
