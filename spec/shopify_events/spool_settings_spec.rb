@@ -16,13 +16,14 @@ RSpec.describe "the spool's settings" do
     expect(config.max_event_bytes).to eq(defaults.fetch(:max_event_bytes)).and eq(1 << 20)
     expect(config.spool_max_bytes).to be_nil
     expect(config.spool_settings).to eq(dir: "/var/spool/shopify-events", max_bytes: nil, sync: :page_cache,
-                                        max_event_bytes: 1 << 20)
+                                        max_event_bytes: 1 << 20, queue_permissions: 0o660)
   end
 
   it "are read from SHOPIFY_EVENTS_SPOOL_DIR, _SPOOL_MAX_BYTES, _SPOOL_SYNC and _MAX_EVENT_BYTES" do
     config = from_env("SHOPIFY_EVENTS_SPOOL_DIR" => " /srv/spool ", "SHOPIFY_EVENTS_SPOOL_MAX_BYTES" => "8GiB",
                       "SHOPIFY_EVENTS_SPOOL_SYNC" => "interval:250", "SHOPIFY_EVENTS_MAX_EVENT_BYTES" => "512KiB")
-    expect(config.spool_settings).to eq(dir: "/srv/spool", max_bytes: 8 << 30, sync: 250, max_event_bytes: 512 << 10)
+    expect(config.spool_settings).to eq(dir: "/srv/spool", max_bytes: 8 << 30, sync: 250, max_event_bytes: 512 << 10,
+                                        queue_permissions: 0o660)
     expect(from_env("SHOPIFY_EVENTS_SPOOL_SYNC" => "ALWAYS").spool_sync).to eq(:always)
     expect(from_env("SHOPIFY_EVENTS_SPOOL_SYNC" => "page_cache").spool_sync).to eq(:page_cache)
     expect(from_env("SHOPIFY_EVENTS_SPOOL_MAX_BYTES" => "1G").spool_max_bytes).to eq(1_000_000_000)
@@ -36,7 +37,7 @@ RSpec.describe "the spool's settings" do
       c.max_event_bytes = 2 << 20
     end
     expect(ShopifyEvents.config.spool_settings).to eq(dir: "/tmp/spool", max_bytes: 1 << 30, sync: 100,
-                                                      max_event_bytes: 2 << 20)
+                                                      max_event_bytes: 2 << 20, queue_permissions: 0o660)
     ShopifyEvents.config.spool_sync = :always
     expect(ShopifyEvents.config.spool_sync).to eq(:always)
   end
@@ -75,7 +76,7 @@ RSpec.describe "the spool's settings" do
       YAML
       config = ShopifyEvents::Configuration.for_rails("production", yaml_path: path, env: {})
       expect(config.spool_settings).to eq(dir: "/srv/events-spool", max_bytes: 4 << 30, sync: 1000,
-                                          max_event_bytes: 2 << 20)
+                                          max_event_bytes: 2 << 20, queue_permissions: 0o660)
     end
   end
 

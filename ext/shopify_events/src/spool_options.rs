@@ -4,13 +4,14 @@
 //! checked here again raises `ConfigurationError` naming the setting.
 //!
 //! `{dir: String, max_bytes: Integer | nil, sync: :page_cache | :always |
-//! Integer (interval in ms), max_event_bytes: Integer}`, and for
+//! Integer (interval in ms), max_event_bytes: Integer, queue_permissions:
+//! Integer (optional: segment files follow it)}`, and for
 //! benchmarks `prepare_ahead: false` (the transports turn it on).
 
 use std::time::Duration;
 
 use magnus::{prelude::*, Error, RHash, Ruby, Symbol, Value};
-use shopify_events_core::spool::{SpoolOptions, SyncPolicy};
+use shopify_events_core::spool::{segment_mode, SpoolOptions, SyncPolicy};
 
 use crate::errors::{self, Class};
 
@@ -34,6 +35,12 @@ pub(crate) fn spool_options(
             u64::try_convert(max_bytes)
                 .map_err(|_| invalid(ruby, "spool_max_bytes must be bytes >= 0 or nil".into()))?,
         );
+    }
+    // Segments are never more open than the queue (`segment_mode`).
+    if let Some(permissions) = settings.get(ruby.to_symbol("queue_permissions")) {
+        let permissions = u32::try_convert(permissions)
+            .map_err(|_| invalid(ruby, "queue_permissions must be a file mode".into()))?;
+        options.mode = segment_mode(permissions);
     }
     options.sync = sync_policy(ruby, get("sync")?)?;
     let max_event_bytes = usize::try_convert(get("max_event_bytes")?)

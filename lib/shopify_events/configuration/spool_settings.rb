@@ -77,11 +77,13 @@ module ShopifyEvents
     end
 
     # The spool settings the native transports take, or nil when the spool
-    # is off.
+    # is off. Spool files follow queue_permissions, never wider than the
+    # queue (owner rw; group rw if the queue gives the group any access).
     def spool_settings
       return nil unless @spool_dir
 
-      { dir: @spool_dir, max_bytes: @spool_max_bytes, sync: @spool_sync, max_event_bytes: @max_event_bytes }
+      { dir: @spool_dir, max_bytes: @spool_max_bytes, sync: @spool_sync, max_event_bytes: @max_event_bytes,
+        queue_permissions: @queue_permissions }
     end
 
     private

@@ -14,6 +14,10 @@ use super::{SpoolError, SpoolOptions, WriterStats};
 use crate::envelope;
 use crate::process;
 
+/// Indices a rotation tries when names are taken before it gives up (for
+/// a second, as after any failed creation).
+const NAME_TRIES: u32 = 16;
+
 /// Appends envelopes to this process's segments; `&mut self`, so one thread
 /// at a time ([`SpoolWriter`](super::SpoolWriter) shares one between
 /// threads and across forks). No system call in the common case: a copy
@@ -240,37 +244,24 @@ impl Appender {
         let filled = self.active.is_some();
         self.retire_active();
         self.retired.retain(|r| !r.done());
-        let id = SegmentId {
-            producer: self.producer,
-            index: self.next_index,
-        };
-        let created = if id.index > MAX_INDEX {
-            Err(SpoolError::Io {
-                path: self.options.dir.clone(),
-                op: "create (segment index beyond 10 digits)",
-                source: Arc::new(std::io::Error::from_raw_os_error(libc::EOVERFLOW)),
-            })
-        } else if let Some(prepared) = self.take_prepared(span) {
-            prepared.place(&self.options, id).inspect(|_| {
-                Counters::add(&self.counters.prepared, 1);
-            })
-        } else {
-            let capacity = self.next_capacity.max(page_round(span));
-            match segment::create(&self.options, id, capacity) {
-                // The bound refused a grown segment: the smallest that
-                // holds the record may still fit.
-                Err(err) if err.is_full() && capacity > self.smallest(span) => {
-                    segment::create(&self.options, id, self.smallest(span))
+        // A file already under the name (a temporary one left by an
+        // earlier run of the same producer, killed while creating it: the
+        // drain's saved spool continues one producer across runs) is no
+        // shortage to wait out: the next index is tried at once.
+        let mut tries = NAME_TRIES;
+        let created = loop {
+            match self.create_next(span) {
+                Err(err) if err.os_error() == Some(libc::EEXIST) && tries > 1 => {
+                    tries -= 1;
+                    self.next_index += 1;
                 }
-                created => created,
+                created => break created,
             }
         };
         let created = match created {
             Ok(created) => created,
             Err(err) => {
                 if err.os_error() == Some(libc::EEXIST) {
-                    // A file of that name exists (left by an earlier try):
-                    // the next try takes the next index.
                     self.next_index += 1;
                 }
                 let retry_at = coarse_now().saturating_add(nanos(RETRY_AFTER));
@@ -290,6 +281,36 @@ impl Appender {
             preparer.request(self.next_capacity);
         }
         Ok(())
+    }
+
+    /// Creates (or places the prepared) segment at the next index, with
+    /// room for `span`.
+    fn create_next(&mut self, span: u64) -> Result<Active, SpoolError> {
+        let id = SegmentId {
+            producer: self.producer,
+            index: self.next_index,
+        };
+        if id.index > MAX_INDEX {
+            return Err(SpoolError::Io {
+                path: self.options.dir.clone(),
+                op: "create (segment index beyond 10 digits)",
+                source: Arc::new(std::io::Error::from_raw_os_error(libc::EOVERFLOW)),
+            });
+        }
+        if let Some(prepared) = self.take_prepared(span) {
+            return prepared.place(&self.options, id).inspect(|_| {
+                Counters::add(&self.counters.prepared, 1);
+            });
+        }
+        let capacity = self.next_capacity.max(page_round(span));
+        match segment::create(&self.options, id, capacity) {
+            // The bound refused a grown segment: the smallest that holds
+            // the record may still fit.
+            Err(err) if err.is_full() && capacity > self.smallest(span) => {
+                segment::create(&self.options, id, self.smallest(span))
+            }
+            created => created,
+        }
     }
 
     /// Capacity of the smallest segment the writer makes that holds `span`.

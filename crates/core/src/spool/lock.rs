@@ -1,8 +1,11 @@
 //! The writer's liveness lock: an exclusive OFD lock on its active segment
 //! (see the module docs' Liveness for why OFD and not classic POSIX locks).
 
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 /// Takes the exclusive lock over the whole file, without waiting: the file
 /// was just created with `O_EXCL`, so nobody else holds it.
@@ -27,6 +30,32 @@ pub(super) fn is_locked(fd: BorrowedFd<'_>) -> io::Result<bool> {
         return Err(io::Error::last_os_error());
     }
     Ok(i32::from(lock.l_type) != libc::F_UNLCK)
+}
+
+/// Whether the writer of the spool file at `path` holds its lock, by the
+/// name as it is now. Opens it without following a symlink and without
+/// blocking (a FIFO put under a spool name would block a plain read-only
+/// open until someone opens its other end: the drain would hang), and
+/// refuses anything but a regular file: no writer locks those.
+pub(super) fn writer_alive(path: &Path) -> io::Result<bool> {
+    let file = open_regular(path)?;
+    is_locked(file.as_fd())
+}
+
+/// Opens the regular file at `path` read-only, refusing symlinks and
+/// other kinds of file without blocking on them.
+fn open_regular(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
 }
 
 fn whole_file(kind: i32) -> libc::flock {

@@ -113,7 +113,9 @@
 //! producer with files of its own. [`Appender`] is the same writer for one
 //! thread, without the lock. A segment is created at its temporary name with
 //! `O_EXCL`, locked (see [Liveness](#liveness)), `fchmod`ed to the
-//! configured mode (default 0660; the group comes from a setgid directory),
+//! configured mode (default 0660, never wider than the queue's: see
+//! [`segment_mode`]; the group is the directory's, as a setgid directory
+//! gives it, and set by the writer where the directory lacks the bit),
 //! allocated with `posix_fallocate` (so a full disk fails the creation, never
 //! a later write with `SIGBUS`), mapped shared, every page write-faulted,
 //! its header written, and renamed into place. The first segment of a
@@ -273,7 +275,10 @@
 //! CRC, fields disagreeing with the name, a file shorter than its header
 //! page) makes the segment unreadable: reported once
 //! ([`SpoolEvent::Ignored`]), left in place, and the producer's next
-//! segment is read. Damaged header words are reported once each
+//! segment is read. A segment the reader cannot open or map for want of
+//! descriptors, mappings (`vm.max_map_count`) or access is no verdict on
+//! it: reported once, tried again every second, and its producer's later
+//! segments wait for it. Damaged header words are reported once each
 //! ([`SpoolEvent::Damaged`] at offset 0) and worked around without losing
 //! a record:
 //!
@@ -329,8 +334,8 @@ pub use error::SpoolError;
 pub use format::{segment_name, SegmentId, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_RECORD_LIMIT};
 pub use list::{list_segments, SegmentFile};
 pub use options::{
-    Discovery, ReaderOptions, SpoolOptions, SyncPolicy, DEFAULT_DIR, DEFAULT_MAX_OPEN,
-    DEFAULT_MAX_RECORD, DEFAULT_MODE, DEFAULT_SEGMENT_MAX, DEFAULT_SEGMENT_MIN,
+    segment_mode, Discovery, ReaderOptions, SpoolOptions, SyncPolicy, DEFAULT_DIR,
+    DEFAULT_MAX_OPEN, DEFAULT_MAX_RECORD, DEFAULT_MODE, DEFAULT_SEGMENT_MAX, DEFAULT_SEGMENT_MIN,
 };
 pub use reader::{
     Backlog, DamageKind, IgnoreReason, ReaderStats, RecordRef, SpoolEvent, SpoolReader,

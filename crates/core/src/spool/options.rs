@@ -8,6 +8,16 @@ use std::time::Duration;
 pub const DEFAULT_DIR: &str = crate::defaults::SPOOL_DIR;
 /// Mode of segment files: owner and group read and write, like the queue.
 pub const DEFAULT_MODE: u32 = 0o660;
+/// The mode of segment files for a queue of mode `queue_mode`: never
+/// wider than the queue. The owner reads and writes; the group reads and
+/// writes if the queue gives it any access (the drain, in the group, reads
+/// the file and writes its acknowledgements into it), nothing otherwise;
+/// others nothing ever (the spool directory is theirs to enter neither).
+pub fn segment_mode(queue_mode: u32) -> u32 {
+    let group = if queue_mode & 0o070 != 0 { 0o060 } else { 0 };
+    0o600 | group
+}
+
 /// Data bytes of the first segment of a spooling episode: an overflow of a
 /// handful of events reserves little.
 pub const DEFAULT_SEGMENT_MIN: u64 = 64 * 1024;
@@ -53,7 +63,8 @@ pub struct SpoolOptions {
     /// The SysV queue key the events are for: the drain of that queue reads
     /// them.
     pub queue_key: libc::key_t,
-    /// File mode of segments (the umask does not apply).
+    /// File mode of segments (the umask does not apply); see
+    /// [`segment_mode`] for the one that follows the queue's.
     pub mode: u32,
     /// Data bytes of the first segment of a spooling episode.
     pub segment_min: u64,

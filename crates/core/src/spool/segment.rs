@@ -186,6 +186,7 @@ fn build(
         .custom_flags(libc::O_NOFOLLOW)
         .open(temp)
         .map_err(io("open"))?;
+    give_dir_group(dir, &fd);
     // SAFETY: fchmod on a descriptor we own; the umask applied at open.
     if unsafe { libc::fchmod(fd.as_raw_fd(), options.mode as libc::mode_t) } != 0 {
         return Err(io("chmod")(io::Error::last_os_error()));
@@ -225,6 +226,22 @@ fn build(
         word(&header, off).store(offset_word(0).to_le(), Ordering::Relaxed);
     }
     Ok((header, data))
+}
+
+/// Gives the new file the spool directory's group, as a setgid directory
+/// would: the drain reads segments through that group, and a directory
+/// made without `shopify-events setup` (no setgid bit) would leave them in
+/// the writer's own group, where the drain may not be. Best effort: a
+/// writer outside that group cannot, and the reader reports the file it
+/// cannot open.
+fn give_dir_group(dir: &Path, file: &std::fs::File) {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(dir_meta), Ok(meta)) = (std::fs::metadata(dir), file.metadata()) else {
+        return;
+    };
+    if meta.gid() != dir_meta.gid() {
+        let _ = std::os::unix::fs::fchown(file, None, Some(dir_meta.gid()));
+    }
 }
 
 impl Active {

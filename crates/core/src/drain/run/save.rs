@@ -37,7 +37,7 @@ use super::settle::write_dead_letter;
 use super::{Drain, TICK};
 use crate::envelope::Envelope;
 use crate::sink::Sink;
-use crate::spool::{list_segments, Appender, SpoolOptions, SyncPolicy, DEFAULT_MAX_RECORD};
+use crate::spool::{list_segments, Appender, SpoolOptions, SyncPolicy, MAX_RECORD_LIMIT};
 
 /// Largest segment of the saved spool: a big queue takes several, so the
 /// next start can delete each once delivered.
@@ -65,7 +65,11 @@ impl<S: Sink> Drain<S> {
             );
             return 0;
         }
-        let max = sysvmq::message_size_limit() as usize;
+        // Frames start at `kernel.msgmax` and double when a message is
+        // larger: one sent before the limit was lowered (`sysctl --system`
+        // putting the default back) would otherwise stop the save there and
+        // leave it, and everything behind it, to the reboot.
+        let mut max = sysvmq::message_size_limit() as usize;
         let queued = self
             .queue
             .stat()
@@ -80,7 +84,7 @@ impl<S: Sink> Drain<S> {
             mode: MODE,
             segment_min: need.min(SEGMENT_MAX),
             segment_max: SEGMENT_MAX,
-            max_record: max.max(DEFAULT_MAX_RECORD),
+            max_record: MAX_RECORD_LIMIT,
             // Synced once at the end (and each segment's header and name at
             // its creation), not per record.
             sync: SyncPolicy::Interval(Duration::from_secs(86_400)),
@@ -108,6 +112,10 @@ impl<S: Sink> Drain<S> {
                 Ok(Some(len)) => len,
                 Ok(None) => break String::new(),
                 Err(sysvmq::Error::Interrupted) => continue,
+                Err(sysvmq::Error::BufferTooSmall { .. }) if max < MAX_RECORD_LIMIT => {
+                    max = max.saturating_mul(2).min(MAX_RECORD_LIMIT);
+                    continue;
+                }
                 Err(e) => break e.to_string(),
             };
             let body = &frame[HEADER_LEN..HEADER_LEN + len];

@@ -3,15 +3,18 @@
 //! liveness, given up after damage, and deleted once done.
 
 use std::ffi::OsStr;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
-use std::os::fd::AsFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::segment::ReadSegment;
+use super::segment::{OpenFailure, ReadSegment};
 use super::{IgnoreReason, SpoolEvent, SpoolReader};
 use crate::spool::format::{parse_name, segment_name, Name, SegmentId, DAMAGED_SUFFIX};
 use crate::spool::lock;
+
+/// How long the reader waits before it tries again to map a segment it
+/// could not for want of descriptors, mappings or access.
+const OPEN_RETRY: Duration = Duration::from_secs(1);
 
 impl SpoolReader {
     /// A name found in the directory.
@@ -39,19 +42,26 @@ impl SpoolReader {
         }
     }
 
-    /// Removes a writer's temporary file once it is old and unlocked.
+    /// Removes a writer's temporary file once it is old and unlocked. What
+    /// is not a regular file under such a name (a symlink, a FIFO: no
+    /// writer makes those) is reported once and left alone.
     fn check_temp(&mut self, name: &OsStr) {
         let path = self.dir.join(name);
-        let old = fs::metadata(&path)
-            .and_then(|m| m.modified())
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return;
+        };
+        if !meta.is_file() {
+            if self.reported.insert(name.to_os_string()) {
+                self.ignored(path, IgnoreReason::NotASpoolFile);
+            }
+            return;
+        }
+        let old = meta
+            .modified()
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age >= self.options.temp_grace);
-        let unlocked = || {
-            File::open(&path)
-                .and_then(|f| lock::is_locked(f.as_fd()))
-                .is_ok_and(|locked| !locked)
-        };
+        let unlocked = || lock::writer_alive(&path).is_ok_and(|alive| !alive);
         if old && unlocked() && fs::remove_file(&path).is_ok() {
             self.events.push(SpoolEvent::RemovedTemp { path });
         }
@@ -127,7 +137,9 @@ impl SpoolReader {
     /// Maps the producer's next segment if the last mapped one is read to
     /// its final end (or none is mapped) and the limit allows.
     fn admit(&mut self, producer: u64, now: Instant) -> bool {
-        if self.index.len() >= self.options.max_open {
+        if self.index.len() >= self.options.max_open
+            || self.retry_open_at.is_some_and(|at| now < at)
+        {
             return false;
         }
         let Some(entry) = self.producers.get(&producer) else {
@@ -171,11 +183,28 @@ impl SpoolReader {
                     self.report_words(slot, reports);
                 }
             }
+            // Out of descriptors or mappings, or no access: the segment
+            // stays next in its producer's order and is tried again later.
+            Err(failure) if failure.transient => {
+                if let Some(entry) = self.producers.get_mut(&producer) {
+                    entry.waiting.insert(index);
+                }
+                self.retry_open_at = Some(now + OPEN_RETRY);
+                if let Some(name) = path.file_name() {
+                    if self.reported.insert(name.to_os_string()) {
+                        self.ignored(path, failure.reason);
+                    }
+                }
+                return false;
+            }
             // Gone meanwhile (an operator moved it): nothing to report.
-            Err(IgnoreReason::Unreadable { .. }) if !path.exists() => {}
-            Err(reason) => {
+            Err(OpenFailure {
+                reason: IgnoreReason::Unreadable { .. },
+                ..
+            }) if !path.exists() => {}
+            Err(failure) => {
                 self.skipped.insert(id);
-                self.ignored(path, reason);
+                self.ignored(path, failure.reason);
             }
         }
         true

@@ -106,6 +106,9 @@ pub struct SpoolReader {
     reported: HashSet<OsString>,
     other_keys: HashSet<u32>,
     at_limit: bool,
+    /// After a segment could not be mapped for want of resources: when
+    /// mapping is tried again.
+    retry_open_at: Option<Instant>,
     events: Vec<SpoolEvent>,
     stats: ReaderStats,
     scratch_producers: Vec<u64>,
@@ -146,6 +149,7 @@ impl SpoolReader {
             reported: HashSet::new(),
             other_keys: HashSet::new(),
             at_limit: false,
+            retry_open_at: None,
             events: Vec::new(),
             stats: ReaderStats::default(),
             scratch_producers: Vec::new(),

@@ -1,9 +1,8 @@
 //! A segment on the reader's side: mapped (header read-write for `acked`,
 //! data read-only), its records validated in place.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -59,6 +58,48 @@ pub(super) struct ReadSegment {
     reports: Vec<DamageKind>,
 }
 
+/// Why a segment could not be mapped.
+#[derive(Debug)]
+pub(super) struct OpenFailure {
+    pub reason: IgnoreReason,
+    /// The reader's want of resources (descriptors, mappings, memory) or
+    /// access, not the file's fault: worth trying again.
+    pub transient: bool,
+}
+
+impl From<IgnoreReason> for OpenFailure {
+    fn from(reason: IgnoreReason) -> OpenFailure {
+        OpenFailure {
+            reason,
+            transient: false,
+        }
+    }
+}
+
+/// A failed `open` or `mmap`: transient when the system, not the file, said
+/// no (out of descriptors or of `vm.max_map_count` mappings, no access).
+fn io_failure(what: &str, err: &io::Error) -> OpenFailure {
+    let transient = matches!(
+        err.raw_os_error(),
+        Some(
+            libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOMEM
+                | libc::EAGAIN
+                | libc::EACCES
+                | libc::EPERM
+                | libc::EINTR
+        )
+    );
+    let retry = if transient { "; trying again" } else { "" };
+    OpenFailure {
+        reason: IgnoreReason::Unreadable {
+            reason: format!("{what}: {err}{retry}"),
+        },
+        transient,
+    }
+}
+
 /// A record found valid at `offset`, ending at `end`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Found {
@@ -75,17 +116,17 @@ impl ReadSegment {
         id: SegmentId,
         key: u32,
         now: Instant,
-    ) -> Result<ReadSegment, IgnoreReason> {
-        let unreadable = |reason: String| IgnoreReason::Unreadable { reason };
+    ) -> Result<ReadSegment, OpenFailure> {
+        let unreadable = |reason: String| OpenFailure::from(IgnoreReason::Unreadable { reason });
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
-            .map_err(|err| unreadable(format!("open for reading and acknowledging: {err}")))?;
+            .map_err(|err| io_failure("open for reading and acknowledging", &err))?;
         let len = file
             .metadata()
-            .map_err(|err| unreadable(format!("stat: {err}")))?
+            .map_err(|err| io_failure("stat", &err))?
             .len();
         if len < HEADER_SIZE {
             return Err(unreadable(format!(
@@ -99,7 +140,7 @@ impl ReadSegment {
         let header = MmapOptions::new()
             .len(HEADER_SIZE as usize)
             .map_raw(&file)
-            .map_err(|err| unreadable(format!("map header: {err}")))?;
+            .map_err(|err| io_failure("map header", &err))?;
         let mut fields = [0u8; 64];
         // SAFETY: 64 bytes of a 4096-byte mapping.
         unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), fields.as_mut_ptr(), 64) };
@@ -107,7 +148,7 @@ impl ReadSegment {
             Ok(fields) => fields,
             Err(HeaderError::Magic) => return Err(unreadable("no spool magic".into())),
             Err(HeaderError::Version(version)) => {
-                return Err(IgnoreReason::OtherVersion { version })
+                return Err(IgnoreReason::OtherVersion { version }.into())
             }
             Err(HeaderError::Damaged(reason)) => return Err(unreadable(reason.into())),
         };
@@ -126,7 +167,7 @@ impl ReadSegment {
                 .offset(HEADER_SIZE)
                 .len(map_len)
                 .map_raw_read_only(&file)
-                .map_err(|err| unreadable(format!("map data: {err}")))?;
+                .map_err(|err| io_failure("map data", &err))?;
             Some(data)
         };
         let mut segment = ReadSegment {
@@ -232,11 +273,11 @@ impl ReadSegment {
     /// Tests the writer's lock (opens the file for the test: the reader
     /// keeps no descriptors). A vanished file has no writer either.
     pub fn test_liveness(&mut self) {
-        let alive = File::open(&self.path).and_then(|f| lock::is_locked(f.as_fd()));
-        self.dead = match alive {
+        self.dead = match lock::writer_alive(&self.path) {
             Ok(locked) => !locked,
             Err(err) if err.kind() == io::ErrorKind::NotFound => true,
-            // Cannot tell: assume alive, test again later.
+            // Cannot tell (something else now has its name): assume alive,
+            // test again later.
             Err(_) => false,
         };
     }
