@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod ops;
 pub mod process;
 pub mod proxy;
+pub mod sequence;
 pub mod sink;
 pub mod spool;
 pub mod state_dir;
