@@ -191,7 +191,7 @@ fn corrupt_envelope_is_nacked_and_the_connection_goes_on() {
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0xff;
     let mut malformed = event(3);
-    malformed[33] = b'!'; // a topic character Kafka forbids, under a valid CRC
+    malformed[envelope::FIXED_LEN] = b'!'; // a topic character Kafka forbids, under a valid CRC
     let end = malformed.len() - 4;
     let crc = crc32c::crc32c(&malformed[..end]);
     malformed[end..].copy_from_slice(&crc.to_le_bytes());
