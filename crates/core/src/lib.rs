@@ -3,6 +3,7 @@
 //! docs/ARCHITECTURE.md is the map of these modules.
 #![deny(missing_docs)]
 
+pub mod accounting;
 pub mod clock;
 pub mod defaults;
 #[cfg(feature = "kafka")]

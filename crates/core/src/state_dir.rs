@@ -15,9 +15,12 @@
 //! | `dead-letters.jsonl` | the drain | events Kafka will never take; in `dead_letter_dir` if one is configured |
 //! | `proxy-KEY.json` | the proxy, every second | its stats snapshot for `shopify-events top` ([`crate::ops::ProxySnapshot`]); in the proxy's own directory ([`defaults::RUN_DIR`](crate::defaults::RUN_DIR)) |
 //! | `.proxy-KEY.json.PID.tmp` | the proxy | the next snapshot, renamed over `proxy-KEY.json` |
+//! | `accounting-KEY.bin` | the drain, about every second and at shutdown | the loss accounting's state ([`crate::accounting::StateFile`]) |
+//! | `.accounting-KEY.bin.PID.tmp` | the drain | the next state, renamed over `accounting-KEY.bin` |
+//! | `accounting-KEY.bin.damaged` | the drain, at start | a state file found damaged, kept for the operator |
 //!
-//! What comes next (loss-accounting state, a tap socket) gets its name here
-//! too, so that this table stays the whole list.
+//! What comes next (a tap socket) gets its name here too, so that this
+//! table stays the whole list.
 //!
 //! Every file is created by [`create_file`], so the permissions of state
 //! files are decided in one place. Today they are the process's: mode 0666
@@ -116,6 +119,26 @@ impl StateDir {
         ))
     }
 
+    /// `accounting-KEY.bin`: the loss accounting's state.
+    pub fn accounting(&self) -> PathBuf {
+        self.keyed("accounting-", ".bin")
+    }
+
+    /// `.accounting-KEY.bin.PID.tmp`: where this process writes the next
+    /// accounting state before renaming it over [`StateDir::accounting`].
+    pub fn accounting_tmp(&self) -> PathBuf {
+        self.root.join(format!(
+            ".accounting-{:08x}.bin.{}.tmp",
+            self.key as u32,
+            std::process::id()
+        ))
+    }
+
+    /// `accounting-KEY.bin.damaged`: a damaged accounting state, set aside.
+    pub fn accounting_damaged(&self) -> PathBuf {
+        self.keyed("accounting-", ".bin.damaged")
+    }
+
     /// `dead-letters.jsonl`, in the dead-letter directory.
     pub fn dead_letters(&self) -> PathBuf {
         self.dead_letter_dir.join("dead-letters.jsonl")
@@ -164,6 +187,11 @@ mod tests {
         assert_eq!(state.stats_snapshot(), Path::new("/s/drain-53455600.json"));
         assert_eq!(state.dead_letters(), Path::new("/s/dead-letters.jsonl"));
         assert_eq!(state.proxy_snapshot(), Path::new("/s/proxy-53455600.json"));
+        assert_eq!(state.accounting(), Path::new("/s/accounting-53455600.bin"));
+        assert_eq!(
+            state.accounting_damaged(),
+            Path::new("/s/accounting-53455600.bin.damaged")
+        );
         let negative = StateDir::new("/s", -1).with_dead_letter_dir("/d");
         assert_eq!(negative.journal(), Path::new("/s/journal-ffffffff.bin"));
         assert_eq!(negative.dead_letters(), Path::new("/d/dead-letters.jsonl"));
