@@ -2,14 +2,16 @@
 
 require "logger"
 require "shopify_events/configuration/rails_settings"
+require "shopify_events/configuration/spool_settings"
 require "shopify_events/configuration/transaction_settings"
 
 module ShopifyEvents
   # Every setting, with its default from SHOPIFY_EVENTS_* environment
   # variables. This is the one place the environment is read (settings of
-  # transactions and headers: configuration/transaction_settings.rb).
+  # transactions and headers: configuration/transaction_settings.rb; of the
+  # spool: configuration/spool_settings.rb).
   class Configuration # rubocop:disable Metrics/ClassLength -- ENVIRONMENT lists every variable in one place
-    TRANSPORTS = %i[sysv socket direct test log].freeze
+    TRANSPORTS = %i[sysv spool socket direct test log].freeze
     DEFAULT_TRANSPORT = :sysv
     # The rest come from the core (crates/core/src/defaults.rs), which the
     # drain, the proxy and `shopify-events` use too.
@@ -42,7 +44,7 @@ module ShopifyEvents
       "SHOPIFY_EVENTS_AFTER_COMMIT" => :after_commit=,
       "SHOPIFY_EVENTS_OUTBOX_TOPICS" => :outbox_topics=,
       "SHOPIFY_EVENTS_OUTBOX_SWEEP_INTERVAL" => :outbox_sweep_interval=
-    }.freeze
+    }.merge(SPOOL_ENVIRONMENT).freeze
 
     def self.from_env(env = ENV)
       new.apply_env(env)
@@ -67,6 +69,7 @@ module ShopifyEvents
       @brokers = nil
       @kafka = {}
       @direct_buffer = DEFAULT_DIRECT_BUFFER
+      spool_defaults
       @logger = nil
       reset_transaction_settings
     end

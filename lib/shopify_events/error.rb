@@ -11,8 +11,9 @@ module ShopifyEvents
   # The topic breaks Kafka's naming rules (1-249 of [a-zA-Z0-9._-], not "." or "..").
   class InvalidTopic < Error; end
 
-  # The encoded event is larger than the host's SysV message limit
-  # (sysctl kernel.msgmax) or the queue's capacity: it can never be sent.
+  # The encoded event can never be sent: larger than max_event_bytes (or,
+  # with the spool off, than the host's SysV message limit, sysctl
+  # kernel.msgmax, or the queue's capacity).
   class PayloadTooLarge < Error; end
 
   # An envelope's bytes are malformed (bad magic, version, length or checksum).
@@ -38,4 +39,14 @@ module ShopifyEvents
 
   # No queue exists under the key (only from lookups that do not create one).
   class QueueNotFound < QueueError; end
+
+  # The spool could not take the event because it is full (spool_max_bytes
+  # reached, or the filesystem nearly full): the drain frees it as Kafka
+  # acknowledges. `emit!` raises it where the queue was full (sysv) or for
+  # every event (spool).
+  class SpoolFull < QueueFull; end
+
+  # The spool cannot be written: its directory is missing or not writable,
+  # or a file operation failed. The message names the directory and the fix.
+  class SpoolError < QueueError; end
 end

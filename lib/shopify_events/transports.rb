@@ -8,21 +8,26 @@ module ShopifyEvents
   # headers)` returns the event id or nil, `emit!` raises instead of
   # dropping, `stats` returns a Hash, and buffering ones add `flush(timeout)`.
   module Transports
+    # Transports loaded on first use (transports/NAME.rb), built from the
+    # configuration.
+    ON_DEMAND = { spool: :Spool, socket: :Socket, direct: :Direct }.freeze
+
     def self.build(config)
       case config.transport
       when :sysv
-        Sysv.new(queue_key: config.queue_key, queue_permissions: config.queue_permissions, logger: config.logger)
-      when :test then Test.new
+        Sysv.new(queue_key: config.queue_key, queue_permissions: config.queue_permissions, logger: config.logger,
+                 spool: config.spool_settings)
+      when :test then Test.new(max_event_bytes: config.spool_dir && config.max_event_bytes)
       when :log
         require "shopify_events/transports/log"
         Log.new(logger: config.logger)
-      when :socket
-        require "shopify_events/transports/socket"
-        Socket.new(config)
-      when :direct
-        require "shopify_events/transports/direct"
-        Direct.new(config)
+      else on_demand(config.transport).new(config)
       end
+    end
+
+    def self.on_demand(name)
+      require "shopify_events/transports/#{name}"
+      const_get(ON_DEMAND.fetch(name))
     end
   end
 end

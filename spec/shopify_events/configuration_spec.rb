@@ -30,7 +30,7 @@ RSpec.describe ShopifyEvents::Configuration do
   it "rejects an unknown transport, naming it and the choices" do
     expect { from_env("SHOPIFY_EVENTS_TRANSPORT" => "kafka") }
       .to raise_error(ShopifyEvents::ConfigurationError,
-                      /unknown transport "kafka".*use one of sysv, socket, direct, test, log/)
+                      /unknown transport "kafka".*use one of sysv, spool, socket, direct, test, log/)
   end
 
   it "reads SHOPIFY_EVENTS_QUEUE_KEY in decimal or 0x-hex" do

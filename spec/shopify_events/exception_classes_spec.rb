@@ -17,6 +17,12 @@ RSpec.describe "exception classes of the extension" do
     names.each { |name| expect(ShopifyEvents.const_get(name)).to be < ShopifyEvents::Error }
   end
 
+  it "puts the spool's errors under the queue's: SpoolFull is a QueueFull, SpoolError a QueueError" do
+    expect(ShopifyEvents::Native::EXCEPTION_CLASSES).to include("SpoolFull", "SpoolError")
+    expect(ShopifyEvents::SpoolFull).to be < ShopifyEvents::QueueFull
+    expect(ShopifyEvents::SpoolError).to be < ShopifyEvents::QueueError
+  end
+
   it "makes loading the extension fail, naming the class, when one is missing" do
     script = <<~RUBY
       require "shopify_events/error"

@@ -49,6 +49,24 @@ RSpec.describe "emitting across fork" do
     end
   end
 
+  it "spool: a parent that emitted forks 4 children that emit; every event is in a spool file once" do
+    sink = use_transport(:spool)
+    expect(ShopifyEvents.emit("fork.spool", { parent: "before" })).to be_a(String)
+    statuses = wait_children(fork_children(children, per_child, "fork.spool"))
+    expect(statuses).to all(be_success)
+    expect(ShopifyEvents.emit("fork.spool", { parent: "after" })).to be_a(String)
+    # One writer per process: the parent's file and one of each child's.
+    producers = Dir.children(sink.spool_dir).grep(/\.seg\z/).map { |name| name.split("-")[1] }.uniq
+    expect(producers.size).to eq(1 + children)
+
+    events = sink.events
+    expect(events.map(&:id).uniq.size).to eq(events.size)
+    data = events.map(&:data)
+    expect(data.filter_map { |d| d["parent"] }).to eq(%w[before after])
+    expect(data.filter_map { |d| [d["child"], d["i"]] if d["child"] }).to match_array(expected_payloads(children,
+                                                                                                        per_child))
+  end
+
   it "direct: a parent that emitted forks 4 children that emit; Kafka gets every event once",
      skip: (SpecTansu.available? ? false : "no tansu binary: run script/tansu install") do
     SpecTansu.run do |tansu|

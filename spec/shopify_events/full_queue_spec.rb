@@ -1,6 +1,8 @@
 # frozen_string_literal: true
 
-RSpec.describe "a full queue" do
+# With the spool off, a full queue is where sysv drops (with a spool, it
+# spools: sysv_spool_spec.rb, full_spool_spec.rb).
+RSpec.describe "a full queue with the spool off" do
   let(:log) { StringIO.new }
   # 16 KiB whatever kernel.msgmnb other tests raised it to: quick to fill.
   let!(:queue) { use_sysv_queue(logger: Logger.new(log)).tap { |q| q.capacity = 16_384 } }

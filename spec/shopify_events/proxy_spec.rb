@@ -17,8 +17,9 @@ RSpec.describe "shopify-events proxy" do
   let(:log) { File.join(tmpdir, "proxy.log") }
 
   define_method(:start_proxy) do |key, *extra|
-    pid = Process.spawn(binary, "proxy", "--listen", tcp, "--listen", unix, "--queue-key", key.to_s, *extra,
-                        out: File::NULL, err: [log, "a"])
+    # --run-dir: its stats snapshot goes to the spec's directory, not /run.
+    pid = Process.spawn(binary, "proxy", "--listen", tcp, "--listen", unix, "--queue-key", key.to_s,
+                        "--run-dir", tmpdir, *extra, out: File::NULL, err: [log, "a"])
     (@proxies ||= []) << pid
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 10
     begin

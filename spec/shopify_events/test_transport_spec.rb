@@ -15,9 +15,16 @@ RSpec.describe ShopifyEvents::Transports::Test do
   it "validates exactly as the sysv transport does" do
     expect { ShopifyEvents.emit("bad topic", "x") }.to raise_error(ShopifyEvents::InvalidTopic)
     expect { ShopifyEvents.emit!("t", { a: Float::NAN }) }.to raise_error(ArgumentError)
-    expect { ShopifyEvents.emit("t", "x" * ShopifyEvents::Native.message_size_limit) }
-      .to raise_error(ShopifyEvents::PayloadTooLarge, /kernel\.msgmax/)
+    expect { ShopifyEvents.emit("t", "x" * ShopifyEvents.config.max_event_bytes) }
+      .to raise_error(ShopifyEvents::PayloadTooLarge, /max_event_bytes/)
     expect(ShopifyEvents.transport.events).to be_empty
+  end
+
+  it "holds events to sysv's limits: max_event_bytes with a spool, kernel.msgmax without" do
+    limit = ShopifyEvents::Native.message_size_limit
+    expect(ShopifyEvents.emit("t", "x" * limit)).to be_a(String)
+    ShopifyEvents.configure { |c| c.spool_dir = "off" }
+    expect { ShopifyEvents.emit("t", "x" * limit) }.to raise_error(ShopifyEvents::PayloadTooLarge, /kernel\.msgmax/)
   end
 
   it "clears captured events" do

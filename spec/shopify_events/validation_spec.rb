@@ -1,8 +1,9 @@
 # frozen_string_literal: true
 
-RSpec.describe "validation in emit and emit!" do
-  let!(:queue) { use_sysv_queue }
-
+# Every transport that encodes natively (sysv, spool) validates the same
+# way; what differs is the size limit (`too_large`: the limit and how the
+# error names it).
+RSpec.shared_examples "validation in emit and emit!" do
   %i[emit emit!].each do |method|
     describe method.to_s do
       def call(method, topic, payload, **options)
@@ -70,34 +71,65 @@ RSpec.describe "validation in emit and emit!" do
           .to raise_error(ArgumentError, /payload\[:blob\] is not valid UTF-8 \(encoding ASCII-8BIT\)/)
       end
 
-      it "raises PayloadTooLarge naming the size, the limit and kernel.msgmax" do
-        limit = ShopifyEvents::Native.message_size_limit
-        expect { call(method, "t", "x" * limit) }
-          .to raise_error(ShopifyEvents::PayloadTooLarge,
-                          /is \d+ bytes, larger than the #{limit}-byte limit .*kernel\.msgmax/)
+      it "raises PayloadTooLarge naming the size and the limit" do
+        limit, message = too_large
+        expect { call(method, "t", "x" * limit) }.to raise_error(ShopifyEvents::PayloadTooLarge, message)
+        expect(sink.events).to be_empty
       end
 
-      it "leaves the queue untouched when it raises" do
+      it "hands nothing on when it raises" do
         expect { call(method, "bad topic", "x") }.to raise_error(ShopifyEvents::InvalidTopic)
         expect { call(method, "t", { a: Object.new }) }.to raise_error(TypeError)
-        expect(queue.stat[:depth]).to eq(0)
+        expect(sink.events).to be_empty
       end
     end
   end
+end
 
-  it "raises PayloadTooLarge when the event fits kernel.msgmax but not the queue's capacity" do
+RSpec.describe "validation in emit and emit!" do
+  context "with sysv and the spool off" do
+    let!(:sink) { use_transport(:sysv, spool: false) }
+    let(:too_large) do
+      limit = ShopifyEvents::Native.message_size_limit
+      [limit, /is \d+ bytes, larger than the #{limit}-byte limit .*kernel\.msgmax/]
+    end
+
+    include_examples "validation in emit and emit!"
+  end
+
+  context "with sysv and a spool" do
+    let!(:sink) { use_transport(:sysv, max_event_bytes: 64 * 1024) }
+    let(:too_large) do
+      [64 * 1024, /larger than max_event_bytes \(65536; envelopes above kernel\.msgmax \(\d+\) go to the spool\)/]
+    end
+
+    include_examples "validation in emit and emit!"
+  end
+
+  context "with the spool transport" do
+    let!(:sink) { use_transport(:spool, max_event_bytes: 64 * 1024) }
+    let(:too_large) { [64 * 1024, /is \d+ bytes, larger than max_event_bytes \(65536\); send a smaller payload/] }
+
+    include_examples "validation in emit and emit!"
+  end
+
+  it "raises PayloadTooLarge when the event fits kernel.msgmax but not the queue's capacity (spool off)" do
     key = spec_queue_key
     small = ShopifyEvents::Native::Queue.create(key, 0o600)
     small.capacity = 512
-    ShopifyEvents.configure { |c| c.queue_key = key }
+    ShopifyEvents.configure do |c|
+      c.queue_key = key
+      c.spool_dir = nil
+    end
 
     expect { ShopifyEvents.emit("t", "x" * 600) }
       .to raise_error(ShopifyEvents::PayloadTooLarge, /512-byte limit set by the queue's capacity.*setup --capacity/)
   end
 
   it "roots every error class of the gem in ShopifyEvents::Error" do
-    classes = %i[ConfigurationError InvalidTopic PayloadTooLarge DecodeError TransportError QueueFull
-                 QueueError PermissionDenied QueueNotFound].map { |name| ShopifyEvents.const_get(name) }
+    names = %i[ConfigurationError InvalidTopic PayloadTooLarge DecodeError TransportError QueueFull
+               QueueError PermissionDenied QueueNotFound SpoolFull SpoolError]
+    classes = names.map { |name| ShopifyEvents.const_get(name) }
     expect(classes).to all(be < ShopifyEvents::Error)
     expect(ShopifyEvents::Error).to be < StandardError
   end

@@ -17,12 +17,15 @@ module SpecQueues
     key
   end
 
-  # Configures the sysv transport on a fresh queue and returns the queue.
+  # Configures the sysv transport on a fresh queue, with the spool off (what
+  # the queue cannot take is dropped or raised; SpecSpools#use_transport
+  # gives sysv a spool), and returns the queue.
   def use_sysv_queue(logger: Logger.new(StringIO.new))
     key = spec_queue_key
     ShopifyEvents.configure do |c|
       c.transport = :sysv
       c.queue_key = key
+      c.spool_dir = nil
       c.logger = logger
     end
     ShopifyEvents::Native::Queue.open_or_create(key, 0o600)

@@ -114,6 +114,21 @@ pub struct DrainArgs {
     /// A librdkafka setting, KEY=VALUE (repeatable; overrides the file).
     #[arg(long = "kafka", value_name = "KEY=VALUE")]
     pub kafka: Vec<String>,
+    /// Spool directory whose segments for this queue the drain delivers [default: /var/spool/shopify-events].
+    #[arg(long, env = "SHOPIFY_EVENTS_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// At SIGTERM, save what is left in the queue to disk (delivered first at the next start).
+    #[arg(long, overrides_with = "no_save_on_stop")]
+    pub save_on_stop: bool,
+    /// Do not save the queue at SIGTERM (overrides the file).
+    #[arg(long, overrides_with = "save_on_stop")]
+    pub no_save_on_stop: bool,
+    /// Seconds the save at SIGTERM may take [default: 15].
+    #[arg(long)]
+    pub save_timeout: Option<f64>,
+    /// Start even if the journal is damaged where records may follow (they are given up).
+    #[arg(long)]
+    pub discard_damaged_journal: bool,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +148,16 @@ pub struct SetupArgs {
     /// Raise kernel.msgmnb / kernel.msgmax first where they are too small (root).
     #[arg(long)]
     pub apply_sysctls: bool,
+    /// The apps' group (name or gid): the queue and the spool directory are
+    /// given to it, so the apps and the drain share them.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// The spool directory to create (mode 2770) or adjust.
+    #[arg(long, env = "SHOPIFY_EVENTS_SPOOL_DIR", default_value = defaults::SPOOL_DIR)]
+    pub spool_dir: PathBuf,
+    /// Leave the spool directory alone (wins over --spool-dir).
+    #[arg(long)]
+    pub no_spool_dir: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -153,6 +178,9 @@ pub struct StatsArgs {
     /// The drain's state directory (for its counters).
     #[arg(long, env = "SHOPIFY_EVENTS_STATE_DIR", default_value = defaults::STATE_DIR)]
     pub state_dir: PathBuf,
+    /// The spool directory (for the queue's spool files).
+    #[arg(long, env = "SHOPIFY_EVENTS_SPOOL_DIR", default_value = defaults::SPOOL_DIR)]
+    pub spool_dir: PathBuf,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -163,6 +191,8 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
     plan.mode = args.mode;
     plan.max_event = args.max_event;
     plan.raise_sysctls = args.apply_sysctls;
+    plan.group = args.group.as_deref().map(ops::resolve_group).transpose()?;
+    plan.spool_dir = (!args.no_spool_dir).then_some(args.spool_dir);
     let report = plan.run().context("setup failed")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -179,6 +209,7 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
 pub fn stats(args: StatsArgs) -> anyhow::Result<()> {
     let mut stats = ops::queue_stats(args.queue_key)
         .with_context(|| format!("cannot read queue {:#010x}", args.queue_key))?;
+    stats.spool = Some(ops::spool_files(&args.spool_dir, args.queue_key));
     stats.drain = ops::read_drain_snapshot(&StateDir::new(args.state_dir, args.queue_key));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);

@@ -51,6 +51,19 @@ fn config(args: DrainArgs) -> anyhow::Result<DrainConfig> {
     if let Some(secs) = args.shutdown_timeout {
         config.shutdown_timeout = secs;
     }
+    if let Some(dir) = args.spool_dir {
+        config.spool_dir = dir;
+    }
+    if args.save_on_stop {
+        config.save_on_stop = true;
+    }
+    if args.no_save_on_stop {
+        config.save_on_stop = false;
+    }
+    if let Some(secs) = args.save_timeout {
+        config.save_timeout = secs;
+    }
+    config.discard_damaged_journal |= args.discard_damaged_journal;
     config.validate()?;
     Ok(config)
 }
@@ -65,7 +78,8 @@ pub fn run(args: DrainArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(DrainMetrics::for_queue(config.queue_key));
     match config.sink_kind() {
         SinkKind::Kafka => {
-            let sink = KafkaSink::new(&config.kafka).context("invalid kafka settings")?;
+            let sink =
+                KafkaSink::new(&config.kafka_settings()).context("invalid kafka settings")?;
             drain(&config, sink, metrics, shutdown)
         }
         SinkKind::Stdout => drain(&config, StdoutSink::new(), metrics, shutdown),
@@ -99,14 +113,21 @@ fn drain<S: Sink>(
         None => None,
     };
     eprintln!(
-        "shopify-events drain: draining queue {:#010x} to {description} (state in {})",
+        "shopify-events drain: draining queue {:#010x} and spool {} to {description} (state in {})",
         config.queue_key,
+        config.spool_dir.display(),
         config.state_dir.display()
     );
     let summary = drain.run(&shutdown)?;
     eprintln!(
-        "shopify-events drain: stopped; {} events not yet acknowledged stay in the journal and go first next start",
-        summary.left_in_flight
+        "shopify-events drain: stopped; {} events not yet acknowledged stay in the journal or \
+         their spool segment and go first next start{}",
+        summary.left_in_flight,
+        if summary.saved > 0 {
+            format!(", after {} events saved from the queue", summary.saved)
+        } else {
+            String::new()
+        }
     );
     if let Some(handle) = server {
         let _ = handle.join();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use shopify_events_core::clock::now_micros;
+use shopify_events_core::defaults;
 use shopify_events_core::drain::DeadLetters;
 use shopify_events_core::envelope::{encode, Envelope};
 use shopify_events_core::event_id::EventId;
@@ -55,11 +56,17 @@ fn envelope(topic: &str, payload: &[u8], ago_us: i64) -> Vec<u8> {
 /// drain's writer; returns the file.
 fn write_dead_letters(dir: &Path, envelopes: &[Vec<u8>]) -> std::path::PathBuf {
     let state = StateDir::new(dir, 1);
-    let mut writer = DeadLetters::open(&state).expect("open");
+    let (mut writer, error) = DeadLetters::open(
+        &state,
+        defaults::DEAD_LETTER_MAX_BYTES,
+        defaults::DEAD_LETTER_FILES,
+    );
+    assert!(error.is_none(), "open: {error:?}");
     for bytes in envelopes {
         let event = Envelope::decode(bytes).ok();
         writer
             .write("Broker: Unknown topic or partition", bytes, event.as_ref())
+            .map_err(|e| e.source)
             .expect("write");
     }
     state.dead_letters()

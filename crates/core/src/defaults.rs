@@ -30,11 +30,20 @@ pub const STATE_DIR: &str = "/var/lib/shopify-events";
 /// `shopify-events top`): runtime data, gone at reboot like the proxy's
 /// socket beside it (the packaged unit's `RuntimeDirectory`).
 pub const RUN_DIR: &str = "/run/shopify-events";
-/// Where emitting processes write their spool files (used by the spool,
-/// landing next).
+/// Where emitting processes write their spool files (`crate::spool`): the
+/// `sysv` transport what the queue cannot take, the `spool` transport every
+/// event.
 pub const SPOOL_DIR: &str = "/var/spool/shopify-events";
-/// The largest event envelope a process may emit, whatever the transport
-/// (used by the spool, landing next).
+/// Mode of the spool directory `shopify-events setup` creates: setgid, so
+/// that files take the directory's group, and no access for others.
+pub const SPOOL_DIR_MODE: u32 = 0o2770;
+/// When spooled records are written to disk (`spool_sync`): left to the
+/// kernel's write-back (`page_cache`), every N ms (`interval:N`), or before
+/// each emit returns (`always`).
+pub const SPOOL_SYNC_TEXT: &str = "page_cache";
+/// The largest event envelope the `sysv` and `spool` transports take
+/// (`max_event_bytes`): Kafka's default `message.max.bytes`. Envelopes above
+/// `kernel.msgmax` up to this go to the spool.
 pub const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// Events the drain sends and has not yet seen acknowledged, at most.
@@ -43,6 +52,16 @@ pub const MAX_IN_FLIGHT: usize = 10_000;
 pub const JOURNAL_SIZE: u64 = 64 << 20;
 /// How long the drain waits for in-flight deliveries at shutdown.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the drain's save at shutdown (`save_on_stop`) may take the
+/// queue into its saved spool; what is left stays in the queue. Together
+/// with [`SHUTDOWN_TIMEOUT`] it stays below the shipped unit's
+/// `TimeoutStopSec` (30 s).
+pub const SAVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// A dead-letter file is rotated once it holds this many bytes.
+pub const DEAD_LETTER_MAX_BYTES: u64 = 64 << 20;
+/// Dead-letter files kept: the current one and the rotated ones; the oldest
+/// beyond it is deleted (logged and counted).
+pub const DEAD_LETTER_FILES: usize = 8;
 /// Where the drain serves `/metrics` and `/health` when told to (the
 /// packaged configuration uses it; without a setting no server runs).
 pub const METRICS_ADDR: &str = "127.0.0.1:9394";

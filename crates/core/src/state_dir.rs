@@ -18,6 +18,8 @@
 //! | `accounting-KEY.bin` | the drain, about every second and at shutdown | the loss accounting's state ([`crate::accounting::StateFile`]) |
 //! | `.accounting-KEY.bin.PID.tmp` | the drain | the next state, renamed over `accounting-KEY.bin` |
 //! | `accounting-KEY.bin.damaged` | the drain, at start | a state file found damaged, kept for the operator |
+//! | `dead-letters.jsonl.N` | the drain | rotated dead-letter files, 1 the newest |
+//! | `saved/` | the drain, at shutdown | its saved spool: the queue taken at stop, spool segments of the queue's key |
 //!
 //! What comes next (a tap socket) gets its name here too, so that this
 //! table stays the whole list.
@@ -142,6 +144,18 @@ impl StateDir {
     /// `dead-letters.jsonl`, in the dead-letter directory.
     pub fn dead_letters(&self) -> PathBuf {
         self.dead_letter_dir.join("dead-letters.jsonl")
+    }
+
+    /// `dead-letters.jsonl.N`: the `n`th rotated dead-letter file (1 the
+    /// newest).
+    pub fn dead_letters_rotated(&self, n: usize) -> PathBuf {
+        self.dead_letter_dir.join(format!("dead-letters.jsonl.{n}"))
+    }
+
+    /// `saved/`: the drain's saved spool, where it moves what is left in
+    /// the queue at shutdown (`save_on_stop`).
+    pub fn saved_spool(&self) -> PathBuf {
+        self.root.join("saved")
     }
 
     fn keyed(&self, prefix: &str, suffix: &str) -> PathBuf {

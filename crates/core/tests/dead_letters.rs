@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use shopify_events_core::clock::now_micros;
+use shopify_events_core::defaults;
 use shopify_events_core::drain::DeadLetters;
 use shopify_events_core::envelope::{Envelope, EnvelopeWriter, Flags};
 use shopify_events_core::event_id::EventId;
@@ -37,11 +38,17 @@ fn envelope(topic: &str, ago_us: i64, payload_len: usize) -> Vec<u8> {
 /// letters read back.
 fn dead_letters(dir: &std::path::Path, envelopes: &[Vec<u8>]) -> Vec<DeadLetter> {
     let state = StateDir::new(dir, 1);
-    let mut writer = DeadLetters::open(&state).expect("open dead letters");
+    let (mut writer, error) = DeadLetters::open(
+        &state,
+        defaults::DEAD_LETTER_MAX_BYTES,
+        defaults::DEAD_LETTER_FILES,
+    );
+    assert!(error.is_none(), "open dead letters: {error:?}");
     for bytes in envelopes {
         let event = Envelope::decode(bytes).ok();
         writer
             .write("Broker: Unknown topic or partition", bytes, event.as_ref())
+            .map_err(|e| e.source)
             .expect("write dead letter");
     }
     read_dead_letters(&state.dead_letters())

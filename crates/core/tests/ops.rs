@@ -453,9 +453,12 @@ fn drain_snapshot_is_one_flat_json_object_with_the_metrics_beside_pid_and_sink()
     assert_eq!(
         keys,
         [
+            "dead_letter_failures",
+            "dead_letter_files_dropped",
             "dead_lettered",
             "delivery_latency",
             "in_flight",
+            "journal_damaged",
             "journal_pending_bytes",
             "oldest_event_age",
             "pid",
@@ -466,7 +469,15 @@ fn drain_snapshot_is_one_flat_json_object_with_the_metrics_beside_pid_and_sink()
             "received",
             "recovered",
             "retried",
+            "saved",
             "sink",
+            "spool_backlog_bytes",
+            "spool_backlog_segments",
+            "spool_damaged",
+            "spool_given_up_bytes",
+            "spool_oldest_event_age",
+            "spool_read",
+            "spool_reclaimed",
             "updated_at",
         ]
     );

@@ -11,7 +11,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use shopify_events_core::spool::{SpoolError, SpoolOptions, SpoolReader, SpoolWriter};
-use spool_support::{assert_in_order, envelope, options, read_all, reader_options, KEY};
+use spool_support::{assert_in_order, envelope, files, options, read_all, reader_options, KEY};
 
 /// Appends numbered records until one fails; returns how many succeeded
 /// and the error.
@@ -89,4 +89,61 @@ fn a_full_filesystem_fails_appends_without_sigbus_and_keeps_what_was_spooled() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+#[test]
+fn a_writer_whose_own_segment_filled_max_bytes_writes_again_once_the_drain_took_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for one 64 KiB segment: the second creation fails.
+    let options = SpoolOptions {
+        segment_min: 64 * 1024,
+        segment_max: 64 * 1024,
+        max_bytes: Some(100 * 1024),
+        ..options(dir.path())
+    };
+    let writer = SpoolWriter::new(options);
+    let (appended, err) = fill(&writer, 2000);
+    assert!(err.is_full(), "{err:?}");
+    // No seal by the caller: the failed rotation sealed the full segment,
+    // so the drain can finish it and delete it.
+    let mut reader = SpoolReader::open(dir.path(), KEY, reader_options()).unwrap();
+    let (seen, events) = read_all(&mut reader, true);
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(assert_in_order(&seen).get(&1), Some(&appended));
+    reader.refresh().unwrap();
+    assert!(
+        files(dir.path(), ".seg").is_empty(),
+        "the full segment was deleted"
+    );
+    assert!(writer.drained());
+
+    sleep(Duration::from_millis(1100)); // the writer's retry delay
+    writer
+        .append(&envelope(1, appended, 2000))
+        .expect("room again once the drain deleted the full segment");
+}
+
+#[test]
+fn a_nearly_full_spool_still_takes_small_segments_when_a_grown_one_would_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SpoolOptions {
+        segment_min: 16 * 1024,
+        segment_max: 1 << 20,
+        max_bytes: Some(150 * 1024),
+        ..options(dir.path())
+    };
+    let writer = SpoolWriter::new(options);
+    let (appended, err) = fill(&writer, 2000);
+    assert!(err.is_full(), "{err:?}");
+    // 16 KiB, 64 KiB, then (256 KiB refused) 16 KiB segments while they fit.
+    let stats = writer.stats();
+    assert!(stats.segments_created >= 4, "{stats:?}");
+    let used: u64 = files(dir.path(), ".seg")
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(used <= 150 * 1024 && used > 120 * 1024, "{used}");
+    let mut reader = SpoolReader::open(dir.path(), KEY, reader_options()).unwrap();
+    let (seen, _) = read_all(&mut reader, false);
+    assert_eq!(assert_in_order(&seen).get(&1), Some(&appended));
 }

@@ -102,6 +102,32 @@ impl Queue {
         })
     }
 
+    /// Gives the queue to group `gid` (`msg_perm.gid`): with mode 0660, the
+    /// processes of that group may send and receive.
+    ///
+    /// Only the owner, the creator or a process with CAP_SYS_ADMIN may,
+    /// else [`Error::PermissionDenied`]. Owner, mode and capacity are
+    /// written back as read just before.
+    pub fn set_group(&self, gid: u32) -> Result<()> {
+        let mut ds = self
+            .raw_stat()
+            .map_err(|err| self.fail("set group", "msgctl(IPC_STAT)", err))?;
+        ds.msg_perm.gid = gid;
+        // SAFETY: `ds` is a valid msqid_ds; IPC_SET only reads it.
+        if unsafe { libc::msgctl(self.id, libc::IPC_SET, &mut ds) } == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        Err(match err.raw_os_error() {
+            Some(libc::EPERM) => Error::PermissionDenied {
+                key: self.key,
+                op: "set group",
+                hint: "run `shopify-events setup --group` as root or as the queue's owner",
+            },
+            _ => self.fail("set group", "msgctl(IPC_SET)", err),
+        })
+    }
+
     /// Removes the queue: waiting senders and receivers get
     /// [`Error::Removed`], and queued messages are lost.
     pub fn remove(self) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The `shopify-events drain` binary as a child process of the test.
 //!
 //! A [`DrainSpec`] holds what every drain of a test shares (binary, queue,
-//! state directory, flags); [`DrainSpec::spawn`] starts one, with its stderr
+//! state directory, spool directory, flags); [`DrainSpec::spawn`] starts one, with its stderr
 //! in `drain-N.log` and its stdout (the stdout sink's JSON lines) in
 //! `drain-N.out` in the log directory. The [`DrainProcess`] is killed
 //! (SIGKILL, by its own handle) when it drops.
@@ -25,6 +25,7 @@ pub struct DrainSpec {
     bin: PathBuf,
     key: Key,
     state_dir: PathBuf,
+    spool_dir: PathBuf,
     log_dir: PathBuf,
     metrics: bool,
     extra: Vec<String>,
@@ -32,16 +33,29 @@ pub struct DrainSpec {
 
 impl DrainSpec {
     /// Drains of `bin` (the cli tests' `env!("CARGO_BIN_EXE_shopify-events")`)
-    /// for the queue `key`, keeping state in `state_dir` and logs in `log_dir`.
+    /// for the queue `key`, keeping state in `state_dir` and logs in
+    /// `log_dir`, reading the spool in `log_dir/spool` (created at spawn).
     pub fn new(bin: impl Into<PathBuf>, key: Key, state_dir: &Path, log_dir: &Path) -> DrainSpec {
         DrainSpec {
             bin: bin.into(),
             key,
             state_dir: state_dir.to_owned(),
+            spool_dir: log_dir.join("spool"),
             log_dir: log_dir.to_owned(),
             metrics: false,
             extra: Vec::new(),
         }
+    }
+
+    /// Read the spool in `dir` instead (created at spawn).
+    pub fn spool_dir(mut self, dir: &Path) -> DrainSpec {
+        self.spool_dir = dir.to_owned();
+        self
+    }
+
+    /// The spool directory the drains read.
+    pub fn spool(&self) -> &Path {
+        &self.spool_dir
     }
 
     /// Deliver to the Kafka brokers at `bootstrap`.
@@ -78,12 +92,15 @@ impl DrainSpec {
         let log = self.log_dir.join(format!("drain-{n}.log"));
         let stdout = self.log_dir.join(format!("drain-{n}.out"));
         let metrics = self.metrics.then(|| format!("127.0.0.1:{}", free_port()));
+        std::fs::create_dir_all(&self.spool_dir).expect("create spool dir");
         let mut command = Command::new(&self.bin);
         command
             .arg("drain")
             .args(["--queue-key", &format!("{:#010x}", self.key as u32)])
             .arg("--state-dir")
-            .arg(&self.state_dir);
+            .arg(&self.state_dir)
+            .arg("--spool-dir")
+            .arg(&self.spool_dir);
         if let Some(addr) = &metrics {
             command.args(["--metrics-addr", addr]);
         }
@@ -92,6 +109,7 @@ impl DrainSpec {
             .env_remove("SHOPIFY_EVENTS_CONFIG")
             .env_remove("SHOPIFY_EVENTS_BROKERS")
             .env_remove("SHOPIFY_EVENTS_METRICS_ADDR")
+            .env_remove("SHOPIFY_EVENTS_SPOOL_DIR")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).expect("create drain stdout"))
             .stderr(std::fs::File::create(&log).expect("create drain log"))

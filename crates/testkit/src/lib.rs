@@ -10,6 +10,7 @@
 //! - [`net`]: free loopback ports and one-shot HTTP requests.
 //! - [`metrics`]: the Prometheus text exposition, parsed.
 //! - [`events`]: queue frames holding envelopes.
+//! - [`emitter`]: Rust processes emitting through the queue and the spool.
 //! - [`procfs`]: memory and CPU time of a process.
 //! - [`terminal`]: a real terminal (tmux) for full-screen commands.
 //! - [`ruby`]: Ruby processes emitting through the gem.
@@ -25,6 +26,7 @@ pub mod command;
 #[cfg(feature = "kafka")]
 pub mod consume;
 pub mod drain;
+pub mod emitter;
 pub mod events;
 pub mod metrics;
 pub mod net;

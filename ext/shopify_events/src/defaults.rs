@@ -12,11 +12,12 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
         s.freeze();
         s
     };
-    let pairs: [(&str, magnus::Value); 13] = [
+    let pairs: [(&str, magnus::Value); 14] = [
         ("queue_key", (d::QUEUE_KEY as u32).into_value_with(ruby)),
         ("queue_permissions", d::QUEUE_MODE.into_value_with(ruby)),
         ("state_dir", text(d::STATE_DIR).as_value()),
         ("spool_dir", text(d::SPOOL_DIR).as_value()),
+        ("spool_sync", text(d::SPOOL_SYNC_TEXT).as_value()),
         ("max_event_bytes", d::MAX_EVENT_BYTES.into_value_with(ruby)),
         ("max_in_flight", d::MAX_IN_FLIGHT.into_value_with(ruby)),
         ("journal_size", d::JOURNAL_SIZE.into_value_with(ruby)),

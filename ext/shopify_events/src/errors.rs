@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use magnus::value::Opaque;
 use magnus::{prelude::*, Error, ExceptionClass, RModule, Ruby};
 use shopify_events_core::envelope::{DecodeError, EncodeError};
+use shopify_events_core::spool::SpoolError;
 use shopify_events_core::transport::SendError;
 
 /// A Ruby exception class of `lib/shopify_events/error.rb`, by name.
@@ -26,10 +27,12 @@ pub(crate) enum Class {
     QueueError,
     PermissionDenied,
     QueueNotFound,
+    SpoolFull,
+    SpoolError,
 }
 
 impl Class {
-    const ALL: [Class; 10] = [
+    const ALL: [Class; 12] = [
         Class::ConfigurationError,
         Class::InvalidTopic,
         Class::PayloadTooLarge,
@@ -40,6 +43,8 @@ impl Class {
         Class::QueueError,
         Class::PermissionDenied,
         Class::QueueNotFound,
+        Class::SpoolFull,
+        Class::SpoolError,
     ];
 
     /// The constant's name under `ShopifyEvents`.
@@ -55,6 +60,8 @@ impl Class {
             Class::QueueError => "QueueError",
             Class::PermissionDenied => "PermissionDenied",
             Class::QueueNotFound => "QueueNotFound",
+            Class::SpoolFull => "SpoolFull",
+            Class::SpoolError => "SpoolError",
         }
     }
 }
@@ -129,14 +136,26 @@ pub(crate) fn decode_error(ruby: &Ruby, error: DecodeError) -> Error {
 
 /// A transport's failure. The socket transport's full buffer raises
 /// `QueueFull` like the sysv queue's (the proxy fills it while the host
-/// queue is full); the direct transport's raises `BufferFull`.
+/// queue is full); the direct transport's raises `BufferFull`. A spool that
+/// is full raises `SpoolFull` (a `QueueFull`), one that cannot be written
+/// `SpoolError` (a `QueueError`).
 pub(crate) fn send_error(ruby: &Ruby, error: &SendError) -> Error {
     match error {
         SendError::QueueFull { .. } | SendError::SocketBufferFull { .. } => {
             raise(ruby, Class::QueueFull, error.to_string())
         }
         SendError::DirectBufferFull { .. } => raise(ruby, Class::BufferFull, error.to_string()),
-        SendError::TooLarge { .. } => raise(ruby, Class::PayloadTooLarge, error.to_string()),
+        SendError::TooLarge { .. } | SendError::EventTooLarge { .. } => {
+            raise(ruby, Class::PayloadTooLarge, error.to_string())
+        }
+        SendError::Spool { source, .. } => match source {
+            SpoolError::RecordTooLarge { .. } => {
+                raise(ruby, Class::PayloadTooLarge, error.to_string())
+            }
+            SpoolError::NotAnEnvelope { .. } => arg_error(ruby, error.to_string()),
+            full if full.is_full() => raise(ruby, Class::SpoolFull, error.to_string()),
+            _ => raise(ruby, Class::SpoolError, error.to_string()),
+        },
         SendError::Queue(e) => queue_error(ruby, e),
         _ => raise(ruby, Class::TransportError, error.to_string()),
     }
@@ -148,6 +167,16 @@ pub(crate) fn queue_error(ruby: &Ruby, error: &sysvmq::Error) -> Error {
         sysvmq::Error::PermissionDenied { .. } => Class::PermissionDenied,
         sysvmq::Error::NotFound { .. } => Class::QueueNotFound,
         _ => Class::QueueError,
+    };
+    raise(ruby, class, error.to_string())
+}
+
+/// A spool operation's failure outside `emit` (opening a reader).
+pub(crate) fn spool_error(ruby: &Ruby, error: &SpoolError) -> Error {
+    let class = if error.is_full() {
+        Class::SpoolFull
+    } else {
+        Class::SpoolError
     };
     raise(ruby, class, error.to_string())
 }

@@ -18,6 +18,9 @@ mod json;
 mod nogvl;
 mod queue;
 mod socket_emitter;
+mod spool_emitter;
+mod spool_options;
+mod spool_reader;
 mod sysv_emitter;
 
 use magnus::{prelude::*, Error, Ruby};
@@ -32,6 +35,9 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     sysv_emitter::init(ruby, native)?;
     socket_emitter::init(ruby, native)?;
     direct_emitter::init(ruby, native)?;
+    spool_options::init(ruby, native)?;
+    spool_emitter::init(ruby, native)?;
+    spool_reader::init(ruby, native)?;
     queue::init(ruby, native)?;
     bench::init(ruby, native)?;
     Ok(())

@@ -1,13 +1,15 @@
 //! `ShopifyEvents::Native::SysvEmitter`: the `sysv` transport's native half.
 //!
 //! `emit` runs entirely under the GVL: encoding plus one non-blocking
-//! `msgsnd` costs less than releasing and re-acquiring the GVL would.
+//! `msgsnd` costs less than releasing and re-acquiring the GVL would. So
+//! does an append to the spool, where the queue cannot take the event.
 
 use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby};
 use shopify_events_core::transport::SysvEmitter as CoreEmitter;
 
 use crate::emit::{self, Emitter, LastDrop};
 use crate::errors::{self, Class};
+use crate::spool_options::spool_options;
 
 #[magnus::wrap(class = "ShopifyEvents::Native::SysvEmitter", free_immediately, size)]
 struct SysvEmitter {
@@ -44,15 +46,29 @@ impl Emitter for SysvEmitter {
 }
 
 impl SysvEmitter {
-    fn new(ruby: &Ruby, key: i64, mode: u32) -> Result<Self, Error> {
+    /// `new(key, mode, spool)`: `spool` is nil (a full queue drops, an
+    /// envelope above `kernel.msgmax` raises) or the spool settings
+    /// (`spool_options.rs`) that take what the queue cannot.
+    fn new(ruby: &Ruby, key: i64, mode: u32, spool: Option<RHash>) -> Result<Self, Error> {
+        let key = queue_key(ruby, key)?;
+        let mut inner = CoreEmitter::new(key, mode);
+        if let Some(settings) = spool {
+            let prepare = settings.get(ruby.to_symbol("prepare_ahead")).is_none();
+            let mut options = spool_options(ruby, key, settings)?;
+            // A long episode (the drain stopped for minutes) rotates
+            // segments like the spool transport does: create them ahead.
+            options.prepare_ahead |= prepare;
+            inner = inner.with_spool(options);
+        }
         Ok(SysvEmitter {
-            inner: CoreEmitter::new(queue_key(ruby, key)?, mode),
+            inner,
             last_drop: LastDrop::default(),
         })
     }
 
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         let s = rb_self.inner.stats().snapshot();
+        let spooling = rb_self.inner.spooling().unwrap_or(false);
         emit::counters(
             ruby,
             &[
@@ -60,8 +76,23 @@ impl SysvEmitter {
                 ("dropped", s.dropped),
                 ("queue_full", s.queue_full),
                 ("reopened", s.reopened),
+                ("spooled", s.spooled),
+                ("spooled_bytes", s.spooled_bytes),
+                ("spool_failures", s.spool_failures),
+                ("spooling", u64::from(spooling)),
             ],
         )
+    }
+
+    /// Writes what the spool's `spool_sync` `interval` has not written yet
+    /// to disk; nothing under `page_cache` or without a spool.
+    fn flush_spool(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+        if let Some(writer) = rb_self.inner.spool_writer() {
+            writer
+                .sync_pending()
+                .map_err(|e| errors::spool_error(ruby, &e))?;
+        }
+        Ok(true)
     }
 
     fn max_envelope_size(ruby: &Ruby, rb_self: &Self) -> Result<u64, Error> {
@@ -78,7 +109,7 @@ impl SysvEmitter {
 
 pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     let class = native.define_class("SysvEmitter", ruby.class_object())?;
-    class.define_singleton_method("new", function!(SysvEmitter::new, 2))?;
+    class.define_singleton_method("new", function!(SysvEmitter::new, 3))?;
     class.define_method("emit", method!(emit::emit::<SysvEmitter>, 4))?;
     class.define_method("emit!", method!(emit::emit_bang::<SysvEmitter>, 4))?;
     class.define_method(
@@ -91,6 +122,7 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     )?;
     class.define_method("last_error", method!(emit::last_drop::<SysvEmitter>, 0))?;
     class.define_method("stats", method!(SysvEmitter::stats, 0))?;
+    class.define_method("flush_spool", method!(SysvEmitter::flush_spool, 0))?;
     class.define_method(
         "max_envelope_size",
         method!(SysvEmitter::max_envelope_size, 0),

@@ -13,7 +13,7 @@ module ShopifyEvents
     FILE_SETTINGS = %w[transport queue_key queue_permissions proxy proxy_token brokers kafka flush_timeout
                        direct_buffer after_commit transaction_connection outbox_topics outbox_sweep_interval
                        outbox_sweep_after outbox_sweep_rate outbox_max_age default_headers request_id_header
-                       trace_context].freeze
+                       trace_context spool_dir spool_max_bytes spool_sync max_event_bytes].freeze
 
     # The configuration of a Rails app: the default transport for
     # `rails_env`, then the `rails_env` section of `yaml_path` (ERB first; the

@@ -3,17 +3,20 @@
 module ShopifyEvents
   module Transports
     # Captures events in memory for specs. Each event is validated and
-    # encoded exactly as `sysv` would (and held to the host's message size
-    # limit), then decoded into a ShopifyEvents::Event. Events deferred to a
+    # encoded exactly as `sysv` would (and held to its size limit:
+    # `max_event_bytes` when the configuration has a spool, the host's
+    # message size limit without one), then decoded into a
+    # ShopifyEvents::Event. Events deferred to a
     # database commit arrive with `send_envelope` when their transaction
     # commits; those their transaction rolled back arrive with
     # `rolled_back` and are kept apart (`rolled_back_events`).
     class Test
-      def initialize
+      def initialize(max_event_bytes: nil)
         @events = []
         @rolled_back = []
         @mutex = Mutex.new
-        @size_limit = Native.message_size_limit
+        @size_limit = max_event_bytes || Native.message_size_limit
+        @limit_setting = max_event_bytes ? "max_event_bytes" : "the sysctl kernel.msgmax"
       end
 
       def emit(topic, payload, key, headers)
@@ -69,8 +72,7 @@ module ShopifyEvents
         return if bytes.bytesize <= @size_limit
 
         raise PayloadTooLarge, "event envelope is #{bytes.bytesize} bytes, larger than the #{@size_limit}-byte " \
-                               "limit set by the sysctl kernel.msgmax; send a smaller payload, or raise it on " \
-                               "the host (`sysctl -w kernel.msgmax=BYTES`)"
+                               "limit set by #{@limit_setting}; send a smaller payload, or raise it"
       end
     end
   end

@@ -19,13 +19,16 @@
 //! - reading: `msgrcv` of the same message (floor), and `SpoolReader`
 //!   `next_record` + `body` + `ack` per record.
 //!
-//! Then segment creation (µs per segment of 64 KiB, 1 MiB, 16 MiB), and the
+//! Then segment creation (µs per segment of 64 KiB, 1 MiB, 16 MiB), what a
+//! spool page costs the kernel (`pages.rs`: fresh, rewritten, written
+//! back), and the
 //! reader's idle cost with 32 idle writer processes, under inotify and
 //! under polling, with `refresh` called every 10 ms: CPU time of this
 //! process over `--idle-secs`.
 
 mod append;
 mod idle;
+mod pages;
 mod read;
 
 use std::path::PathBuf;
@@ -77,7 +80,7 @@ fn usage(problem: &str) -> ! {
     eprintln!("spool_bench: {problem}");
     eprintln!(
         "usage: spool_bench [--runs R] [--ops N] [--dir DIR] [--idle-secs S] \
-         [--part all|append|read|create|idle]"
+         [--part all|append|read|create|pages|idle]"
     );
     std::process::exit(2);
 }
@@ -164,6 +167,10 @@ fn main() {
     }
     if part("create") {
         append::creation(&options);
+        println!();
+    }
+    if part("pages") {
+        pages::run(&options);
         println!();
     }
     if part("idle") {

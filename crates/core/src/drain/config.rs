@@ -10,6 +10,9 @@
 //! journal_size = "64MiB"
 //! shutdown_timeout = 10.0
 //! metrics_addr = "127.0.0.1:9394"
+//! spool_dir = "/var/spool/shopify-events"
+//! save_on_stop = true
+//! save_timeout = 15.0
 //!
 //! [kafka]
 //! "bootstrap.servers" = "kafka-1:9092,kafka-2:9092"
@@ -25,6 +28,19 @@ use sysvmq::Key;
 
 use crate::defaults;
 use crate::state_dir::StateDir;
+
+/// librdkafka settings the drain's producer starts from, over the shared
+/// `kafka::DEFAULTS` and under the user's `[kafka]` keys.
+///
+/// `message.timeout.ms = 0` (no timeout): librdkafka keeps retrying an
+/// event in order until Kafka takes it, instead of giving it back after
+/// the timeout while later events of its partition may still get through
+/// (the gaps its idempotent producer documents). The drain holds at most
+/// its window in librdkafka meanwhile; the rest waits in the queue and the
+/// spool, and `oldest_event_age` and `/health` show the outage. Setting a
+/// timeout brings the old behaviour back: events that time out are sent
+/// again, possibly after later events of the same partition.
+pub const KAFKA_DEFAULTS: &[(&str, &str)] = &[("message.timeout.ms", "0")];
 
 /// Where events go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -62,6 +78,23 @@ pub struct DrainConfig {
     pub metrics_allow_public: bool,
     /// Permissions of the queue if the drain has to create it.
     pub queue_mode: u32,
+    /// The spool directory whose segments for this queue the drain
+    /// delivers.
+    pub spool_dir: PathBuf,
+    /// At SIGTERM, after the in-flight wait, move what is left in the queue
+    /// into the drain's saved spool (flushed to disk); the next start
+    /// delivers it first.
+    pub save_on_stop: bool,
+    /// Seconds the save may take; what is left stays in the queue.
+    pub save_timeout: f64,
+    /// Start even if the journal is damaged where records may follow: what
+    /// lies past the damage is given up (logged with its positions).
+    pub discard_damaged_journal: bool,
+    /// Bytes after which the dead-letter file is rotated.
+    #[serde(deserialize_with = "size")]
+    pub dead_letter_max_bytes: u64,
+    /// Dead-letter files kept, the current one included.
+    pub dead_letter_files: usize,
     /// librdkafka settings, passed unchanged.
     #[serde(deserialize_with = "flat_settings")]
     pub kafka: BTreeMap<String, String>,
@@ -80,6 +113,12 @@ impl Default for DrainConfig {
             metrics_addr: None,
             metrics_allow_public: false,
             queue_mode: defaults::QUEUE_MODE,
+            spool_dir: PathBuf::from(defaults::SPOOL_DIR),
+            save_on_stop: false,
+            save_timeout: defaults::SAVE_TIMEOUT.as_secs_f64(),
+            discard_damaged_journal: false,
+            dead_letter_max_bytes: defaults::DEAD_LETTER_MAX_BYTES,
+            dead_letter_files: defaults::DEAD_LETTER_FILES,
             kafka: BTreeMap::new(),
         }
     }
@@ -159,6 +198,22 @@ impl DrainConfig {
         Duration::from_secs_f64(self.shutdown_timeout.clamp(0.0, 86_400.0))
     }
 
+    /// The save's bound as a Duration.
+    pub fn save_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.save_timeout.clamp(0.0, 86_400.0))
+    }
+
+    /// The librdkafka settings of the drain's producer: [`KAFKA_DEFAULTS`],
+    /// then `kafka` (the user's keys win).
+    pub fn kafka_settings(&self) -> BTreeMap<String, String> {
+        let mut settings: BTreeMap<String, String> = KAFKA_DEFAULTS
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        settings.extend(self.kafka.clone());
+        settings
+    }
+
     /// Checks values no type can rule out.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_in_flight == 0 {
@@ -168,11 +223,23 @@ impl DrainConfig {
                 fix: "use at least 1 (10000 is a good start)",
             });
         }
-        if !self.shutdown_timeout.is_finite() || self.shutdown_timeout < 0.0 {
+        for (setting, secs) in [
+            ("shutdown_timeout", self.shutdown_timeout),
+            ("save_timeout", self.save_timeout),
+        ] {
+            if !secs.is_finite() || secs < 0.0 {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    value: secs.to_string(),
+                    fix: "use a number of seconds >= 0",
+                });
+            }
+        }
+        if self.dead_letter_files == 0 {
             return Err(ConfigError::Invalid {
-                setting: "shutdown_timeout",
-                value: self.shutdown_timeout.to_string(),
-                fix: "use a number of seconds >= 0",
+                setting: "dead_letter_files",
+                value: "0".into(),
+                fix: "keep at least 1 file (8 is the default)",
             });
         }
         if self.sink_kind() == SinkKind::Kafka && !self.kafka.contains_key("bootstrap.servers") {
@@ -275,6 +342,43 @@ mod tests {
         assert_eq!(config.kafka["linger.ms"], "10");
         assert_eq!(config.kafka["enable.idempotence"], "true");
         assert_eq!(config.sink_kind(), SinkKind::Kafka);
+    }
+
+    #[test]
+    fn spool_save_and_dead_letter_settings_parse_and_the_drain_runs_without_a_message_timeout() {
+        let config = DrainConfig::from_toml(
+            "spool_dir = \"/srv/spool\"\nsave_on_stop = true\nsave_timeout = 2.5\n\
+             discard_damaged_journal = true\ndead_letter_max_bytes = \"1MiB\"\n\
+             dead_letter_files = 3\n[kafka]\n\"bootstrap.servers\" = \"b:9092\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.spool_dir, PathBuf::from("/srv/spool"));
+        assert!(config.save_on_stop && config.discard_damaged_journal);
+        assert_eq!(config.save_timeout(), Duration::from_millis(2500));
+        assert_eq!(config.dead_letter_max_bytes, 1 << 20);
+        assert_eq!(config.dead_letter_files, 3);
+        assert_eq!(config.kafka_settings()["message.timeout.ms"], "0");
+        let mut timed = config.clone();
+        timed
+            .kafka
+            .insert("message.timeout.ms".into(), "60000".into());
+        assert_eq!(
+            timed.kafka_settings()["message.timeout.ms"],
+            "60000",
+            "the user's wins"
+        );
+        let defaults = DrainConfig::default();
+        assert_eq!(defaults.spool_dir, PathBuf::from(defaults::SPOOL_DIR));
+        assert!(!defaults.save_on_stop);
+        let none = DrainConfig {
+            dead_letter_files: 0,
+            ..DrainConfig::default()
+        };
+        assert!(none
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("dead_letter_files"));
     }
 
     #[test]

@@ -16,11 +16,14 @@ mod dead_letter;
 mod error;
 pub mod journal;
 mod lock;
+mod log_limit;
 mod receiver;
+mod resend;
 mod run;
+mod spool_source;
 mod window;
 
 pub use config::{DrainConfig, SinkKind};
-pub use dead_letter::DeadLetters;
+pub use dead_letter::{DeadLetters, NotWritten, Written};
 pub use error::DrainError;
-pub use run::Drain;
+pub use run::{Drain, RunSummary};

@@ -15,6 +15,14 @@
 //! drain loop took it from the channel yet: stopping the thread (or a `kill
 //! -9`) loses nothing, the next start re-sends it.
 //!
+//! Each hand-over carries the thread's *horizon*: a time such that every
+//! message sent to the queue before it has been received. It is the emit
+//! time of the newest message received (emit times are taken before
+//! `msgsnd`, and the queue is first in, first out), or the time a receive
+//! found the queue empty. The drain reads a spool segment only once the
+//! records before that horizon passed its creation time: a process spools
+//! only after the queue refused it, so its queued events go first.
+//!
 //! With the queue empty the thread sleeps, doubling from 1 ms to 50 ms
 //! (a SysV queue has no descriptor to wait on); with the ring or the
 //! channel full it naps until the drain loop made room. It never blocks on
@@ -46,8 +54,11 @@ const ROOM_WAIT: Duration = Duration::from_micros(200);
 /// What the thread hands to the drain loop.
 #[derive(Debug)]
 pub(crate) enum Received {
-    /// Records committed to the journal, oldest first, to produce.
-    Records(Vec<RecordRef>),
+    /// Records committed to the journal, oldest first, to produce, and the
+    /// horizon after them (see the module docs).
+    Records(Vec<RecordRef>, i64),
+    /// The horizon moved with no record (the queue was found empty).
+    Horizon(i64),
     /// The queue was removed and is open again under a new id.
     Reopened(Queue),
     /// Receiving failed for good; the thread has stopped.
@@ -85,6 +96,8 @@ impl Receiver {
             acked: Arc::clone(&acked),
             stop: Arc::clone(&stop),
             metrics,
+            horizon: i64::MIN,
+            told: i64::MIN,
         };
         let thread = std::thread::Builder::new()
             .name("drain-receive".into())
@@ -166,6 +179,24 @@ struct Worker {
     acked: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     metrics: Arc<DrainMetrics>,
+    /// Every message sent before this time was received (µs).
+    horizon: i64,
+    /// The horizon last handed over.
+    told: i64,
+}
+
+/// How far the horizon must move before an idle thread says so: each
+/// message wakes the drain loop, and a spool segment waits for the horizon
+/// at most this long beyond the thread's own polling.
+const HORIZON_STEP_US: i64 = 100_000;
+
+/// The emit time of an envelope (µs), if the bytes are long enough to
+/// hold one.
+fn emit_time(body: &[u8]) -> Option<i64> {
+    let bytes = body.get(24..32)?;
+    let mut le = [0u8; 8];
+    le.copy_from_slice(bytes);
+    Some(i64::from_le_bytes(le))
 }
 
 impl Worker {
@@ -181,8 +212,14 @@ impl Worker {
                 // the drain loop's, which a per-event add would bounce.
                 self.metrics.received.add(batch.len() as u64);
                 let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                if !self.hand_over(Received::Records(records)) {
+                self.told = self.horizon;
+                if !self.hand_over(Received::Records(records, self.horizon)) {
                     break;
+                }
+            } else if self.horizon >= self.told.saturating_add(HORIZON_STEP_US) {
+                // Never waits: a full channel has records that say it.
+                if self.tx.try_send(Received::Horizon(self.horizon)).is_ok() {
+                    self.told = self.horizon;
                 }
             }
             match outcome {
@@ -212,36 +249,62 @@ impl Worker {
     /// Receives into the journal until the queue is empty, the ring is full
     /// or `batch` holds [`BATCH`] records.
     fn receive(&mut self, batch: &mut Vec<RecordRef>) -> Receive {
-        let source = &mut self.source;
-        while batch.len() < BATCH {
+        // Whatever was sent before now and is not in the queue when it is
+        // found empty below has been received.
+        let started = crate::clock::now_micros();
+        let mut newest = i64::MIN;
+        let outcome = loop {
+            if batch.len() >= BATCH {
+                break Receive::Burst;
+            }
+            let source = &mut self.source;
             let Some(frame) = source.journal.reserve() else {
-                return Receive::Full;
+                break Receive::Full;
             };
             match source.queue.try_receive_into(frame, 0) {
-                Ok(Some(len)) => batch.push(source.journal.commit(len)),
-                Ok(None) => return Receive::Empty,
-                Err(sysvmq::Error::Interrupted) => return Receive::Burst,
-                Err(sysvmq::Error::Removed { .. }) => {
-                    return Receive::News(
-                        match Queue::open_or_create(source.key, source.queue_mode) {
-                            Ok(queue) => {
-                                source.queue = queue;
-                                Received::Reopened(queue)
-                            }
-                            Err(e) => Received::Failed(e.into()),
-                        },
-                    )
+                Ok(Some(len)) => {
+                    let record = source.journal.commit(len);
+                    if let Some(time) = emit_time(source.journal.body(&record)) {
+                        newest = newest.max(time);
+                    }
+                    batch.push(record);
                 }
-                Err(sysvmq::Error::BufferTooSmall { .. }) => {
-                    return Receive::News(Received::Failed(DrainError::MessageTooLarge {
-                        key: source.key,
-                        limit: source.journal.max_record(),
-                    }))
-                }
-                Err(e) => return Receive::News(Received::Failed(e.into())),
+                Ok(None) => break Receive::Empty,
+                Err(e) => break self.receive_failed(e),
             }
+        };
+        // An emit time from the future (a wrong clock, a hostile sender)
+        // counts only up to now.
+        let newest = newest.min(crate::clock::now_micros());
+        self.horizon = self.horizon.max(newest);
+        if matches!(outcome, Receive::Empty) {
+            self.horizon = self.horizon.max(started);
         }
-        Receive::Burst
+        outcome
+    }
+
+    /// What a failed receive means.
+    fn receive_failed(&mut self, error: sysvmq::Error) -> Receive {
+        let source = &mut self.source;
+        match error {
+            sysvmq::Error::Interrupted => Receive::Burst,
+            sysvmq::Error::Removed { .. } => {
+                Receive::News(match Queue::open_or_create(source.key, source.queue_mode) {
+                    Ok(queue) => {
+                        source.queue = queue;
+                        Received::Reopened(queue)
+                    }
+                    Err(e) => Received::Failed(e.into()),
+                })
+            }
+            sysvmq::Error::BufferTooSmall { .. } => {
+                Receive::News(Received::Failed(DrainError::MessageTooLarge {
+                    key: source.key,
+                    limit: source.journal.max_record(),
+                }))
+            }
+            e => Receive::News(Received::Failed(e.into())),
+        }
     }
 
     /// Moves the journal's checkpoint to what the drain loop acknowledged.

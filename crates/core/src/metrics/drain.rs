@@ -39,6 +39,28 @@ pub struct DrainMetrics {
     /// Age (now - emit time), in seconds, of the oldest event not yet
     /// acknowledged; 0 when nothing is pending.
     pub oldest_event_age: GaugeF64,
+    /// Events read from spool segments (the spool directory and the drain's saved spool).
+    pub spool_read: Counter,
+    /// Damaged records and header words found in spool segments.
+    pub spool_damaged: Counter,
+    /// Published spool bytes given up after damage (the file is kept as .damaged).
+    pub spool_given_up_bytes: Counter,
+    /// Spool segments deleted once every event in them was acknowledged.
+    pub spool_reclaimed: Counter,
+    /// Spool segments of this queue not yet delivered and deleted.
+    pub spool_backlog_segments: Gauge,
+    /// Spool bytes published and not yet acknowledged (segments being read).
+    pub spool_backlog_bytes: Gauge,
+    /// Age of the oldest spooled event not yet acknowledged by Kafka.
+    pub spool_oldest_event_age: GaugeF64,
+    /// Events moved from the queue into the saved spool at shutdown.
+    pub saved: Counter,
+    /// Damage found in the journal at start (see the log for file and positions).
+    pub journal_damaged: Counter,
+    /// Dead letters that could not be written to a file and went to the log instead.
+    pub dead_letter_failures: Counter,
+    /// Old dead-letter files deleted to keep within the configured bound.
+    pub dead_letter_files_dropped: Counter,
     /// Seconds from emit to Kafka acknowledgement.
     pub delivery_latency: Histogram,
     /// Events and bytes the drain took in, per topic (bounded: see
@@ -84,6 +106,39 @@ pub struct MetricsSnapshot {
     /// the drain counted a topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topics: Option<TopicsSnapshot>,
+    /// See [`DrainMetrics::spool_read`].
+    #[serde(default)]
+    pub spool_read: u64,
+    /// See [`DrainMetrics::spool_damaged`].
+    #[serde(default)]
+    pub spool_damaged: u64,
+    /// See [`DrainMetrics::spool_given_up_bytes`].
+    #[serde(default)]
+    pub spool_given_up_bytes: u64,
+    /// See [`DrainMetrics::spool_reclaimed`].
+    #[serde(default)]
+    pub spool_reclaimed: u64,
+    /// See [`DrainMetrics::spool_backlog_segments`].
+    #[serde(default)]
+    pub spool_backlog_segments: i64,
+    /// See [`DrainMetrics::spool_backlog_bytes`].
+    #[serde(default)]
+    pub spool_backlog_bytes: i64,
+    /// See [`DrainMetrics::spool_oldest_event_age`].
+    #[serde(default)]
+    pub spool_oldest_event_age: f64,
+    /// See [`DrainMetrics::saved`].
+    #[serde(default)]
+    pub saved: u64,
+    /// See [`DrainMetrics::journal_damaged`].
+    #[serde(default)]
+    pub journal_damaged: u64,
+    /// See [`DrainMetrics::dead_letter_failures`].
+    #[serde(default)]
+    pub dead_letter_failures: u64,
+    /// See [`DrainMetrics::dead_letter_files_dropped`].
+    #[serde(default)]
+    pub dead_letter_files_dropped: u64,
 }
 
 impl DrainMetrics {
@@ -103,6 +158,17 @@ impl DrainMetrics {
             queue_bytes: Gauge::new(),
             queue_capacity: Gauge::new(),
             oldest_event_age: GaugeF64::new(),
+            spool_read: Counter::new(),
+            spool_damaged: Counter::new(),
+            spool_given_up_bytes: Counter::new(),
+            spool_reclaimed: Counter::new(),
+            spool_backlog_segments: Gauge::new(),
+            spool_backlog_bytes: Gauge::new(),
+            spool_oldest_event_age: GaugeF64::new(),
+            saved: Counter::new(),
+            journal_damaged: Counter::new(),
+            dead_letter_failures: Counter::new(),
+            dead_letter_files_dropped: Counter::new(),
             delivery_latency: Histogram::latency(),
             topics: TopicCounter::new(),
             labels: render_labels(labels),
@@ -175,6 +241,61 @@ impl DrainMetrics {
             "Age of the oldest event not yet acknowledged by Kafka.",
             s.oldest_event_age,
         );
+        w.counter(
+            "shopify_events_spool_read_total",
+            "Events read from spool segments (the spool directory and the drain's saved spool).",
+            s.spool_read,
+        );
+        w.counter(
+            "shopify_events_spool_damaged_total",
+            "Damaged records and header words found in spool segments.",
+            s.spool_damaged,
+        );
+        w.counter(
+            "shopify_events_spool_given_up_bytes_total",
+            "Published spool bytes given up after damage (the file is kept as .damaged).",
+            s.spool_given_up_bytes,
+        );
+        w.counter(
+            "shopify_events_spool_reclaimed_segments_total",
+            "Spool segments deleted once every event in them was acknowledged.",
+            s.spool_reclaimed,
+        );
+        w.gauge(
+            "shopify_events_spool_backlog_segments",
+            "Spool segments of this queue not yet delivered and deleted.",
+            s.spool_backlog_segments,
+        );
+        w.gauge(
+            "shopify_events_spool_backlog_bytes",
+            "Spool bytes published and not yet acknowledged (segments being read).",
+            s.spool_backlog_bytes,
+        );
+        w.gauge_f64(
+            "shopify_events_spool_oldest_event_age_seconds",
+            "Age of the oldest spooled event not yet acknowledged by Kafka.",
+            s.spool_oldest_event_age,
+        );
+        w.counter(
+            "shopify_events_saved_total",
+            "Events moved from the queue into the saved spool at shutdown.",
+            s.saved,
+        );
+        w.counter(
+            "shopify_events_journal_damaged_total",
+            "Damage found in the journal at start (see the log for file and positions).",
+            s.journal_damaged,
+        );
+        w.counter(
+            "shopify_events_dead_letter_failures_total",
+            "Dead letters that could not be written to a file and went to the log instead.",
+            s.dead_letter_failures,
+        );
+        w.counter(
+            "shopify_events_dead_letter_files_dropped_total",
+            "Old dead-letter files deleted to keep within the configured bound.",
+            s.dead_letter_files_dropped,
+        );
         w.histogram(
             "shopify_events_delivery_latency_seconds",
             "Seconds from emit to Kafka acknowledgement.",
@@ -211,6 +332,17 @@ impl DrainMetrics {
             oldest_event_age: self.oldest_event_age.get(),
             delivery_latency: self.delivery_latency.snapshot(),
             topics: self.topics.snapshot(),
+            spool_read: self.spool_read.get(),
+            spool_damaged: self.spool_damaged.get(),
+            spool_given_up_bytes: self.spool_given_up_bytes.get(),
+            spool_reclaimed: self.spool_reclaimed.get(),
+            spool_backlog_segments: self.spool_backlog_segments.get(),
+            spool_backlog_bytes: self.spool_backlog_bytes.get(),
+            spool_oldest_event_age: self.spool_oldest_event_age.get(),
+            saved: self.saved.get(),
+            journal_damaged: self.journal_damaged.get(),
+            dead_letter_failures: self.dead_letter_failures.get(),
+            dead_letter_files_dropped: self.dead_letter_files_dropped.get(),
         }
     }
 }

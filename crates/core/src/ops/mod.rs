@@ -1,8 +1,8 @@
 //! Operator commands behind `shopify-events setup`, `stats`, `top` and
 //! `dead-letters`: sizing and creating the queue against the host's
-//! sysctls; reporting its depth with the drain's counters (from the
-//! snapshot it writes) once or live, with the proxy's beside them; and
-//! reading and replaying dead letters.
+//! sysctls and preparing the spool directory; reporting its depth with the
+//! drain's counters (from the snapshot it writes) once or live, with the
+//! proxy's beside them; and reading and replaying dead letters.
 //!
 //! Nothing here prints or exits: each command returns a report that is
 //! `serde::Serialize` (for `--json`) and `Display` (for people), and the CLI
@@ -15,6 +15,7 @@ mod report;
 mod setup;
 mod size;
 mod snapshot;
+mod spool_dir;
 mod stats;
 mod sysctl;
 pub mod top;
@@ -29,5 +30,6 @@ pub use report::{
 pub use setup::{setup, SetupError, SetupPlan};
 pub use size::{format_size, parse_size, SizeError};
 pub use snapshot::{read_drain_snapshot, write_drain_snapshot, DrainSnapshot, SNAPSHOT_MAX_AGE};
-pub use stats::{queue_stats, QueueStats};
+pub use spool_dir::{group_name, prepare_spool_dir, resolve_group, SpoolDirState};
+pub use stats::{queue_stats, spool_files, QueueStats, SpoolFiles};
 pub use sysctl::{has_cap_sys_resource, SysctlFs, SYSCTL_CONF_PATH, SYSCTL_MAX};

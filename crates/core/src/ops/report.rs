@@ -7,6 +7,7 @@ use serde::Serialize;
 use sysvmq::{Key, Limits, Queue, Stat};
 
 use super::size::format_size;
+use super::spool_dir::{group_name, SpoolDirState};
 use super::sysctl::{SYSCTL_CONF_PATH, SYSCTL_MAX};
 
 /// The result of [`setup`](super::setup()): the queue as it now is, and each
@@ -32,6 +33,11 @@ pub struct SetupReport {
     /// The `/etc/sysctl.d` file that keeps the sysctls across reboots, when
     /// any had to change.
     pub persistent_config: Option<SysctlConf>,
+    /// The spool directory, when setup was asked to prepare it and could.
+    pub spool: Option<SpoolDirState>,
+    /// What to do about a spool directory setup could not prepare. Unlike
+    /// `advice`, it leaves the exit status alone: the queue decides it.
+    pub spool_advice: Option<Advice>,
 }
 
 /// What setup did with the queue.
@@ -67,6 +73,8 @@ pub struct QueueState {
     pub mode: String,
     /// Owner uid.
     pub uid: u32,
+    /// Group gid.
+    pub gid: u32,
 }
 
 /// The three message queue sysctls.
@@ -132,6 +140,7 @@ impl QueueState {
             messages: stat.messages,
             mode: format!("{:04o}", stat.mode),
             uid: stat.uid,
+            gid: stat.gid,
         }
     }
 }
@@ -148,6 +157,8 @@ impl SetupReport {
             sysctls_written: Vec::new(),
             advice: Vec::new(),
             persistent_config: None,
+            spool: None,
+            spool_advice: None,
         }
     }
 
@@ -217,6 +228,27 @@ impl SetupReport {
         });
     }
 
+    /// The spool directory could not be created or adjusted.
+    pub(super) fn advise_spool_dir(
+        &mut self,
+        dir: &std::path::Path,
+        group: Option<u32>,
+        err: &super::SetupError,
+    ) {
+        let group = group.map(|gid| format!(" -g {}", group_name(gid)));
+        self.spool_advice = Some(Advice {
+            setting: format!("spool directory {}", dir.display()),
+            current: err.to_string(),
+            wanted: format!("mode {:04o}", crate::defaults::SPOOL_DIR_MODE),
+            command: format!(
+                "install -d -m {:04o}{} {} (as root)",
+                crate::defaults::SPOOL_DIR_MODE,
+                group.unwrap_or_default(),
+                dir.display()
+            ),
+        });
+    }
+
     pub(super) fn persist(&mut self, setting: &str, value: u64) {
         let conf = self.persistent_config.get_or_insert_with(|| SysctlConf {
             path: SYSCTL_CONF_PATH.to_owned(),
@@ -248,7 +280,13 @@ impl fmt::Display for SetupReport {
         if let Some(queue) = &self.queue {
             writeln!(f, "capacity     {}", size(queue.capacity))?;
             writeln!(f, "messages     {}", queue.messages)?;
-            writeln!(f, "permissions  {} (uid {})", queue.mode, queue.uid)?;
+            writeln!(
+                f,
+                "permissions  {} (uid {}, group {})",
+                queue.mode,
+                queue.uid,
+                group_name(queue.gid)
+            )?;
         }
         writeln!(
             f,
@@ -262,6 +300,23 @@ impl fmt::Display for SetupReport {
             "sysctls      kernel.msgmax={} kernel.msgmnb={} kernel.msgmni={}",
             limits.msgmax, limits.msgmnb, limits.msgmni
         )?;
+        if let Some(spool) = &self.spool {
+            let what = if spool.created {
+                "created".to_owned()
+            } else if spool.changed.is_empty() {
+                "exists".to_owned()
+            } else {
+                format!("adjusted: {}", spool.changed.join(", "))
+            };
+            writeln!(
+                f,
+                "spool dir    {} ({what}; mode {}, uid {}, group {})",
+                spool.path.display(),
+                spool.mode,
+                spool.uid,
+                group_name(spool.gid)
+            )?;
+        }
         for write in &self.sysctls_written {
             writeln!(
                 f,
@@ -271,10 +326,10 @@ impl fmt::Display for SetupReport {
                 write.path.display()
             )?;
         }
-        if !self.advice.is_empty() {
+        if !self.advice.is_empty() || self.spool_advice.is_some() {
             writeln!(f, "to change:")?;
         }
-        for advice in &self.advice {
+        for advice in self.advice.iter().chain(&self.spool_advice) {
             writeln!(
                 f,
                 "  {}: {} -> {}",

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use sysvmq::{Key, Limits, Queue};
 
 use super::report::{Outcome, QueueState, SetupReport, SysctlWrite};
+use super::spool_dir::prepare_spool_dir;
 use super::sysctl::{has_cap_sys_resource, SysctlFs, SYSCTL_MAX};
 use crate::defaults;
 
@@ -81,6 +82,27 @@ pub enum SetupError {
     /// A queue operation failed; the message names the key and the fix.
     #[error(transparent)]
     Queue(#[from] sysvmq::Error),
+    /// The spool directory could not be created or adjusted.
+    #[error(
+        "cannot {op} the spool directory {path}: {source}; run setup as root, or pass \
+         --spool-dir with a directory you may create",
+        path = path.display()
+    )]
+    SpoolDir {
+        /// The directory.
+        path: PathBuf,
+        /// What setup tried ("create", "change the group of", ...).
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// `--group` names no group of this host.
+    #[error("no group {name:?} on this host; create it (groupadd {name}) or pass its gid")]
+    UnknownGroup {
+        /// The name given.
+        name: String,
+    },
 }
 
 /// What `setup` is asked to do. Build it with [`SetupPlan::new`] and adjust
@@ -100,6 +122,12 @@ pub struct SetupPlan {
     pub raise_sysctls: bool,
     /// Where the sysctls are read and written.
     pub sysctl: SysctlFs,
+    /// The group the queue and the spool directory are given to
+    /// (`--group`): the apps' group, which the drain is a member of.
+    pub group: Option<u32>,
+    /// The spool directory to create (mode 2770) or adjust; `None` leaves
+    /// spools alone.
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// Runs a [`SetupPlan`] for these four values, writing no sysctl, against the
@@ -129,6 +157,8 @@ impl SetupPlan {
             max_event: None,
             raise_sysctls: false,
             sysctl: SysctlFs::system(),
+            group: None,
+            spool_dir: None,
         }
     }
 
@@ -172,7 +202,33 @@ impl SetupPlan {
             Err(sysvmq::Error::NotFound { .. }) => self.create(&mut report)?,
             Err(err) => return Err(err.into()),
         }
+        self.give_queue_to_group(&mut report)?;
+        if let Some(dir) = &self.spool_dir {
+            // The queue decides the exit status: a drain started by a unit
+            // (unprivileged, read-only /var) runs setup too, and must start
+            // even when it may not create the spool directory. What to do
+            // about it is printed with the advice.
+            match prepare_spool_dir(dir, self.group) {
+                Ok(state) => report.spool = Some(state),
+                Err(err) => report.advise_spool_dir(dir, self.group, &err),
+            }
+        }
         Ok(report)
+    }
+
+    /// `--group`: the queue's `msg_perm.gid`, so that the group's processes
+    /// may use it under mode 0660.
+    fn give_queue_to_group(&self, report: &mut SetupReport) -> Result<(), SetupError> {
+        let (Some(gid), Some(state)) = (self.group, &report.queue) else {
+            return Ok(());
+        };
+        if state.gid == gid {
+            return Ok(());
+        }
+        let queue = Queue::open(self.key)?;
+        queue.set_group(gid)?;
+        report.queue = Some(QueueState::new(&queue, &queue.stat()?));
+        Ok(())
     }
 
     fn limits(&self) -> Result<Limits, SetupError> {

@@ -1,7 +1,9 @@
-//! `shopify-events stats`: the queue as the kernel sees it, plus the running
-//! drain's counters (its snapshot, see [`super::snapshot`]).
+//! `shopify-events stats`: the queue as the kernel sees it, the queue's
+//! spool files on disk, plus the running drain's counters (its snapshot,
+//! see [`super::snapshot`]).
 
 use std::fmt;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -44,10 +46,41 @@ pub struct QueueStats {
     pub gid: u32,
     /// When this was read, in Unix seconds (ages in the human form count from it).
     pub observed_at: u64,
+    /// The queue's spool files (see [`spool_files`]); [`queue_stats`]
+    /// leaves it `None`.
+    pub spool: Option<SpoolFiles>,
     /// The running drain's snapshot (see
     /// [`read_drain_snapshot`](super::read_drain_snapshot)); `None` if no
     /// live drain wrote one recently. [`queue_stats`] leaves it `None`.
     pub drain: Option<DrainSnapshot>,
+}
+
+/// A queue's spool segments on disk, as a directory listing shows them
+/// (what the drain has not deleted yet, delivered or not).
+#[derive(Debug, Clone, Serialize)]
+pub struct SpoolFiles {
+    /// The spool directory.
+    pub dir: String,
+    /// Segment files of the queue.
+    pub segments: usize,
+    /// Their bytes on disk (allocated size, header pages included).
+    pub bytes: u64,
+    /// Why the directory could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// The spool segments of queue `key` in `dir`.
+pub fn spool_files(dir: &Path, key: Key) -> SpoolFiles {
+    let (segments, bytes, error) = match crate::spool::list_segments(dir, key) {
+        Ok(list) => (list.len(), list.iter().map(|s| s.bytes).sum(), None),
+        Err(e) => (0, 0, Some(e.to_string())),
+    };
+    SpoolFiles {
+        dir: dir.display().to_string(),
+        segments,
+        bytes,
+        error,
+    }
 }
 
 /// Reads the queue with `key`. The drain's counters are not read: set
@@ -78,6 +111,7 @@ pub fn queue_stats(key: Key) -> Result<QueueStats, sysvmq::Error> {
         uid: stat.uid,
         gid: stat.gid,
         observed_at: unix_secs(SystemTime::now()),
+        spool: None,
         drain: None,
     })
 }
@@ -112,6 +146,19 @@ impl fmt::Display for QueueStats {
         let receive = ago(self.last_receive_time) + &by(self.last_receive_pid);
         writeln!(f, "{:<16}{receive}", "last receive")?;
         writeln!(f, "{:<16}{}", "last change", ago(self.last_change_time))?;
+        if let Some(spool) = &self.spool {
+            match &spool.error {
+                Some(e) => writeln!(f, "{:<16}{}: {e}", "spool", spool.dir)?,
+                None => writeln!(
+                    f,
+                    "{:<16}{} segments, {} on disk ({})",
+                    "spool",
+                    spool.segments,
+                    format_size(spool.bytes),
+                    spool.dir
+                )?,
+            }
+        }
         let Some(drain) = &self.drain else {
             return writeln!(f, "{:<16}not running (no fresh snapshot)", "drain");
         };
@@ -138,7 +185,21 @@ impl fmt::Display for QueueStats {
             ("received", m.received.to_string()),
             ("recovered", m.recovered.to_string()),
             ("retried", m.retried.to_string()),
+            ("saved", m.saved.to_string()),
             ("sink", drain.sink.clone()),
+            (
+                "spool_backlog",
+                format!(
+                    "{} segments, {} waiting, oldest {:.3} s",
+                    m.spool_backlog_segments,
+                    size(m.spool_backlog_bytes.max(0) as u64),
+                    m.spool_oldest_event_age
+                ),
+            ),
+            ("spool_damaged", m.spool_damaged.to_string()),
+            ("spool_read", m.spool_read.to_string()),
+            ("journal_damaged", m.journal_damaged.to_string()),
+            ("dead_letter_failures", m.dead_letter_failures.to_string()),
         ];
         for (name, value) in lines {
             writeln!(f, "  {name:<22}{value}")?;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::fork;
 use super::format::{record_span, SegmentId, HEADER_SIZE, MAX_INDEX, MAX_RECORD_LIMIT};
 use super::options::{SyncPolicy, RETRY_AFTER};
-use super::segment::{self, Active, Retired};
+use super::prepare::Preparer;
+use super::segment::{self, Active, Prepared, Retired};
 use super::{SpoolError, SpoolOptions, WriterStats};
 use crate::envelope;
 use crate::process;
@@ -23,21 +24,25 @@ use crate::process;
 /// files of the child's producer id.
 #[derive(Debug)]
 pub struct Appender {
-    options: SpoolOptions,
-    generation: u64,
+    pub(super) options: SpoolOptions,
+    pub(super) generation: u64,
     /// Which writer of this process it is: the first writes under the
     /// process's producer id, later ones under ids derived from it.
     instance: u64,
     producer: u64,
     next_index: u64,
     next_capacity: u64,
-    active: Option<Active>,
+    pub(super) active: Option<Active>,
+    /// Envelope bytes of the frame `reserve` handed out, until `commit`.
+    pub(super) reserved: Option<usize>,
     /// Sealed segments whose `acked` has not reached their `published`.
     retired: Vec<Retired>,
     /// The last creation failure and when to try again (coarse ns).
     failed: Option<(u64, SpoolError)>,
     /// When `Interval` syncs next (coarse ns).
     sync_due: u64,
+    /// Creates the next segment ahead ([`SpoolOptions::prepare_ahead`]).
+    preparer: Option<Preparer>,
     counters: Arc<Counters>,
 }
 
@@ -48,6 +53,7 @@ pub(super) struct Counters {
     appended: AtomicU64,
     bytes: AtomicU64,
     segments: AtomicU64,
+    prepared: AtomicU64,
     failures: AtomicU64,
 }
 
@@ -61,6 +67,7 @@ impl Counters {
             appended: self.appended.load(Relaxed),
             bytes: self.bytes.load(Relaxed),
             segments_created: self.segments.load(Relaxed),
+            segments_prepared: self.prepared.load(Relaxed),
             failures: self.failures.load(Relaxed),
         }
     }
@@ -74,6 +81,19 @@ impl Appender {
         Appender::with_counters(options, Arc::default())
     }
 
+    /// A writer that continues the log of producer `producer` at segment
+    /// `next_index`, for a receiver that saves into one log across its runs
+    /// (the drain's saved spool): a reader reads each run's segments after
+    /// the previous run's, as it reads any producer's segments in index
+    /// order. `producer` must be non-zero and written by no other live
+    /// writer; `next_index` past every segment it has.
+    pub fn continuing(options: SpoolOptions, producer: u64, next_index: u64) -> Appender {
+        let mut appender = Appender::new(options);
+        appender.producer = producer.max(1);
+        appender.next_index = next_index;
+        appender
+    }
+
     pub(super) fn with_counters(mut options: SpoolOptions, counters: Arc<Counters>) -> Appender {
         let limit = MAX_RECORD_LIMIT as u64;
         options.segment_min = page_round(options.segment_min.clamp(1, limit));
@@ -84,14 +104,17 @@ impl Appender {
             _ => 0,
         };
         let instance = fork::next_instance();
+        let producer = producer_id(instance);
         Appender {
             next_capacity: options.segment_min,
+            preparer: preparer(&options, producer),
             options,
             generation: process::generation(),
             instance,
-            producer: producer_id(instance),
+            producer,
             next_index: 0,
             active: None,
+            reserved: None,
             retired: Vec::new(),
             failed: None,
             sync_due,
@@ -116,6 +139,7 @@ impl Appender {
 
     #[inline]
     fn try_append(&mut self, envelope: &[u8]) -> Result<(), SpoolError> {
+        self.reserved = None;
         let len = envelope.len();
         if len > self.options.max_record {
             return Err(SpoolError::RecordTooLarge {
@@ -167,16 +191,55 @@ impl Appender {
         }
     }
 
-    /// Creates the next segment, with room for `span` bytes, and seals the
-    /// current one. Within a second of a failure, fails the same way
-    /// without trying.
+    /// After a record of `len` bytes was published: counts it and syncs as
+    /// the policy asks (for records published other than by `append`).
+    pub(super) fn published(&mut self, len: usize) -> Result<(), SpoolError> {
+        Counters::add(&self.counters.appended, 1);
+        Counters::add(&self.counters.bytes, len as u64);
+        let Some(active) = &mut self.active else {
+            return Ok(());
+        };
+        match self.options.sync {
+            SyncPolicy::PageCache => Ok(()),
+            SyncPolicy::Always => active.sync(),
+            SyncPolicy::Interval(every) => {
+                let now = coarse_now();
+                if now < self.sync_due {
+                    return Ok(());
+                }
+                self.sync_due = now.saturating_add(nanos(every));
+                active.sync()
+            }
+        }
+    }
+
+    /// Counts a failed operation.
+    pub(super) fn failed(&self) {
+        Counters::add(&self.counters.failures, 1);
+    }
+
+    /// Seals the current segment (it cannot take `span` more bytes) and
+    /// creates the next, with room for them. Within a second of a failure,
+    /// fails the same way without trying.
+    ///
+    /// Sealing first means a failed creation leaves no segment of ours
+    /// unsealed: the drain can finish and delete the full one, which frees
+    /// the `max_bytes` budget the next creation needs (with the old one
+    /// kept open, a writer whose own segment filled the budget would wait
+    /// for a deletion that never comes).
     #[cold]
-    fn rotate(&mut self, span: u64) -> Result<(), SpoolError> {
+    pub(super) fn rotate(&mut self, span: u64) -> Result<(), SpoolError> {
         if let Some((retry_at, err)) = &self.failed {
             if coarse_now() < *retry_at {
                 return Err(err.clone());
             }
         }
+        // Filling a segment (not starting an episode) is when the next one
+        // is worth preparing: an episode of a few events never starts the
+        // preparing thread.
+        let filled = self.active.is_some();
+        self.retire_active();
+        self.retired.retain(|r| !r.done());
         let id = SegmentId {
             producer: self.producer,
             index: self.next_index,
@@ -187,9 +250,20 @@ impl Appender {
                 op: "create (segment index beyond 10 digits)",
                 source: Arc::new(std::io::Error::from_raw_os_error(libc::EOVERFLOW)),
             })
+        } else if let Some(prepared) = self.take_prepared(span) {
+            prepared.place(&self.options, id).inspect(|_| {
+                Counters::add(&self.counters.prepared, 1);
+            })
         } else {
             let capacity = self.next_capacity.max(page_round(span));
-            segment::create(&self.options, id, capacity)
+            match segment::create(&self.options, id, capacity) {
+                // The bound refused a grown segment: the smallest that
+                // holds the record may still fit.
+                Err(err) if err.is_full() && capacity > self.smallest(span) => {
+                    segment::create(&self.options, id, self.smallest(span))
+                }
+                created => created,
+            }
         };
         let created = match created {
             Ok(created) => created,
@@ -211,10 +285,30 @@ impl Appender {
             .saturating_mul(4)
             .min(self.options.segment_max);
         Counters::add(&self.counters.segments, 1);
-        self.retire_active();
-        self.retired.retain(|r| !r.done());
         self.active = Some(created);
+        if let Some(preparer) = self.preparer.as_mut().filter(|_| filled) {
+            preparer.request(self.next_capacity);
+        }
         Ok(())
+    }
+
+    /// Capacity of the smallest segment the writer makes that holds `span`.
+    fn smallest(&self, span: u64) -> u64 {
+        self.options.segment_min.max(page_round(span))
+    }
+
+    /// The segment prepared ahead, if one is ready and holds `span`; one
+    /// too small is removed. A failed preparation is ignored: creating the
+    /// segment here gives a fresh verdict.
+    fn take_prepared(&mut self, span: u64) -> Option<Prepared> {
+        match self.preparer.as_mut()?.take()? {
+            Ok(prepared) if prepared.capacity() >= span => Some(prepared),
+            Ok(small) => {
+                small.discard();
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Seals the active segment, if any, after syncing it as the policy
@@ -251,8 +345,12 @@ impl Appender {
         if self.generation != process::generation() {
             self.forked();
         }
+        self.reserved = None;
         self.retire_active();
         self.next_capacity = self.options.segment_min;
+        if let Some(preparer) = &mut self.preparer {
+            preparer.cancel();
+        }
     }
 
     /// `msync`s what was published since the last sync (any policy).
@@ -276,12 +374,15 @@ impl Appender {
     /// In a forked child: forgets the parent's segments without touching
     /// them and becomes the child's writer.
     #[cold]
-    fn forked(&mut self) {
+    pub(super) fn forked(&mut self) {
         std::mem::forget(self.active.take());
         std::mem::forget(std::mem::take(&mut self.retired));
+        std::mem::forget(self.preparer.take());
+        self.reserved = None;
         self.generation = process::generation();
         self.instance = fork::next_instance();
         self.producer = producer_id(self.instance);
+        self.preparer = preparer(&self.options, self.producer);
         self.next_index = 0;
         self.next_capacity = self.options.segment_min;
         self.failed = None;
@@ -319,6 +420,12 @@ fn producer_id(instance: u64) -> u64 {
         z ^= 0x5eed;
     }
     z
+}
+
+fn preparer(options: &SpoolOptions, producer: u64) -> Option<Preparer> {
+    options
+        .prepare_ahead
+        .then(|| Preparer::new(options.clone(), producer))
 }
 
 fn not_an_envelope(len: usize, reason: &'static str) -> SpoolError {

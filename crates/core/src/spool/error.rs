@@ -82,6 +82,18 @@ pub enum SpoolError {
         /// What is wrong with them.
         reason: &'static str,
     },
+    /// [`Appender::commit`](super::Appender::commit) without a reserved
+    /// frame that holds `len` bytes.
+    #[error(
+        "spool commit of {len} bytes without a reserved frame that holds them (reserved: \
+         {reserved:?} bytes); reserve a frame first and commit what was written into it"
+    )]
+    NotReserved {
+        /// Bytes to commit.
+        len: usize,
+        /// Envelope bytes of the reserved frame, if any.
+        reserved: Option<usize>,
+    },
     /// Another file operation failed.
     #[error(
         "spool file {}: {op} failed: {source}; check the filesystem and the directory's \

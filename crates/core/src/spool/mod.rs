@@ -25,10 +25,13 @@
 //! ```
 //!
 //! Lowercase hex; the queue key is the SysV key's 32 bits. Segment indices
-//! count from 0 per producer, in the order the writer created them. A writer
+//! count from 0 per producer, in the order the writer named them. A writer
 //! builds a segment under the temporary name `.<name>.tmp` and renames it
 //! into place once its header is complete, so a reader never sees a
-//! half-initialised header. A reader takes only `.seg` files of its queue
+//! half-initialised header. A segment built ahead of need
+//! ([`SpoolOptions::prepare_ahead`]) carries a provisional index in its
+//! temporary name (counting down from the largest) and gets its real one,
+//! in its header and its name, when it is placed. A reader takes only `.seg` files of its queue
 //! key and ignores everything else: other keys' segments (left to their
 //! drain), files of other names or of another format version (reported once
 //! each, never deleted), temporary files (removed only once their writer is
@@ -125,12 +128,19 @@
 //! Creating a segment costs what the kernel needs to hand out its pages
 //! (allocation and zeroing, paid here instead of inside later appends): on
 //! the append that needs it, which therefore takes milliseconds for a
-//! 16 MiB segment (`examples/spool_bench` measures it). A transport that
-//! appends every event may want the next segment created off its hot path.
+//! 16 MiB segment (`examples/spool_bench` measures it). With
+//! [`SpoolOptions::prepare_ahead`] a thread of the writer's own creates the
+//! next segment under a temporary name while appends go on; the rotating
+//! append then only stamps its header with the next index and renames it
+//! into place (`prepare.rs`). The segment gets its index when it is placed,
+//! so indices stay in the order segments were named whatever was created
+//! inline meanwhile. Preparation moves the cost off the appending thread;
+//! it does not lower it.
 //!
-//! Rotation creates the next segment first, then seals the old one after
-//! its last publish, closes it (dropping its lock) and unmaps its data, but
-//! keeps its header page mapped until the reader's `acked` reaches its
+//! Rotation seals the old segment after its last publish, closes it
+//! (dropping its lock) and unmaps its data, then creates the next one (so a
+//! failed creation leaves the full segment to the drain, which can delete
+//! it and free the budget), but keeps the old one's header page mapped until the reader's `acked` reaches its
 //! `published`: that is how [`SpoolWriter::drained`] answers "has the drain
 //! acknowledged everything I ever spooled?" with memory loads only.
 //! [`SpoolWriter::seal`] ends a spooling episode (the SysV transport goes
@@ -150,9 +160,23 @@
 //! [`SpoolOptions::min_free`] available. Defaults: a quarter of the
 //! filesystem, at most 64 GiB; and 5% of it free, at most 1 GiB. The check
 //! is not a reservation: writers creating segments at the same moment may
-//! each pass it, overshooting by one segment each. After a failed creation
+//! each pass it, overshooting by one segment each. A grown segment the
+//! bound refuses is tried once more at `segment_min` (or the record's
+//! size), so that a nearly full spool still takes small segments. After a failed creation
 //! the writer does not try again for a second, and appends meanwhile fail
 //! with the same error without a system call.
+//!
+//! ## Receivers
+//!
+//! A writer whose source forgets an event as it hands it over (the drain
+//! saving the SysV queue at shutdown: `msgrcv` dequeues before it copies)
+//! receives straight into the mapping: [`Appender::reserve`] hands out the
+//! frame where the next record goes, the receiver writes the message type
+//! where the record header goes and the envelope after it, and
+//! [`Appender::commit`] checks the envelope (length field and CRC32C) and
+//! publishes it as `append` would. A receiver killed in between leaves the
+//! event past `published`; [`commit_received`] commits it once the writer is
+//! dead, on directories only receivers write (see `receive.rs`).
 //!
 //! # Durability ([`SyncPolicy`])
 //!
@@ -291,15 +315,19 @@ mod error;
 mod file;
 mod fork;
 mod format;
+mod list;
 mod lock;
 mod options;
+mod prepare;
 mod reader;
+mod receive;
 mod segment;
 mod writer;
 
 pub use appender::Appender;
 pub use error::SpoolError;
 pub use format::{segment_name, SegmentId, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_RECORD_LIMIT};
+pub use list::{list_segments, SegmentFile};
 pub use options::{
     Discovery, ReaderOptions, SpoolOptions, SyncPolicy, DEFAULT_DIR, DEFAULT_MAX_OPEN,
     DEFAULT_MAX_RECORD, DEFAULT_MODE, DEFAULT_SEGMENT_MAX, DEFAULT_SEGMENT_MIN,
@@ -307,4 +335,5 @@ pub use options::{
 pub use reader::{
     Backlog, DamageKind, IgnoreReason, ReaderStats, RecordRef, SpoolEvent, SpoolReader,
 };
+pub use receive::{commit_received, Received};
 pub use writer::{SpoolWriter, WriterStats};

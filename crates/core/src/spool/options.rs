@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where hosts keep the spool unless configured otherwise.
-pub const DEFAULT_DIR: &str = "/var/spool/shopify-events";
+/// Where hosts keep the spool unless configured otherwise
+/// ([`defaults::SPOOL_DIR`](crate::defaults::SPOOL_DIR)).
+pub const DEFAULT_DIR: &str = crate::defaults::SPOOL_DIR;
 /// Mode of segment files: owner and group read and write, like the queue.
 pub const DEFAULT_MODE: u32 = 0o660;
 /// Data bytes of the first segment of a spooling episode: an overflow of a
@@ -12,9 +13,10 @@ pub const DEFAULT_MODE: u32 = 0o660;
 pub const DEFAULT_SEGMENT_MIN: u64 = 64 * 1024;
 /// Data bytes segments grow to (each next one is four times larger).
 pub const DEFAULT_SEGMENT_MAX: u64 = 16 * 1024 * 1024;
-/// The largest envelope the spool takes: Kafka's default
-/// `message.max.bytes`. The emitter's `max_event_bytes` should equal it.
-pub const DEFAULT_MAX_RECORD: usize = 1024 * 1024;
+/// The largest envelope the spool takes: the emitters' `max_event_bytes`
+/// ([`defaults::MAX_EVENT_BYTES`](crate::defaults::MAX_EVENT_BYTES), Kafka's
+/// default `message.max.bytes`).
+pub const DEFAULT_MAX_RECORD: usize = crate::defaults::MAX_EVENT_BYTES;
 /// Segments a reader maps at once (two mappings each).
 pub const DEFAULT_MAX_OPEN: usize = 4096;
 /// Default `max_bytes`: this share of the filesystem...
@@ -67,6 +69,11 @@ pub struct SpoolOptions {
     pub min_free: Option<u64>,
     /// When records are written to disk.
     pub sync: SyncPolicy,
+    /// Create the next segment ahead, on a thread of the writer's own, so
+    /// that the append that fills a segment finds the next one ready instead
+    /// of creating it (milliseconds of allocation and prefaulting) itself.
+    /// See the module docs' Writer.
+    pub prepare_ahead: bool,
 }
 
 impl SpoolOptions {
@@ -82,6 +89,7 @@ impl SpoolOptions {
             max_bytes: None,
             min_free: None,
             sync: SyncPolicy::PageCache,
+            prepare_ahead: false,
         }
     }
 }

@@ -14,8 +14,8 @@ use memmap2::{MmapOptions, MmapRaw};
 use super::file::{efbig, prefault, rename_noreplace, sync_dir};
 use super::fork::{open_registered, Registered};
 use super::format::{
-    check_seed, offset_word, record_word, segment_name, temp_name, word_offset, Header, SegmentId,
-    HEADER_SIZE, OFF_ACKED, OFF_PUBLISHED, OFF_SEALED, RECORD_HEADER, SEALED,
+    check_seed, offset_word, record_span, record_word, segment_name, temp_name, word_offset,
+    Header, SegmentId, HEADER_SIZE, OFF_ACKED, OFF_PUBLISHED, OFF_SEALED, RECORD_HEADER, SEALED,
 };
 use super::options::SyncPolicy;
 use super::{budget, lock, SpoolError, SpoolOptions};
@@ -54,6 +54,18 @@ impl Retired {
     }
 }
 
+/// A segment built complete (allocated, mapped, prefaulted, locked) under a
+/// temporary name, not yet stamped with its id nor named: what a writer
+/// creates ahead of need ([`SpoolOptions::prepare_ahead`]).
+#[derive(Debug)]
+pub(super) struct Prepared {
+    temp: PathBuf,
+    capacity: u64,
+    header: MmapRaw,
+    data: MmapRaw,
+    lock: Registered,
+}
+
 /// Creates segment `id` with `capacity` data bytes (a multiple of 4096) in
 /// `options.dir`, complete and locked, under its final name.
 pub(super) fn create(
@@ -61,43 +73,100 @@ pub(super) fn create(
     id: SegmentId,
     capacity: u64,
 ) -> Result<Active, SpoolError> {
+    prepare(options, id, capacity)?.place(options, id)
+}
+
+/// Builds a segment of `capacity` data bytes under the temporary name of
+/// `temp_id` (which need not be the id it gets when it is placed).
+pub(super) fn prepare(
+    options: &SpoolOptions,
+    temp_id: SegmentId,
+    capacity: u64,
+) -> Result<Prepared, SpoolError> {
     let need = HEADER_SIZE + capacity;
     budget::check(options, need)?;
     let dir = &options.dir;
-    let temp = dir.join(temp_name(options.queue_key, id));
-    let path = dir.join(segment_name(options.queue_key, id));
+    let temp = dir.join(temp_name(options.queue_key, temp_id));
     let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
     let lock = open_registered(&temp, flags, options.mode)
         .map_err(|source| SpoolError::io(dir, &temp, "create", source))?;
-    let built = build(options, &lock, &temp, id, capacity).and_then(|(header, data)| {
-        rename_noreplace(&temp, &path)
-            .map_err(|source| SpoolError::io(dir, &path, "rename into place", source))?;
-        if options.sync != SyncPolicy::PageCache {
-            sync_dir(dir)?;
-        }
-        Ok((header, data))
-    });
-    let (header, data) = match built {
-        Ok(maps) => maps,
+    match build(options, &lock, &temp, capacity) {
+        Ok((header, data)) => Ok(Prepared {
+            temp,
+            capacity,
+            header,
+            data,
+            lock,
+        }),
         Err(err) => {
             let _ = std::fs::remove_file(&temp);
-            return Err(err);
+            Err(err)
         }
-    };
-    Ok(Active {
-        path,
-        capacity,
-        published: 0,
-        synced: 0,
-        seed: check_seed(id),
-        header,
-        data,
-        _lock: lock,
-    })
+    }
 }
 
-/// Locks the temporary file through `lock`, then sizes, maps, prefaults
-/// and stamps it through a second open file description: a mapping holds
+impl Prepared {
+    /// Data bytes it holds.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Stamps the header with `id` and renames the file into place: from
+    /// here on readers see it. No allocation and no page fault: a write of
+    /// 64 bytes and one `rename` (plus the syncs the policy asks for).
+    pub fn place(self, options: &SpoolOptions, id: SegmentId) -> Result<Active, SpoolError> {
+        let dir = &options.dir;
+        let path = dir.join(segment_name(options.queue_key, id));
+        let stamp = Header {
+            capacity: self.capacity,
+            id,
+            key: options.queue_key as u32,
+            created_us: clock::now_micros(),
+            pid: std::process::id(),
+        }
+        .encode();
+        // SAFETY: 64 bytes into our 4096-byte header mapping, which no reader
+        // maps yet: the file still has its temporary name.
+        unsafe {
+            std::ptr::copy_nonoverlapping(stamp.as_ptr(), self.header.as_mut_ptr(), stamp.len())
+        };
+        let placed = (|| {
+            if options.sync != SyncPolicy::PageCache {
+                self.header
+                    .flush()
+                    .map_err(|source| SpoolError::io(dir, &self.temp, "msync", source))?;
+            }
+            rename_noreplace(&self.temp, &path)
+                .map_err(|source| SpoolError::io(dir, &path, "rename into place", source))?;
+            if options.sync != SyncPolicy::PageCache {
+                sync_dir(dir)?;
+            }
+            Ok(())
+        })();
+        if let Err(err) = placed {
+            let _ = std::fs::remove_file(&self.temp);
+            return Err(err);
+        }
+        Ok(Active {
+            path,
+            capacity: self.capacity,
+            published: 0,
+            synced: 0,
+            seed: check_seed(id),
+            header: self.header,
+            data: self.data,
+            _lock: self.lock,
+        })
+    }
+
+    /// Removes the unused segment: its file, mappings and lock.
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.temp);
+    }
+}
+
+/// Locks the temporary file through `lock`, then sizes, maps and prefaults
+/// it through a second open file description: a mapping holds
 /// its description, and with it any OFD lock on it, for as long as the
 /// mapping exists, in forked children too. So the lock's description is
 /// never mapped, and closing its one descriptor (at seal, or in a child by
@@ -106,7 +175,6 @@ fn build(
     options: &SpoolOptions,
     lock: &Registered,
     temp: &Path,
-    id: SegmentId,
     capacity: u64,
 ) -> Result<(MmapRaw, MmapRaw), SpoolError> {
     let dir = &options.dir;
@@ -152,21 +220,9 @@ fn build(
         .map_raw(raw)
         .map_err(io("map"))?;
     prefault(&data).map_err(io("prefault"))?;
-    let stamp = Header {
-        capacity,
-        id,
-        key: options.queue_key as u32,
-        created_us: clock::now_micros(),
-        pid: std::process::id(),
-    }
-    .encode();
-    // SAFETY: 64 bytes into a 4096-byte mapping nobody else has yet.
-    unsafe { std::ptr::copy_nonoverlapping(stamp.as_ptr(), header.as_mut_ptr(), stamp.len()) };
+    // The fixed fields (bytes 0..64) are stamped when the segment is placed.
     for off in [OFF_PUBLISHED, OFF_ACKED] {
         word(&header, off).store(offset_word(0).to_le(), Ordering::Relaxed);
-    }
-    if options.sync != SyncPolicy::PageCache {
-        header.flush().map_err(io("msync"))?;
     }
     Ok((header, data))
 }
@@ -200,7 +256,50 @@ impl Active {
             );
             base.cast::<u64>().write(record.to_le());
         }
-        self.published = at + span;
+        self.publish(span);
+    }
+
+    /// The `RECORD_HEADER + len` bytes after the published data, for a
+    /// receiver to write a record into (`msgrcv` puts its message type where
+    /// the record header goes). The caller checked that the record's span
+    /// fits [`Active::room`].
+    pub fn frame(&mut self, len: usize) -> &mut [u8] {
+        let at = self.published as usize;
+        debug_assert!(record_span(len as u64) <= self.room());
+        // SAFETY: within the data mapping (the caller checked the span),
+        // past every published record, so no reader reads these bytes; the
+        // borrow of `self` keeps anyone else of this process from writing
+        // them while the slice lives.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.data.as_mut_ptr().add(at),
+                RECORD_HEADER as usize + len,
+            )
+        }
+    }
+
+    /// Publishes the record a receiver wrote into [`Active::frame`]: its
+    /// `len`-byte envelope, which the caller validated, gets its record
+    /// header (over the message type) and zero padding.
+    pub fn publish_frame(&mut self, len: usize) {
+        let at = self.published;
+        let span = record_span(len as u64);
+        debug_assert!(span <= self.room());
+        let record = record_word(self.seed, at, len as u32);
+        // SAFETY: as in `frame`; `at + span` is within the mapping, and the
+        // header word is 8-aligned.
+        unsafe {
+            let base = self.data.as_mut_ptr().add(at as usize);
+            let pad_from = RECORD_HEADER as usize + len;
+            std::ptr::write_bytes(base.add(pad_from), 0, span as usize - pad_from);
+            base.cast::<u64>().write(record.to_le());
+        }
+        self.publish(span);
+    }
+
+    /// Stores the new `published` (release), after the record's bytes.
+    fn publish(&mut self, span: u64) {
+        self.published += span;
         let published = offset_word(self.published).to_le();
         word(&self.header, OFF_PUBLISHED).store(published, Ordering::Release);
     }

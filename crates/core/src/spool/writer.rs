@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::appender::{Appender, Counters};
-use super::{SpoolError, SpoolOptions};
+use super::{SpoolError, SpoolOptions, SyncPolicy};
 use crate::process;
 
 /// A point-in-time copy of a writer's counters (this process generation's).
@@ -36,6 +36,10 @@ pub struct WriterStats {
     pub bytes: u64,
     /// Segments created.
     pub segments_created: u64,
+    /// Of those, segments that were created ahead by the preparing thread
+    /// ([`SpoolOptions::prepare_ahead`]) instead of by the append that
+    /// needed them.
+    pub segments_prepared: u64,
     /// Appends that failed (full, unwritable, too large, ...).
     pub failures: u64,
 }
@@ -88,6 +92,19 @@ impl SpoolWriter {
         self.lock().flush()
     }
 
+    /// Writes to disk what the sync policy promised and has not written
+    /// yet: the tail of a burst under [`SyncPolicy::Interval`] (synced only
+    /// by a later append otherwise). Nothing under
+    /// [`SyncPolicy::PageCache`], whose promise is the page cache, and
+    /// nothing before this process generation appended. For a transport's
+    /// flush, and at exit.
+    pub fn sync_pending(&self) -> Result<(), SpoolError> {
+        if self.options.sync == SyncPolicy::PageCache || self.current_generation().is_none() {
+            return Ok(());
+        }
+        self.flush()
+    }
+
     /// The settings.
     pub fn options(&self) -> &SpoolOptions {
         &self.options
@@ -102,7 +119,12 @@ impl SpoolWriter {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Appender> {
+    /// This process generation's appender, locked: for a caller that must
+    /// decide and append in one critical section (the SysV transport's
+    /// overflow asks [`Appender::drained`] and appends or seals without
+    /// another thread appending in between). Hold it briefly: every append
+    /// of the process waits for it.
+    pub fn lock(&self) -> MutexGuard<'_, Appender> {
         let generation = match self.current_generation() {
             Some(generation) => generation,
             None => self.install(),

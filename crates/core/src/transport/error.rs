@@ -1,7 +1,11 @@
 //! [`SendError`]: why a transport did not take an event, the same type for
 //! every transport so that one policy (drop or raise) serves them all.
 
+use std::fmt;
+
 use sysvmq::Key;
+
+use crate::spool::SpoolError;
 
 /// Why a transport did not take a frame. Nothing was sent in any case.
 ///
@@ -59,6 +63,34 @@ pub enum SendError {
         /// What an operator can change.
         fix: &'static str,
     },
+    /// The envelope is larger than `max_event_bytes`: no transport of this
+    /// process takes it (`sysv` takes envelopes above `kernel.msgmax` into
+    /// the spool, up to this limit).
+    #[error(
+        "event envelope is {size} bytes, larger than max_event_bytes ({max_event_bytes}{}); send \
+         a smaller payload, or raise max_event_bytes (SHOPIFY_EVENTS_MAX_EVENT_BYTES) together \
+         with Kafka's message.max.bytes",
+        msgmax.map(|m| format!("; envelopes above kernel.msgmax ({m}) go to the spool")).unwrap_or_default()
+    )]
+    EventTooLarge {
+        /// Size of the encoded envelope.
+        size: usize,
+        /// The configured limit.
+        max_event_bytes: usize,
+        /// `kernel.msgmax`, for the `sysv` transport.
+        msgmax: Option<u64>,
+    },
+    /// The spool could not take the envelope: the `spool` transport's
+    /// append failed, or the `sysv` transport's queue could not take it
+    /// (`why`) and neither could the spool.
+    #[error("{why}: {source}")]
+    Spool {
+        /// Why the envelope was for the spool.
+        why: SpoolWhy,
+        /// Why the spool did not take it (names the directory and the fix).
+        #[source]
+        source: SpoolError,
+    },
     /// `sysv`: any other queue failure (permissions, too many queues, ...).
     #[error(transparent)]
     Queue(#[from] sysvmq::Error),
@@ -88,9 +120,65 @@ impl SendError {
     /// go on): true for transport trouble, false for an event that can never
     /// be sent and for a frame built wrongly.
     pub fn is_droppable(&self) -> bool {
-        !matches!(
-            self,
-            SendError::TooLarge { .. } | SendError::NoPrefix { .. }
-        )
+        match self {
+            SendError::TooLarge { .. }
+            | SendError::EventTooLarge { .. }
+            | SendError::NoPrefix { .. } => false,
+            SendError::Spool { source, .. } => !matches!(
+                source,
+                SpoolError::RecordTooLarge { .. } | SpoolError::NotAnEnvelope { .. }
+            ),
+            _ => true,
+        }
+    }
+}
+
+/// Why an envelope was for the spool when the spool failed to take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpoolWhy {
+    /// `spool`: every envelope goes there.
+    Transport,
+    /// `sysv`: the queue was full.
+    QueueFull {
+        /// Queue key.
+        key: Key,
+    },
+    /// `sysv`: the envelope is larger than the queue ever takes.
+    TooLargeForQueue {
+        /// Size of the envelope.
+        size: usize,
+        /// The queue's limit.
+        limit: u64,
+        /// What sets it (`kernel.msgmax`, or the queue's capacity).
+        setting: &'static str,
+    },
+    /// `sysv`: earlier events of this process wait in the spool, and later
+    /// ones follow them there until the drain acknowledged them (order).
+    Spooling,
+}
+
+impl fmt::Display for SpoolWhy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpoolWhy::Transport => f.write_str("the spool transport could not take the event"),
+            SpoolWhy::QueueFull { key } => write!(
+                f,
+                "SysV queue {key:#010x} is full and the spool could not take the event"
+            ),
+            SpoolWhy::TooLargeForQueue {
+                size,
+                limit,
+                setting,
+            } => write!(
+                f,
+                "the event envelope of {size} bytes is larger than {setting} ({limit}) and the \
+                 spool could not take it"
+            ),
+            SpoolWhy::Spooling => f.write_str(
+                "the spool could not take the event (earlier events of this process are in the \
+                 spool, so later ones follow them there to keep their order)",
+            ),
+        }
     }
 }

@@ -5,7 +5,10 @@
 //! failure means (drop and count, or raise) is written once, by the caller:
 //!
 //! - `sysv` ([`SysvEmitter`], here): one non-blocking `msgsnd` into the
-//!   host's SysV queue;
+//!   host's SysV queue, and what the queue cannot take into the process's
+//!   spool (`overflow.rs`: when, and the order rule);
+//! - `spool` ([`SpoolEmitter`], here): every envelope appended to the
+//!   process's own spool log, with no system call in the common case;
 //! - `socket` ([`SocketClient`](crate::proxy::SocketClient)): a bounded
 //!   buffer that an IO thread sends to the host's proxy;
 //! - `direct` (`DirectProducer`, with the `kafka` feature): a bounded
@@ -19,10 +22,13 @@
 
 mod error;
 mod frame_sink;
+mod overflow;
+mod spool;
 mod stats;
 mod sysv;
 
-pub use error::SendError;
+pub use error::{SendError, SpoolWhy};
 pub use frame_sink::FrameSink;
+pub use spool::{SpoolEmitter, SpoolEmitterStats};
 pub use stats::{EmitterStats, StatsSnapshot};
 pub use sysv::{SysvEmitter, DEFAULT_MTYPE};

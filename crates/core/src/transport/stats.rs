@@ -1,5 +1,5 @@
-//! [`EmitterStats`]: the `sysv` emitter's counters, shared by every thread
-//! that emits through it.
+//! [`EmitterStats`]: the `sysv` emitter's counters (its spool overflow's
+//! included), shared by every thread that emits through it.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -13,6 +13,9 @@ pub struct EmitterStats {
     dropped: AtomicU64,
     queue_full: AtomicU64,
     reopened: AtomicU64,
+    spooled: AtomicU64,
+    spooled_bytes: AtomicU64,
+    spool_failures: AtomicU64,
 }
 
 /// A point-in-time copy of [`EmitterStats`].
@@ -22,10 +25,18 @@ pub struct StatsSnapshot {
     pub emitted: u64,
     /// Events given up on by a caller that does not raise (`emit`).
     pub dropped: u64,
-    /// Sends refused because the queue was full (dropped or raised).
+    /// Sends refused because the queue was full (spooled, dropped or
+    /// raised).
     pub queue_full: u64,
     /// Times the queue was looked up again after it had been removed.
     pub reopened: u64,
+    /// Events that went to the spool instead of the queue (counted in
+    /// `emitted` too).
+    pub spooled: u64,
+    /// Envelope bytes of those events.
+    pub spooled_bytes: u64,
+    /// Events the spool could not take (then dropped or raised).
+    pub spool_failures: u64,
 }
 
 impl EmitterStats {
@@ -35,6 +46,16 @@ impl EmitterStats {
 
     pub(crate) fn record_full(&self) {
         self.queue_full.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_spooled(&self, bytes: usize) {
+        self.emitted.fetch_add(1, Relaxed);
+        self.spooled.fetch_add(1, Relaxed);
+        self.spooled_bytes.fetch_add(bytes as u64, Relaxed);
+    }
+
+    pub(crate) fn record_spool_failure(&self) {
+        self.spool_failures.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn record_reopened(&self) {
@@ -53,6 +74,9 @@ impl EmitterStats {
             dropped: self.dropped.load(Relaxed),
             queue_full: self.queue_full.load(Relaxed),
             reopened: self.reopened.load(Relaxed),
+            spooled: self.spooled.load(Relaxed),
+            spooled_bytes: self.spooled_bytes.load(Relaxed),
+            spool_failures: self.spool_failures.load(Relaxed),
         }
     }
 }

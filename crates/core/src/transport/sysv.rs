@@ -10,12 +10,20 @@
 //! and the queue's capacity, both read at open time: a message the kernel
 //! could never accept is a programming error to report at once, not a "full"
 //! queue to retry forever.
+//!
+//! With a spool ([`SysvEmitter::with_spool`]), a full queue and an envelope
+//! larger than the queue takes are not failures: the envelope goes to the
+//! process's spool instead, and the order rule of `overflow.rs` keeps the
+//! process's events in order. A healthy queue pays one relaxed-cost load
+//! of the spooling flag for it.
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 
 use sysvmq::{Key, Queue, HEADER_LEN};
 
-use super::{EmitterStats, FrameSink, SendError};
+use super::overflow::Overflow;
+use super::{EmitterStats, FrameSink, SendError, SpoolWhy};
+use crate::spool::{SpoolOptions, SpoolWriter};
 
 /// Message type of every event (SysV requires a positive type).
 pub const DEFAULT_MTYPE: i64 = 1;
@@ -34,6 +42,7 @@ pub struct SysvEmitter {
     msgmax: AtomicU64,
     capacity: AtomicU64,
     stats: EmitterStats,
+    overflow: Option<Overflow>,
 }
 
 impl SysvEmitter {
@@ -46,7 +55,26 @@ impl SysvEmitter {
             msgmax: AtomicU64::new(0),
             capacity: AtomicU64::new(0),
             stats: EmitterStats::default(),
+            overflow: None,
         }
+    }
+
+    /// The same emitter, spooling what the queue cannot take into the
+    /// spool `options` describe (its `max_record` is `max_event_bytes`).
+    pub fn with_spool(mut self, options: SpoolOptions) -> SysvEmitter {
+        self.overflow = Some(Overflow::new(options));
+        self
+    }
+
+    /// The spool writer, if the emitter has one.
+    pub fn spool_writer(&self) -> Option<&SpoolWriter> {
+        self.overflow.as_ref().map(Overflow::writer)
+    }
+
+    /// Whether sends go to the spool now (the order rule: earlier events
+    /// of this process wait there); `None` without a spool.
+    pub fn spooling(&self) -> Option<bool> {
+        self.overflow.as_ref().map(Overflow::spooling)
     }
 
     /// The queue key.
@@ -59,9 +87,67 @@ impl SysvEmitter {
         &self.stats
     }
 
-    /// Puts one frame into the queue without blocking (see
-    /// [`FrameSink::send_frame`]).
+    /// Puts one frame into the queue, or its envelope into the spool,
+    /// without blocking (see [`FrameSink::send_frame`]).
+    #[inline]
     fn try_send(&self, frame: &[u8]) -> Result<(), SendError> {
+        let Some(overflow) = &self.overflow else {
+            return self.enqueue(frame);
+        };
+        let size = frame.len().saturating_sub(HEADER_LEN);
+        if size > overflow.max_event_bytes() {
+            return Err(SendError::EventTooLarge {
+                size,
+                max_event_bytes: overflow.max_event_bytes(),
+                msgmax: Some(sysvmq::message_size_limit()),
+            });
+        }
+        if overflow.spooling() {
+            return self.to_spool(overflow, frame, SpoolWhy::Spooling);
+        }
+        self.enqueue_or_spool(overflow, frame)
+    }
+
+    /// `msgsnd`, or the spool when the queue cannot take the frame.
+    fn enqueue_or_spool(&self, overflow: &Overflow, frame: &[u8]) -> Result<(), SendError> {
+        let why = match self.enqueue(frame) {
+            Err(SendError::QueueFull { key }) => SpoolWhy::QueueFull { key },
+            Err(SendError::TooLarge {
+                size,
+                limit,
+                setting,
+                ..
+            }) => SpoolWhy::TooLargeForQueue {
+                size,
+                limit,
+                setting,
+            },
+            done => return done,
+        };
+        self.to_spool(overflow, frame, why)
+    }
+
+    /// Appends the frame's envelope to the spool. While spooling
+    /// (`why == Spooling`), first asks whether the drain acknowledged
+    /// everything spooled, and if so ends the episode and tries the queue.
+    #[cold]
+    fn to_spool(&self, overflow: &Overflow, frame: &[u8], why: SpoolWhy) -> Result<(), SendError> {
+        let envelope = frame.get(HEADER_LEN..).unwrap_or_default();
+        match overflow.append(envelope, why == SpoolWhy::Spooling) {
+            Ok(true) => {
+                self.stats.record_spooled(envelope.len());
+                Ok(())
+            }
+            Ok(false) => self.enqueue_or_spool(overflow, frame),
+            Err(source) => {
+                self.stats.record_spool_failure();
+                Err(SendError::Spool { why, source })
+            }
+        }
+    }
+
+    /// Puts one frame into the queue without blocking.
+    fn enqueue(&self, frame: &[u8]) -> Result<(), SendError> {
         let queue = self.queue()?;
         self.check_size(frame.len().saturating_sub(HEADER_LEN))?;
         match queue.try_send_frame(frame) {

@@ -14,19 +14,38 @@ use super::format::{parse_header, version1_refusal, version1_slot, Header, Parse
 use super::format::{FIELDS_LEN, HEADER_SIZE};
 use super::{io_error, JournalError};
 
-/// The header of an existing journal; `None` for an empty file, one whose
-/// magic was never written (a crash while creating it), or a version 1
-/// journal that holds nothing to deliver. Anything this version cannot read
+/// What the start of a journal file says.
+pub(super) enum Found {
+    /// A journal of this version.
+    Header(Header),
+    /// An empty file, one whose magic was never written (a crash while
+    /// creating it: its data area is all zeros), or a version 1 journal
+    /// that holds nothing to deliver.
+    Nothing,
+    /// A zero magic over a data area holding bytes (the first at `data_at`):
+    /// a damaged header, records may be pending.
+    WipedHeader {
+        /// Data offset of the first non-zero byte.
+        data_at: u64,
+    },
+}
+
+/// The header of an existing journal. Anything this version cannot read
 /// is a [`JournalError::Format`], the file untouched.
-pub(super) fn read_header(path: &Path, file: &File) -> Result<Option<Header>, JournalError> {
+pub(super) fn read_header(path: &Path, file: &File) -> Result<Found, JournalError> {
     let len = file.metadata().map_err(io_error(path))?.len();
     let mut head = [0u8; FIELDS_LEN];
     let got = usize::try_from(len).map_or(FIELDS_LEN, |len| len.min(FIELDS_LEN));
     file.read_exact_at(&mut head[..got], 0)
         .map_err(io_error(path))?;
     let reason = match parse_header(&head, len) {
-        Parsed::Absent => return Ok(None),
-        Parsed::Current(header) => return Ok(Some(header)),
+        Parsed::Absent => {
+            return Ok(match first_data_byte(file, len).map_err(io_error(path))? {
+                Some(data_at) => Found::WipedHeader { data_at },
+                None => Found::Nothing,
+            })
+        }
+        Parsed::Current(header) => return Ok(Found::Header(header)),
         Parsed::Version1 {
             capacity,
             checkpoint,
@@ -41,7 +60,7 @@ pub(super) fn read_header(path: &Path, file: &File) -> Result<Option<Header>, Jo
                 Err(()) => false,
             };
             if empty {
-                return Ok(None);
+                return Ok(Found::Nothing);
             }
             version1_refusal()
         }
@@ -51,6 +70,22 @@ pub(super) fn read_header(path: &Path, file: &File) -> Result<Option<Header>, Jo
         path: path.to_path_buf(),
         reason,
     })
+}
+
+/// Data offset of the first non-zero byte past the header page of a file
+/// of `len` bytes, if any: a journal being created has none.
+fn first_data_byte(file: &File, len: u64) -> io::Result<Option<u64>> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = HEADER_SIZE;
+    while at < len {
+        let n = usize::try_from(len - at).map_or(buf.len(), |left| left.min(buf.len()));
+        file.read_exact_at(&mut buf[..n], at)?;
+        if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
+            return Ok(Some(at - HEADER_SIZE + i as u64));
+        }
+        at += n as u64;
+    }
+    Ok(None)
 }
 
 /// Takes an exclusive `flock` on the journal, or says who holds it.

@@ -96,6 +96,18 @@
 //! reported in [`RecoveryReport::stopped_at_garbage`], and the write
 //! position is put there, its slot zeroed. Whatever lies past it needs no
 //! zeroing: by the invariant no chain reaches it again.
+//!
+//! Damage is not recovered over in silence. [`Journal::open`] refuses
+//! ([`JournalError::Damaged`], the file untouched) when the garbage may
+//! hide pending records: some position past it, within the ring, holds a
+//! committed record word of its lap. The one garbage it accepts is the
+//! last received message when that is not an envelope (a positive mtype
+//! over junk: the receiver commits before it receives again, so nothing
+//! follows it). Likewise a file whose magic is zero is only taken for one
+//! whose creation was interrupted if its data area is all zeros; otherwise
+//! it is refused rather than recreated. [`Journal::open_with`] and
+//! [`OnDamage::Discard`] let an operator give the hidden records up; the
+//! [`RecoveryReport`] says what was found either way.
 
 mod file;
 mod format;
@@ -153,6 +165,15 @@ pub enum JournalError {
         /// The record size asked for.
         max_record: u64,
     },
+    /// The journal is damaged where pending records may follow: opening it
+    /// would give them up.
+    #[error("journal {}: {reason}; opening it would give those events up. Keep the file (move it aside and start with a fresh journal), or start the drain with --discard-damaged-journal (config discard_damaged_journal = true) to deliver what can be read and give up the rest", path.display())]
+    Damaged {
+        /// The journal file.
+        path: PathBuf,
+        /// What is damaged, with positions.
+        reason: String,
+    },
     /// Another process holds the journal's lock.
     #[error("journal {}: another process (a second drain?) has it open; stop it or give each drain its own journal", path.display())]
     Locked {
@@ -174,6 +195,18 @@ pub struct RecordRef {
     pub len: usize,
 }
 
+/// What [`Journal::open_with`] does with damage that may hide pending
+/// records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnDamage {
+    /// Refuse to open ([`JournalError::Damaged`]), leaving the file as it is.
+    #[default]
+    Refuse,
+    /// Open, keeping the records before the damage and giving up the rest
+    /// (the operator's choice; the report says what).
+    Discard,
+}
+
 /// What [`Journal::open`] found from the checkpoint on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -185,6 +218,20 @@ pub struct RecoveryReport {
     /// Position of bytes that are no record, where recovery stopped: worth
     /// a warning, as the file was damaged or written by something else.
     pub stopped_at_garbage: Option<u64>,
+    /// Positions past the garbage that hold committed record words: pending
+    /// records given up (only with [`OnDamage::Discard`]; otherwise the
+    /// open is refused).
+    pub records_after_garbage: Vec<u64>,
+    /// The file's magic was gone while its data area held bytes, and it was
+    /// recreated (only with [`OnDamage::Discard`]).
+    pub recreated_damaged: bool,
+}
+
+impl RecoveryReport {
+    /// Whether recovery met damage (garbage or a wiped header).
+    pub fn damaged(&self) -> bool {
+        self.stopped_at_garbage.is_some() || self.recreated_damaged
+    }
 }
 
 /// The memory-mapped journal; see the [module docs](self).
@@ -216,6 +263,17 @@ impl Journal {
     /// fit; otherwise it keeps its `max_record` too, until an open finds it
     /// empty. Pending records are never discarded.
     pub fn open(path: &Path, capacity: u64, max_record: u64) -> Result<Journal, JournalError> {
+        Journal::open_with(path, capacity, max_record, OnDamage::Refuse)
+    }
+
+    /// [`Journal::open`], with the choice of what damage that may hide
+    /// pending records does (see the [module docs](self)).
+    pub fn open_with(
+        path: &Path,
+        capacity: u64,
+        max_record: u64,
+        on_damage: OnDamage,
+    ) -> Result<Journal, JournalError> {
         let capacity = capacity.div_ceil(HEADER_SIZE).saturating_mul(HEADER_SIZE);
         if capacity < min_capacity(max_record) || max_record > MAX_RECORD_LIMIT {
             let path = path.to_path_buf();
@@ -227,13 +285,29 @@ impl Journal {
         }
         let file = create_file(path, Access::ReadWrite).map_err(io_error(path))?;
         file::lock(path, &file)?;
-        let Some(header) = file::read_header(path, &file)? else {
-            return Journal::create(path.to_path_buf(), file, capacity, max_record);
+        let header = match file::read_header(path, &file)? {
+            file::Found::Header(header) => header,
+            file::Found::Nothing => {
+                return Journal::create(path.to_path_buf(), file, capacity, max_record)
+            }
+            file::Found::WipedHeader { data_at } => {
+                if on_damage == OnDamage::Refuse {
+                    return Err(JournalError::Damaged {
+                        path: path.to_path_buf(),
+                        reason: format!(
+                            "its header's magic is zero, yet its data area holds bytes (the                              first at data offset {data_at}): the header was damaged and                              records may be pending"
+                        ),
+                    });
+                }
+                let mut journal = Journal::create(path.to_path_buf(), file, capacity, max_record)?;
+                journal.report.recreated_damaged = true;
+                return Ok(journal);
+            }
         };
         let mut journal =
             Journal::map(path.to_path_buf(), file, header.capacity, header.max_record)?;
         journal.checkpoint = header.checkpoint;
-        journal.recover();
+        journal.recover(on_damage)?;
         if journal.recovered.is_empty()
             && [header.capacity, header.max_record] != [capacity, max_record]
         {
@@ -406,6 +480,11 @@ impl Journal {
             _ => offset,
         };
         self.store_checkpoint(offset);
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Position of the first record not yet acknowledged.

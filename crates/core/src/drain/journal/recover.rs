@@ -5,14 +5,16 @@ use std::sync::atomic::Ordering;
 use crate::envelope::{envelope_len, Envelope};
 
 use super::format::{pad8, record_word, Slot, SLOT};
-use super::{Journal, RecordRef};
+use super::{Journal, JournalError, OnDamage, RecordRef};
 
 impl Journal {
     /// Walks from the checkpoint, collecting the pending records and setting
     /// the write position; see the module docs. Every step moves forward by
     /// at least a slot and stays below `checkpoint + capacity`, so the walk
-    /// ends whatever the file holds.
-    pub(super) fn recover(&mut self) {
+    /// ends whatever the file holds. Garbage that may hide pending records
+    /// is refused before anything past it is written, unless `on_damage`
+    /// says to give them up.
+    pub(super) fn recover(&mut self, on_damage: OnDamage) -> Result<(), JournalError> {
         let mut at = self.checkpoint;
         loop {
             let record = match self.slot(at) {
@@ -56,12 +58,54 @@ impl Journal {
                 break;
             }
         }
+        if let Some(garbage) = self.report.stopped_at_garbage {
+            self.report.records_after_garbage = self.records_after(garbage);
+            if !self.report.records_after_garbage.is_empty() && on_damage == OnDamage::Refuse {
+                let after = &self.report.records_after_garbage;
+                return Err(JournalError::Damaged {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "recovery from the checkpoint (position {}) read {} records and then \
+                         met bytes that are no record at position {garbage}, with {} record \
+                         headers past them (the first at position {}, the last at {})",
+                        self.checkpoint,
+                        self.recovered.len(),
+                        after.len(),
+                        after[0],
+                        after[after.len() - 1],
+                    ),
+                });
+            }
+        }
         // The write position's slot is zero: it ended the walk, or is zeroed
         // now over garbage or after an uncommitted record.
         self.store_slot(at, 0, Ordering::Release);
         self.write = at;
         self.report.records = self.recovered.len();
         self.report.bytes = at - self.checkpoint;
+        Ok(())
+    }
+
+    /// Positions after the garbage at `garbage`, up to where the ring
+    /// ends, whose slot holds a committed record word of its lap that fits a
+    /// frame: records that recovery could not reach. Empty when the garbage
+    /// is an uncommitted message that is no envelope (the last one
+    /// received; nothing follows it).
+    fn records_after(&self, garbage: u64) -> Vec<u64> {
+        if self.slot(garbage) == Some(Slot::Uncommitted) {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        let mut at = garbage + SLOT;
+        while at.checked_add(SLOT).is_some_and(|end| end <= self.limit()) {
+            if let Some(Slot::Record(len)) = self.slot(at) {
+                if len <= self.max_record {
+                    found.push(at);
+                }
+            }
+            at += SLOT;
+        }
+        found
     }
 
     /// The record with a body of `len` bytes at position `at`, if it lies

@@ -2,13 +2,28 @@
 //!
 //! Two threads. The receiving thread ([`super::receiver`]) takes messages
 //! from the queue straight into the journal and hands each record over. The
-//! drain loop, in this order each turn: takes records (while the window has
-//! room) and hands each event to the sink, re-sends retries that are due,
-//! serves the sink's outcomes, and acknowledges the finished prefix, which
-//! the receiving thread persists as the journal's checkpoint. With nothing
-//! out it waits for the next record; with events out, inside the sink's
-//! poll, with a sleep that doubles from 1 ms to 50 ms. An idle drain costs
-//! almost no CPU and a new event waits at most 50 ms.
+//! drain loop, in this order each turn: refreshes the spool readers, sends
+//! again what the sink gave back, admits new events (while the window has
+//! room) from the queue's records and the spool's, alternately, and hands
+//! each to the sink, serves the sink's outcomes, and acknowledges each
+//! place's finished prefix: the receiving thread persists the journal's
+//! checkpoint, the spool readers each segment's `acked`. With nothing out
+//! it waits for the next record; with events out, inside the sink's poll,
+//! with a sleep that doubles from 1 ms to 50 ms. An idle drain costs almost
+//! no CPU and a new event waits at most about 50 ms.
+//!
+//! Order. Each emitting process's events reach the sink in the order they
+//! were emitted, whichever way they came:
+//!
+//! - at start, records left in the journal go first, then what the last
+//!   stop saved from the queue, which is delivered before the queue is
+//!   taken again (`Drain::deliver_saved`), then the queue and the spool;
+//! - a spool segment is read only once the queue records received before
+//!   the segment's creation time were admitted (the receiver's horizon): a
+//!   process spools after the queue refused it, and goes back to the queue
+//!   only after the drain acknowledged everything it spooled;
+//! - what the sink gives back goes again first, oldest first
+//!   ([`super::resend`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,18 +33,23 @@ use std::time::{Duration, Instant};
 use sysvmq::{Key, Queue, HEADER_LEN};
 
 use super::error::io;
-use super::journal::{Journal, JournalView, RecordRef};
-use super::receiver::{Received, Receiver, Source};
-use super::window::Window;
+use super::journal::{Journal, JournalView, OnDamage, RecordRef};
+use super::log_limit::LogLimit;
+use super::receiver::{Receiver, Source};
+use super::resend::Resends;
+use super::spool_source::SpoolSource;
+use super::window::{Acks, Place, Window};
 use super::DrainError;
 use super::{lock, DeadLetters, DrainConfig};
-use crate::envelope::Envelope;
-use crate::kafka::retry::Retries;
 use crate::metrics::{DrainMetrics, Health};
-use crate::sink::{Delivery, Outcome, Rejected, Sink};
+use crate::sink::{Delivery, Sink};
 use crate::state_dir::StateDir;
 
+mod admit;
+mod damage;
 mod resize;
+mod save;
+mod settle;
 mod status;
 
 const MIN_IDLE: Duration = Duration::from_millis(1);
@@ -43,11 +63,14 @@ const TICK: Duration = Duration::from_secs(1);
 pub struct RunSummary {
     /// Events re-sent from the journal at startup.
     pub recovered: u64,
-    /// Events still unacknowledged at exit (they stay in the journal).
+    /// Events still unacknowledged at exit (they stay in the journal or
+    /// their spool segment).
     pub left_in_flight: usize,
+    /// Events moved from the queue into the saved spool at shutdown.
+    pub saved: u64,
 }
 
-/// A drain bound to one queue, one journal and one sink.
+/// A drain bound to one queue, its spool, one journal and one sink.
 pub struct Drain<S: Sink> {
     key: Key,
     queue_mode: u32,
@@ -58,47 +81,42 @@ pub struct Drain<S: Sink> {
     journal_size: u64,
     /// Reads record bodies; `None` only while `regrow` reopens the journal.
     view: Option<JournalView>,
+    spool: SpoolSource,
     sink: S,
     window: Window,
-    /// Received records waiting for room in the window (at most a batch).
+    acks: Acks,
+    /// Received queue records waiting for room in the window.
     waiting: VecDeque<RecordRef>,
-    retries: Retries<u64>,
+    /// Of `waiting`, the first ones: records recovered from the journal.
+    recovered_left: usize,
+    /// Horizons from the receiving thread, each with the count of queue
+    /// records taken into `waiting` before it.
+    marks: VecDeque<(u64, i64)>,
+    /// Queue records taken into `waiting`, and admitted from it, so far.
+    taken: u64,
+    admitted: u64,
+    /// Spool segments created at or before this time may be read.
+    horizon: i64,
+    /// Whose turn it is to fill the window: the queue's or the spool's.
+    queue_turn: bool,
+    resends: Resends,
     dead: DeadLetters,
+    dead_log: LogLimit,
     metrics: Arc<DrainMetrics>,
     health: Arc<Mutex<Health>>,
     max_in_flight: usize,
     shutdown_timeout: Duration,
+    save: Option<Duration>,
     outcomes: Vec<Delivery>,
     peek: Vec<u8>,
     _lock: lock::DrainLock,
 }
 
-/// The body of a pending `record`; empty while there is no view.
-fn body<'v>(view: &'v Option<JournalView>, record: &RecordRef) -> &'v [u8] {
-    view.as_ref().map_or(&[], |view| view.body(record))
-}
-
-/// Hands `event` to the sink; a full sink queues a retry. Returns the
-/// reason if the sink can never take it.
-fn offer<S: Sink>(
-    sink: &mut S,
-    retries: &mut Retries<u64>,
-    event: &Envelope<'_>,
-    token: u64,
-) -> Option<String> {
-    match sink.send(event, token) {
-        Ok(()) => None,
-        Err(Rejected::Full) => {
-            retries.refused(token);
-            None
-        }
-        Err(Rejected::Permanent(reason)) => Some(reason),
-    }
-}
-
 impl<S: Sink> Drain<S> {
     /// Takes the queue's lock, opens the journal (sized for the host's
-    /// `kernel.msgmax`), the queue (created if missing) and the dead-letter file.
+    /// `kernel.msgmax`; refused if damaged where records may follow, unless
+    /// `discard_damaged_journal`), the queue (created if missing), the
+    /// spool and the dead-letter file.
     pub fn open(
         config: &DrainConfig,
         sink: S,
@@ -112,12 +130,29 @@ impl<S: Sink> Drain<S> {
         )))?;
         let lock = lock::acquire(&state)?;
         let max_record = sysvmq::message_size_limit();
-        let journal = Journal::open(&state.journal(), config.journal_size, max_record)?;
+        let on_damage = if config.discard_damaged_journal {
+            OnDamage::Discard
+        } else {
+            OnDamage::Refuse
+        };
+        let journal = damage::open_journal(&state, config.journal_size, max_record, on_damage)
+            .inspect_err(|_| metrics.journal_damaged.inc())?;
+        damage::report(&journal, &metrics);
         let queue = Queue::open_or_create(key, config.queue_mode)?;
-        let dead = DeadLetters::open(&state).map_err(io(format!(
-            "opening dead-letter file in {}",
-            state.dead_letter_dir().display()
-        )))?;
+        let (dead, error) = DeadLetters::open(
+            &state,
+            config.dead_letter_max_bytes,
+            config.dead_letter_files,
+        );
+        if let Some(e) = error {
+            eprintln!(
+                "shopify-events drain: cannot open the dead-letter file {}: {e}; dead letters go \
+                 to this log in full until it can",
+                dead.path().display()
+            );
+        }
+        let spool_dir = Some(config.spool_dir.as_path()).filter(|d| !d.as_os_str().is_empty());
+        let spool = SpoolSource::open(spool_dir, &state.saved_spool(), key, Arc::clone(&metrics));
         let peek = vec![0; HEADER_LEN + journal.max_record() as usize];
         let view = journal.view();
         Ok(Drain {
@@ -128,11 +163,20 @@ impl<S: Sink> Drain<S> {
             journal: Some(journal),
             journal_size: config.journal_size,
             view: Some(view),
+            spool,
             sink,
             window: Window::default(),
+            acks: Acks::default(),
             waiting: VecDeque::new(),
-            retries: Retries::default(),
+            recovered_left: 0,
+            marks: VecDeque::new(),
+            taken: 0,
+            admitted: 0,
+            horizon: i64::MIN,
+            queue_turn: true,
+            resends: Resends::default(),
             dead,
+            dead_log: LogLimit::new(10),
             metrics,
             health: Arc::new(Mutex::new(Health {
                 ok: true,
@@ -140,6 +184,7 @@ impl<S: Sink> Drain<S> {
             })),
             max_in_flight: config.max_in_flight,
             shutdown_timeout: config.shutdown_timeout(),
+            save: config.save_on_stop.then(|| config.save_timeout()),
             outcomes: Vec::new(),
             peek,
             _lock: lock,
@@ -157,8 +202,10 @@ impl<S: Sink> Drain<S> {
     }
 
     /// Runs until `shutdown` is set, then waits up to the shutdown timeout
-    /// for in-flight deliveries. Whatever is not delivered stays in the
-    /// journal (sent first at the next start) or in the queue.
+    /// for in-flight deliveries, saves what is left in the queue if
+    /// `save_on_stop` asks, and writes the journal back to disk. Whatever
+    /// is not delivered stays in the journal (sent first at the next
+    /// start), its spool segment, the saved spool or the queue.
     pub fn run(&mut self, shutdown: &AtomicBool) -> Result<RunSummary, DrainError> {
         let Some(mut journal) = self.journal.take() else {
             return Err(DrainError::Io {
@@ -166,10 +213,12 @@ impl<S: Sink> Drain<S> {
                 source: std::io::Error::other("it already ran; open a new one"),
             });
         };
+        // Recovered records wait for the window like any other: a restart
+        // after a crash respects max_in_flight.
         let recovered = journal.recovered();
-        for record in &recovered {
-            self.admit(record.clone());
-        }
+        self.recovered_left = recovered.len();
+        self.taken += recovered.len() as u64;
+        self.waiting.extend(recovered.iter().cloned());
         self.metrics.recovered.add(recovered.len() as u64);
         if !recovered.is_empty() {
             eprintln!(
@@ -177,7 +226,10 @@ impl<S: Sink> Drain<S> {
                 recovered.len()
             );
         }
-        loop {
+        if self.spool.saved_pending() {
+            self.deliver_saved(&mut journal, shutdown);
+        }
+        while !shutdown.load(Ordering::Relaxed) {
             let source = Source {
                 key: self.key,
                 queue_mode: self.queue_mode,
@@ -196,12 +248,22 @@ impl<S: Sink> Drain<S> {
                         break;
                     }
                 }
-                other => break other?,
+                other => {
+                    other?;
+                    break;
+                }
             }
         }
         let deadline = Instant::now() + self.shutdown_timeout;
         while self.window.open() > 0 && Instant::now() < deadline {
             self.settle_into(&mut journal);
+        }
+        let saved = match self.save {
+            Some(bound) => self.save_queue(bound),
+            None => 0,
+        };
+        if let Err(e) = journal.flush() {
+            eprintln!("shopify-events drain: {e}");
         }
         self.metrics
             .journal_pending_bytes
@@ -211,6 +273,7 @@ impl<S: Sink> Drain<S> {
         Ok(RunSummary {
             recovered: recovered.len() as u64,
             left_in_flight: self.window.open(),
+            saved,
         })
     }
 
@@ -219,14 +282,16 @@ impl<S: Sink> Drain<S> {
         let mut idle = MIN_IDLE;
         let mut next_tick = Instant::now();
         while !shutdown.load(Ordering::Relaxed) {
-            let mut progress = self.take_batch(receiver)?;
-            progress += self.resend_due();
+            self.spool.refresh(Instant::now(), false);
+            let mut progress = self.resend_due();
+            progress += self.take_batch(receiver)?;
             let wait = if progress > 0 { Duration::ZERO } else { idle };
             if self.window.open() == 0 && self.waiting.is_empty() && !wait.is_zero() {
                 // Nothing out at the sink: wait for the next record instead.
                 if let Some(received) = receiver.take_timeout(wait) {
-                    self.take(received)?;
-                    progress += 1;
+                    // A horizon alone is no progress: the loop keeps its
+                    // idle pace.
+                    progress += self.take(received)?;
                 }
                 self.sink.poll(Duration::ZERO, &mut self.outcomes);
             } else {
@@ -250,34 +315,6 @@ impl<S: Sink> Drain<S> {
         Ok(())
     }
 
-    /// Takes received records into the window and sends them, up to a
-    /// batch and while the window has room; returns how many.
-    fn take_batch(&mut self, receiver: &Receiver) -> Result<usize, DrainError> {
-        let mut taken = 0;
-        while taken < RECEIVE_BATCH && self.window_has_room() {
-            if let Some(record) = self.waiting.pop_front() {
-                self.admit(record);
-                taken += 1;
-                continue;
-            }
-            let Some(received) = receiver.try_take() else {
-                break;
-            };
-            self.take(received)?;
-        }
-        Ok(taken)
-    }
-
-    /// Whether the window takes another event. `open` bounds what is out
-    /// at the sink; the window may also hold finished events behind a slow
-    /// one (acks arrive per partition), up to a few windows' worth, so one
-    /// slow partition does not stall the others while memory stays bounded.
-    /// The rest waits in `waiting`, the channel, the journal and the queue.
-    fn window_has_room(&self) -> bool {
-        self.window.open() < self.max_in_flight
-            && self.window.len() < self.max_in_flight * WINDOW_SLACK
-    }
-
     /// With the receiving thread stopped: re-sends what is due, serves the
     /// sink's outcomes for up to 10 ms and moves `journal`'s checkpoint.
     fn settle_into(&mut self, journal: &mut Journal) {
@@ -287,124 +324,5 @@ impl<S: Sink> Drain<S> {
         if let Some(checkpoint) = self.settle() {
             journal.checkpoint(checkpoint);
         }
-    }
-
-    /// Acts on what the receiving thread handed over.
-    fn take(&mut self, received: Received) -> Result<(), DrainError> {
-        match received {
-            Received::Records(records) => self.waiting.extend(records),
-            Received::Reopened(queue) => {
-                self.queue = queue;
-                eprintln!(
-                    "shopify-events drain: queue {:#010x} was removed; opened it again (id {})",
-                    self.key,
-                    queue.id()
-                );
-            }
-            Received::Failed(error) => return Err(error),
-        }
-        Ok(())
-    }
-
-    /// Puts a journal record in the window and sends it.
-    fn admit(&mut self, record: RecordRef) {
-        let body = body(&self.view, &record);
-        let (token, rejected) = match Envelope::decode(body) {
-            Ok(event) => {
-                self.metrics.topics.record(event.topic, body.len());
-                let token = self.window.push(record, event.time_us);
-                let rejected = offer(&mut self.sink, &mut self.retries, &event, token);
-                (token, rejected)
-            }
-            Err(e) => {
-                let token = self.window.push(record, 0);
-                (token, Some(format!("malformed envelope: {e}")))
-            }
-        };
-        if let Some(reason) = rejected {
-            self.dead_letter(token, &reason);
-        }
-    }
-
-    /// Sends the event of `token` again (a retry).
-    fn send(&mut self, token: u64) {
-        let Some(record) = self.window.record(token) else {
-            return;
-        };
-        let rejected = match Envelope::decode(body(&self.view, &record)) {
-            Err(e) => Some(format!("malformed envelope: {e}")),
-            Ok(event) => offer(&mut self.sink, &mut self.retries, &event, token),
-        };
-        if let Some(reason) = rejected {
-            self.dead_letter(token, &reason);
-        }
-    }
-
-    fn dead_letter(&mut self, token: u64, reason: &str) {
-        let Some(record) = self.window.record(token) else {
-            return;
-        };
-        let bytes = body(&self.view, &record);
-        let event = Envelope::decode(bytes).ok();
-        if let Err(e) = self.dead.write(reason, bytes, event.as_ref()) {
-            // Keep the event rather than lose it; try again later.
-            eprintln!(
-                "shopify-events drain: cannot write dead letter to {}: {e}",
-                self.dead.path().display()
-            );
-            self.retries.failed(token);
-            return;
-        }
-        eprintln!(
-            "shopify-events drain: dead-lettered event{}: {reason}",
-            event
-                .map(|e| format!(" {} (topic {})", e.id, e.topic))
-                .unwrap_or_default()
-        );
-        self.window.finish(token);
-        self.metrics.dead_lettered.inc();
-    }
-
-    /// Re-sends retries that are due ([`crate::kafka::retry`]); returns
-    /// how many. Each is taken once per call, even if the sink refuses it
-    /// again at once.
-    fn resend_due(&mut self) -> usize {
-        let now = Instant::now();
-        let mut sent = 0;
-        for _ in 0..self.retries.len() {
-            let Some(token) = self.retries.pop_due(now) else {
-                break;
-            };
-            self.send(token);
-            sent += 1;
-        }
-        sent
-    }
-
-    /// Applies the sink's outcomes; returns the checkpoint the journal may
-    /// move to, if the finished prefix grew.
-    fn settle(&mut self) -> Option<u64> {
-        let now_us = crate::clock::now_micros();
-        let outcomes = std::mem::take(&mut self.outcomes);
-        for Delivery { token, outcome } in &outcomes {
-            match outcome {
-                Outcome::Delivered => {
-                    if let Some(time_us) = self.window.finish(*token) {
-                        self.metrics.produced.inc();
-                        self.metrics
-                            .delivery_latency
-                            .observe((now_us - time_us).max(0) as f64 / 1e6);
-                    }
-                }
-                Outcome::Retry(_) => {
-                    self.metrics.retried.inc();
-                    self.retries.failed(*token);
-                }
-                Outcome::Permanent(reason) => self.dead_letter(*token, reason),
-            }
-        }
-        self.outcomes = outcomes;
-        self.outcomes.clear();
-        self.window.advance()
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use sysvmq::HEADER_LEN;
 
-use super::{Drain, TICK};
+use super::{Drain, Place, TICK};
 use crate::drain::journal::Journal;
 use crate::drain::DrainError;
 use crate::sink::Sink;
@@ -40,11 +40,11 @@ impl<S: Sink> Drain<S> {
             if shutdown.load(Ordering::Relaxed) {
                 return Ok(journal);
             }
-            while self.window_has_room() {
-                let Some(record) = self.waiting.pop_front() else {
+            while self.window_has_room() && self.resends.is_empty() {
+                let Some(record) = self.pop_waiting() else {
                     break;
                 };
-                self.admit(record);
+                self.admit(Place::Journal(record));
             }
             self.settle_into(&mut journal);
             if Instant::now() >= next_tick {

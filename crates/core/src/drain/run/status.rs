@@ -21,13 +21,22 @@ impl<S: Sink> Drain<S> {
             m.queue_bytes.set(stat.bytes as i64);
             m.queue_capacity.set(stat.capacity as i64);
         }
-        let oldest = self
-            .window
-            .oldest_time_us()
-            .or_else(|| self.queue_head_time_us());
+        let backlog = self.spool.backlog();
+        m.spool_backlog_segments.set(backlog.segments as i64);
+        m.spool_backlog_bytes.set(backlog.bytes as i64);
         let now_us = crate::clock::now_micros();
-        m.oldest_event_age
-            .set(oldest.map_or(0.0, |t| (now_us - t).max(0) as f64 / 1e6));
+        let age = |t: i64| now_us.saturating_sub(t).max(0) as f64 / 1e6;
+        m.spool_oldest_event_age
+            .set(backlog.oldest_us.map_or(0.0, age));
+        let oldest = [
+            self.window.oldest_time_us(),
+            self.queue_head_time_us(),
+            backlog.oldest_us,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        m.oldest_event_age.set(oldest.map_or(0.0, age));
         let health = match (&stat, self.sink.healthy()) {
             (Err(e), _) => Health {
                 ok: false,

@@ -58,7 +58,7 @@ pub enum Head {
 pub struct DrainReading {
     /// The snapshot as the drain wrote it.
     pub snapshot: DrainSnapshot,
-    /// The spool's backlog (issue 8), when the drain reports it.
+    /// The spool's backlog, from the drain's snapshot.
     pub spool: Option<SpoolBacklog>,
     /// Loss accounting (issue 11, phase 2), when the drain reports it.
     pub accounting: Option<LossAccounting>,
@@ -87,11 +87,17 @@ pub struct LossAccounting {
 
 impl From<DrainSnapshot> for DrainReading {
     fn from(snapshot: DrainSnapshot) -> Self {
+        let m = &snapshot.metrics;
+        let spool = Some(SpoolBacklog {
+            segments: u64::try_from(m.spool_backlog_segments).unwrap_or(0),
+            bytes: u64::try_from(m.spool_backlog_bytes).unwrap_or(0),
+            oldest_age: m.spool_oldest_event_age,
+        });
         DrainReading {
             snapshot,
-            // The drain's snapshot carries neither yet. When its fields land,
-            // each section is filled here from them, and `top` shows it.
-            spool: None,
+            spool,
+            // The drain's snapshot does not carry loss accounting yet. When
+            // its fields land, the section is filled here, and `top` shows it.
             accounting: None,
         }
     }

@@ -255,6 +255,31 @@ fn sections_the_drain_reports_later_are_shown_when_present() {
 }
 
 #[test]
+fn the_spool_backlog_comes_from_the_drains_own_metrics() {
+    let mut top = Top::new(1);
+    let m = DrainMetrics::new(&[]);
+    m.spool_backlog_segments.set(2);
+    m.spool_backlog_bytes.set(8192);
+    m.spool_oldest_event_age.set(7.0);
+    top.observe(sample(0.0, queue(0, 0, Head::NotPeeked), drain(0.0, &m)));
+    let v = top.view(1).expect("view");
+    assert_eq!(
+        v.spool,
+        Some(SpoolBacklog {
+            segments: 2,
+            bytes: 8192,
+            oldest_age: 7.0
+        })
+    );
+    assert!(
+        v.line()
+            .contains(" spool_segments=2 spool_bytes=8.0KiB spool_oldest=7.0s"),
+        "{}",
+        v.line()
+    );
+}
+
+#[test]
 fn stale_and_exited_processes_say_so_and_a_live_proxy_shows_its_traffic() {
     let mut top = Top::new(1);
     let m = DrainMetrics::new(&[]);

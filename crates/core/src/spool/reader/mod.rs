@@ -37,6 +37,18 @@ pub struct RecordRef {
 }
 
 impl RecordRef {
+    /// A record reference made up for tests of code that holds them.
+    #[cfg(test)]
+    pub(crate) fn made_up(segment: SegmentId, offset: u64, len: u32) -> RecordRef {
+        RecordRef {
+            segment,
+            slot: 0,
+            offset,
+            end: offset + super::format::record_span(u64::from(len)),
+            len,
+        }
+    }
+
     /// The segment it is in.
     pub fn segment(&self) -> SegmentId {
         self.segment
@@ -189,10 +201,25 @@ impl SpoolReader {
     /// copy. `None` when nothing new is published; [`SpoolReader::refresh`]
     /// moves on to further segments.
     pub fn next_record(&mut self) -> Option<RecordRef> {
+        self.next_record_until(i64::MAX)
+    }
+
+    /// [`SpoolReader::next_record`] from segments created (header time) at
+    /// or before `created_us` only; later ones wait. A drain that takes
+    /// the SysV queue too uses it to keep each process's order: a process
+    /// spools only after the queue refused it, so its segment's creation
+    /// time follows every event it put into the queue, and the drain reads
+    /// the segment only once it took the queue that far.
+    pub fn next_record_until(&mut self, created_us: i64) -> Option<RecordRef> {
         let count = self.reading.len();
         for _ in 0..=count {
             let slot = *self.reading.get(self.cursor)?;
-            if self.streak < BATCH {
+            let admitted = self
+                .slab
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.created_us <= created_us);
+            if admitted && self.streak < BATCH {
                 if let Some(record) = self.read_one(slot) {
                     self.streak += 1;
                     return Some(record);

@@ -26,6 +26,8 @@ use crate::spool::segment::word;
 pub(super) struct ReadSegment {
     pub id: SegmentId,
     pub path: PathBuf,
+    /// Creation time from the header, µs since the epoch.
+    pub created_us: i64,
     header: MmapRaw,
     /// `None` for a file with no data bytes.
     data: Option<MmapRaw>,
@@ -130,6 +132,7 @@ impl ReadSegment {
         let mut segment = ReadSegment {
             id,
             path: path.to_path_buf(),
+            created_us: fields.created_us,
             header,
             data,
             limit,

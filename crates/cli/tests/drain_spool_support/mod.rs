@@ -1,0 +1,196 @@
+//! What the spool tests of the drain share: scratch directories, the drain
+//! spec, and checking what arrived against what the emitters reported.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use testkit::consume::{consume_until, Consumed};
+use testkit::drain::DrainSpec;
+use testkit::emitter::{self, Emitted, EmitterSpec};
+use testkit::queue::TestQueue;
+
+/// A test's scratch space: `state/` for the drain, `spool/` for the
+/// spool, the rest for logs. Kept (and its path printed) when the test
+/// fails.
+pub struct Dirs {
+    root: tempfile::TempDir,
+}
+
+impl Dirs {
+    pub fn new(prefix: &str) -> Dirs {
+        Dirs {
+            root: tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.root.path().join("state")
+    }
+
+    pub fn spool(&self) -> PathBuf {
+        let dir = self.root.path().join("spool");
+        std::fs::create_dir_all(&dir).expect("create spool dir");
+        dir
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.root.disable_cleanup(true);
+            eprintln!("kept {} for inspection", self.root.path().display());
+        }
+    }
+}
+
+pub fn spec(queue: &TestQueue, dirs: &Dirs) -> DrainSpec {
+    let bin = env!("CARGO_BIN_EXE_shopify-events");
+    DrainSpec::new(bin, queue.key(), &dirs.state(), dirs.root()).spool_dir(&dirs.spool())
+}
+
+/// `(proc, i)` of a record, from its headers.
+pub fn numbers(record: &Consumed) -> (u32, u64) {
+    let field = |name: &str| {
+        let bytes = record
+            .header(name)
+            .unwrap_or_else(|| panic!("record without {name} header: {record:?}"));
+        std::str::from_utf8(bytes)
+            .expect("ascii")
+            .parse()
+            .expect("a number")
+    };
+    (field("proc") as u32, field("seq"))
+}
+
+/// Payload size of event `i` of an emitter spec.
+pub fn size_of(spec: &EmitterSpec, i: u64) -> usize {
+    spec.payload_sizes[i as usize % spec.payload_sizes.len()]
+}
+
+/// What the check found.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub distinct: usize,
+    pub duplicates: usize,
+}
+
+/// Every event the emitters report as queued or spooled arrived, each
+/// record is exactly what its emitter wrote (key, payload, event id: none
+/// torn), and nothing else arrived. With `in_order`, each (process, key)'s
+/// first copies are in emit order.
+pub fn check(records: &[Consumed], specs: &[EmitterSpec], in_order: bool) -> Checked {
+    let by_proc: HashMap<u32, &EmitterSpec> = specs.iter().map(|s| (s.proc, s)).collect();
+    let mut emitted: HashMap<(u32, u64), Emitted> = HashMap::new();
+    for spec in specs {
+        for e in emitter::read_emitted(&spec.ids_file(), spec.proc) {
+            if e.via != 'd' {
+                emitted.insert((e.proc, e.i), e);
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut duplicates = 0;
+    // (partition, key) -> last first-copy seq, in offset order.
+    let mut last: HashMap<(i32, Vec<u8>), u64> = HashMap::new();
+    let mut sorted: Vec<&Consumed> = records.iter().collect();
+    sorted.sort_by_key(|r| (r.partition, r.offset));
+    for record in sorted {
+        let (proc, i) = numbers(record);
+        let spec = by_proc
+            .get(&proc)
+            .unwrap_or_else(|| panic!("record of unknown process {proc}"));
+        assert_eq!(
+            record.payload,
+            emitter::payload(proc, i, size_of(spec, i)),
+            "payload of event {i} of process {proc} is not what it emitted"
+        );
+        let key = emitter::key(proc, i, spec.keys);
+        assert_eq!(
+            record.key.as_deref(),
+            Some(key.as_bytes()),
+            "key of {proc}/{i}"
+        );
+        let id = String::from_utf8(record.header("event_id").expect("event_id").to_vec()).unwrap();
+        if let Some(e) = emitted.get(&(proc, i)) {
+            assert_eq!(id, e.id, "event id of {proc}/{i}");
+        }
+        if !seen.insert((proc, i)) {
+            duplicates += 1;
+            continue;
+        }
+        if in_order {
+            let slot = (record.partition, key.into_bytes());
+            if let Some(&before) = last.get(&slot) {
+                assert!(
+                    i > before,
+                    "process {proc}: event {i} arrived after event {before} of the same key \
+                     (partition {})",
+                    record.partition
+                );
+            }
+            last.insert(slot, i);
+        }
+    }
+    let mut missing: Vec<&(u32, u64)> = emitted.keys().filter(|k| !seen.contains(k)).collect();
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "{} of {} reported events never arrived (first: {:?})",
+        missing.len(),
+        emitted.len(),
+        &missing[..missing.len().min(10)]
+    );
+    Checked {
+        distinct: seen.len(),
+        duplicates,
+    }
+}
+
+/// Events the emitters report as queued or spooled.
+pub fn reported(specs: &[EmitterSpec]) -> usize {
+    specs
+        .iter()
+        .map(|s| {
+            emitter::read_emitted(&s.ids_file(), s.proc)
+                .iter()
+                .filter(|e| e.via != 'd')
+                .count()
+        })
+        .sum()
+}
+
+/// Reads `topic` until `expected` distinct events arrived and then nothing
+/// new for 2 s (duplicates are read too), or `timeout`.
+pub fn consume_distinct(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Consumed> {
+    let mut seen = HashSet::with_capacity(expected);
+    let mut checked = 0;
+    consume_until(
+        bootstrap,
+        topic,
+        timeout,
+        Duration::from_secs(2),
+        |records| {
+            for record in &records[checked..] {
+                if record.header("proc").is_some() {
+                    seen.insert(numbers(record));
+                }
+            }
+            checked = records.len();
+            seen.len() >= expected
+        },
+    )
+}
