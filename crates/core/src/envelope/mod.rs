@@ -29,7 +29,7 @@ pub use decode::{envelope_len, Envelope};
 pub use error::{DecodeError, EncodeError, PayloadError, StampError};
 pub use flags::Flags;
 pub use headers::{Headers, HeadersIter};
-pub use stamp::{stamp, Stamp};
+pub use stamp::{stamp, stampable, Stamp};
 pub use writer::{encode, EnvelopeWriter};
 
 /// First two bytes of every envelope.

@@ -33,6 +33,15 @@ impl Stamp {
     }
 }
 
+/// Whether `envelope` starts like a version 2 envelope, the only version
+/// with room for a stamp. A transport sends anything else (a version 1
+/// envelope handed to `send_envelope`) unnumbered: the drain counts it as
+/// unaccounted.
+#[inline]
+pub fn stampable(envelope: &[u8]) -> bool {
+    envelope.get(..2) == Some(&MAGIC[..]) && envelope.get(OFF_VERSION) == Some(&VERSION)
+}
+
 /// Writes `stamp` into `envelope`, one whole version 2 envelope, and seals
 /// its CRC again. The caller vouches that the bytes are intact (it just
 /// encoded them, or decoded them): the old CRC is not checked, so damage

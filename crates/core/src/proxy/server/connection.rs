@@ -265,7 +265,7 @@ impl Connection<'_> {
         let mut pause = Duration::from_millis(1);
         let mut logged = false;
         let result = loop {
-            match self.ctx.emitter.send_frame(frame) {
+            match self.ctx.emitter.forward_frame(frame) {
                 Ok(()) => break Ok(()),
                 Err(SendError::TooLarge { .. }) => {
                     let why = format!(
