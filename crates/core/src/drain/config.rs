@@ -95,6 +95,10 @@ pub struct DrainConfig {
     pub dead_letter_max_bytes: u64,
     /// Dead-letter files kept, the current one included.
     pub dead_letter_files: usize,
+    /// Seconds a missing event number may wait for reordering (the queue,
+    /// the spool and the proxy are different paths) before the loss
+    /// accounting counts it as a gap.
+    pub accounting_window: f64,
     /// librdkafka settings, passed unchanged.
     #[serde(deserialize_with = "flat_settings")]
     pub kafka: BTreeMap<String, String>,
@@ -119,6 +123,7 @@ impl Default for DrainConfig {
             discard_damaged_journal: false,
             dead_letter_max_bytes: defaults::DEAD_LETTER_MAX_BYTES,
             dead_letter_files: defaults::DEAD_LETTER_FILES,
+            accounting_window: defaults::ACCOUNTING_WINDOW.as_secs_f64(),
             kafka: BTreeMap::new(),
         }
     }
@@ -196,6 +201,14 @@ impl DrainConfig {
     /// The shutdown bound as a Duration.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.shutdown_timeout.clamp(0.0, 86_400.0))
+    }
+
+    /// The loss accounting's settings: the defaults, with this window.
+    pub fn accounting(&self) -> crate::accounting::TrackerConfig {
+        crate::accounting::TrackerConfig {
+            window: Duration::from_secs_f64(self.accounting_window.clamp(0.001, 86_400.0)),
+            ..crate::accounting::TrackerConfig::default()
+        }
     }
 
     /// The save's bound as a Duration.

@@ -44,7 +44,9 @@ use super::{lock, DeadLetters, DrainConfig};
 use crate::metrics::{DrainMetrics, Health};
 use crate::sink::{Delivery, Sink};
 use crate::state_dir::StateDir;
+use account::Accounting;
 
+mod account;
 mod admit;
 mod damage;
 mod resize;
@@ -109,6 +111,7 @@ pub struct Drain<S: Sink> {
     save: Option<Duration>,
     outcomes: Vec<Delivery>,
     peek: Vec<u8>,
+    accounting: Accounting,
     _lock: lock::DrainLock,
 }
 
@@ -155,6 +158,7 @@ impl<S: Sink> Drain<S> {
         let spool = SpoolSource::open(spool_dir, &state.saved_spool(), key, Arc::clone(&metrics));
         let peek = vec![0; HEADER_LEN + journal.max_record() as usize];
         let view = journal.view();
+        let accounting = Accounting::open(&state, &config.accounting());
         Ok(Drain {
             key,
             queue_mode: config.queue_mode,
@@ -187,6 +191,7 @@ impl<S: Sink> Drain<S> {
             save: config.save_on_stop.then(|| config.save_timeout()),
             outcomes: Vec::new(),
             peek,
+            accounting,
             _lock: lock,
         })
     }
@@ -257,6 +262,13 @@ impl<S: Sink> Drain<S> {
         let deadline = Instant::now() + self.shutdown_timeout;
         while self.window.open() > 0 && Instant::now() < deadline {
             self.settle_into(&mut journal);
+        }
+        // Everything admitted is saved (and on disk) before the last
+        // acknowledgements move.
+        if let Some(released) = self.accounting.release(true) {
+            if let Some(checkpoint) = self.apply(released) {
+                journal.checkpoint(checkpoint);
+            }
         }
         let saved = match self.save {
             Some(bound) => self.save_queue(bound),
