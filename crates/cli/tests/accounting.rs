@@ -1,0 +1,193 @@
+//! End-to-end loss accounting against a real drain (stdout sink): events
+//! taken out of the queue behind the drain's back are reported as exactly
+//! that many gaps; events the transport refused (queue full, no spool: the
+//! app's drop policy) are not gaps; a drain restart keeps the accounting,
+//! with no false gaps and no false duplicates.
+//!
+//! The emitting side is this test process's own `SysvEmitter`, the
+//! transport the gem uses: it numbers what it accepts.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use shopify_events_core::envelope::encode;
+use shopify_events_core::event_id::EventId;
+use shopify_events_core::transport::{FrameSink, SendError, SysvEmitter};
+use sysvmq::Message;
+use testkit::drain::{DrainProcess, DrainSpec};
+use testkit::queue::TestQueue;
+use testkit::wait::wait_until;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shopify-events");
+
+fn spec(queue: &TestQueue, root: &Path) -> DrainSpec {
+    DrainSpec::new(BIN, queue.key(), &root.join("state"), root).args(["--accounting-window", "1"])
+}
+
+/// Sends one event; whether the transport accepted it.
+fn emit(emitter: &SysvEmitter, n: u64) -> bool {
+    let mut frame = Vec::new();
+    emitter.begin_frame(&mut frame);
+    let time = shopify_events_core::clock::now_micros();
+    let payload = format!("{{\"n\":{n}}}");
+    encode(
+        &mut frame,
+        EventId::generate(time),
+        time,
+        "accounting.test",
+        None,
+        &[],
+        payload.as_bytes(),
+    )
+    .expect("encode");
+    match emitter.send_frame(&mut frame) {
+        Ok(()) => true,
+        Err(SendError::QueueFull { .. }) => false,
+        Err(e) => panic!("send: {e}"),
+    }
+}
+
+/// The accounting section of the drain's snapshot, once it is there.
+fn accounting(drain: &DrainSpec) -> Option<Value> {
+    drain.snapshot()?.get("accounting").cloned()
+}
+
+fn field(accounting: &Value, path: &[&str]) -> u64 {
+    let mut v = accounting;
+    for p in path {
+        v = &v[*p];
+    }
+    v.as_u64()
+        .unwrap_or_else(|| panic!("{path:?} in {accounting}"))
+}
+
+/// Waits until the drain admitted `admitted` events in all and settled
+/// them past the window; returns the accounting.
+fn settled(drain: &DrainSpec, process: &mut DrainProcess, admitted: u64) -> Value {
+    let mut last = None;
+    let ok = wait_until(Duration::from_secs(30), || {
+        process.assert_running();
+        last = accounting(drain);
+        last.as_ref()
+            .is_some_and(|a| field(a, &["admitted"]) == admitted)
+    });
+    assert!(ok, "the drain did not admit {admitted} events: {last:?}");
+    // Past the window (1 s) and a tick: whatever is missing is a gap now.
+    std::thread::sleep(Duration::from_millis(2500));
+    accounting(drain).expect("accounting")
+}
+
+#[test]
+fn events_removed_behind_the_drains_back_are_exactly_that_many_gaps_and_drops_are_none() {
+    let root = tempfile::tempdir().unwrap();
+    let queue = TestQueue::with_capacity(4096);
+    let emitter = SysvEmitter::new(queue.key(), 0o600);
+
+    // Fill the queue until it refuses: those refusals are drops (the app
+    // counts them), they take no number.
+    let mut accepted = 0;
+    let mut dropped = 0;
+    for n in 0..60 {
+        if emit(&emitter, n) {
+            accepted += 1;
+        } else {
+            dropped += 1;
+        }
+    }
+    assert!(
+        dropped > 0 && accepted > 4,
+        "{accepted} accepted, {dropped} dropped"
+    );
+
+    // Behind the drain's back: take every message, put back all but two in
+    // the middle (msgrcv by someone else).
+    let mut msg = Message::with_capacity(1, sysvmq::message_size_limit() as usize);
+    let mut frames = Vec::new();
+    while queue.try_receive(&mut msg, 0).expect("receive") {
+        frames.push(msg.frame().to_vec());
+    }
+    assert_eq!(frames.len() as u64, accepted);
+    frames.drain(2..4);
+    for frame in &frames {
+        queue.try_send_frame(frame).expect("put back");
+    }
+
+    let spec = spec(&queue, root.path());
+    let mut drain = spec.spawn(0);
+    let a = settled(&spec, &mut drain, accepted - 2);
+    assert_eq!(field(&a, &["missing"]), 2, "{a}");
+    assert_eq!(field(&a, &["gaps"]), 2, "{a}");
+    assert_eq!(field(&a, &["duplicates"]), 0, "{a}");
+    // `stats` shows the same, as JSON and as text.
+    let stats = spec.stats_json();
+    assert_eq!(stats["drain"]["accounting"]["missing"], 2, "{stats}");
+    let text = std::process::Command::new(BIN)
+        .args(["stats", "--queue-key", &queue.hex(), "--state-dir"])
+        .arg(root.path().join("state"))
+        .output()
+        .expect("stats");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("accounting      2 missing (2 gaps, 0 late), 0 duplicates"),
+        "{text}"
+    );
+
+    // A clean restart keeps it: more events, no new gap, no duplicate.
+    drain.terminate(Duration::from_secs(20)).expect("stopped");
+    for n in 0..5 {
+        assert!(emit(&emitter, 100 + n));
+    }
+    let mut drain = spec.spawn(1);
+    let a = settled(&spec, &mut drain, accepted - 2 + 5);
+    assert_eq!(field(&a, &["missing"]), 2, "{a}");
+    assert_eq!(field(&a, &["duplicates"]), 0, "{a}");
+    drain.terminate(Duration::from_secs(20)).expect("stopped");
+}
+
+#[test]
+fn kill_9_storms_count_no_gap_and_every_event_once_apart_from_duplicates() {
+    let root = tempfile::tempdir().unwrap();
+    let queue = TestQueue::with_capacity(256 << 10);
+    let emitter = SysvEmitter::new(queue.key(), 0o600);
+    let spec = spec(&queue, root.path());
+    let mut accepted = 0u64;
+    let mut drain = spec.spawn(0);
+    for round in 0..6u64 {
+        for n in 0..300 {
+            assert!(
+                emit(&emitter, round * 1000 + n),
+                "the queue is large enough"
+            );
+            accepted += 1;
+        }
+        // Killed at a different point of its work each round: mid-batch,
+        // between saves, just after one.
+        std::thread::sleep(Duration::from_millis(350 * round));
+        drain.kill9();
+        drain = spec.spawn(round as usize + 1);
+    }
+    let mut last = None;
+    let ok = wait_until(Duration::from_secs(30), || {
+        drain.assert_running();
+        last = accounting(&spec);
+        last.as_ref()
+            .is_some_and(|a| field(a, &["admitted"]) - field(a, &["duplicates"]) == accepted)
+    });
+    assert!(ok, "not every event admitted once: {last:?}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let a = accounting(&spec).expect("accounting");
+    assert_eq!(field(&a, &["gaps"]), 0, "{a}");
+    assert_eq!(field(&a, &["missing"]), 0, "{a}");
+    assert_eq!(field(&a, &["unclassified"]), 0, "{a}");
+    assert_eq!(
+        field(&a, &["admitted"]) - field(&a, &["duplicates"]),
+        accepted,
+        "{a}"
+    );
+    eprintln!(
+        "{accepted} events, {} duplicates after 6 kill -9",
+        field(&a, &["duplicates"])
+    );
+    drain.terminate(Duration::from_secs(20)).expect("stopped");
+}
