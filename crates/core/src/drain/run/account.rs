@@ -50,6 +50,9 @@ pub(super) struct Accounting {
     /// Totals already added to the metrics (this process's counters).
     counted: Totals,
     save_failed: bool,
+    /// Unix ms, read once per turn of the drain loop (in `release`) rather
+    /// than once per event: the window is a minute, its marks a second.
+    now: u64,
 }
 
 /// Unix milliseconds now.
@@ -73,6 +76,7 @@ impl Accounting {
             );
         }
         let counted = tracker.totals();
+        let now = now_ms();
         Accounting {
             tracker,
             file,
@@ -81,13 +85,14 @@ impl Accounting {
             save_every: defaults::ACCOUNTING_SAVE_INTERVAL,
             counted,
             save_failed: false,
+            now,
         }
     }
 
     /// Counts one admitted event.
     #[inline]
     pub fn admit(&mut self, stamp: Option<Stamp>) {
-        self.tracker.admit(stamp, now_ms());
+        self.tracker.admit(stamp, self.now);
     }
 
     /// Holds what `acks` allows until a state covering it is saved.
@@ -100,18 +105,19 @@ impl Accounting {
 
     /// The held acknowledgements, once a state that covers them is saved:
     /// at once if nothing was admitted since the last save, after a save
-    /// if one is due (or `now`, syncing it to disk); `None` while they
-    /// wait.
-    pub fn release(&mut self, now: bool) -> Option<Released> {
+    /// if one is due; `None` while they wait. `stopping` saves now and
+    /// syncs the state to disk.
+    pub fn release(&mut self, stopping: bool) -> Option<Released> {
+        self.now = now_ms();
         let nothing_held = self.held.journal.is_none() && self.held.spool.is_empty();
-        if nothing_held && !now {
+        if nothing_held && !stopping {
             return None;
         }
-        if self.tracker.is_dirty() || now {
-            if !now && self.last_save.elapsed() < self.save_every {
+        if self.tracker.is_dirty() || stopping {
+            if !stopping && self.last_save.elapsed() < self.save_every {
                 return None;
             }
-            self.save(now);
+            self.save(stopping);
         }
         Some(std::mem::take(&mut self.held))
     }
@@ -119,7 +125,7 @@ impl Accounting {
     /// Saves the state; `sync` also writes it to disk.
     fn save(&mut self, sync: bool) {
         self.last_save = Instant::now();
-        match self.file.save(&mut self.tracker, now_ms(), sync) {
+        match self.file.save(&mut self.tracker, self.now, sync) {
             Ok(()) => {
                 if std::mem::take(&mut self.save_failed) {
                     eprintln!("shopify-events drain: loss accounting state saved again");
@@ -139,7 +145,8 @@ impl Accounting {
     /// Once a second: settles what the window allows and adds what the
     /// totals grew by to the metrics.
     pub fn tick(&mut self, metrics: &DrainMetrics) {
-        self.tracker.tick(now_ms());
+        self.now = now_ms();
+        self.tracker.tick(self.now);
         let totals = self.tracker.totals();
         let grew = |now: u64, before: u64| now.saturating_sub(before);
         metrics.gaps.add(grew(totals.gaps, self.counted.gaps));
