@@ -248,6 +248,14 @@ impl DrainConfig {
                 });
             }
         }
+        let window = self.accounting_window;
+        if !window.is_finite() || !(0.001..=86_400.0).contains(&window) {
+            return Err(ConfigError::Invalid {
+                setting: "accounting_window",
+                value: window.to_string(),
+                fix: "use a number of seconds from 0.001 to 86400 (60 is the default)",
+            });
+        }
         if self.dead_letter_files == 0 {
             return Err(ConfigError::Invalid {
                 setting: "dead_letter_files",
@@ -399,6 +407,21 @@ mod tests {
         let config = DrainConfig::from_toml("").unwrap();
         assert_eq!(config.sink_kind(), SinkKind::Stdout);
         assert_eq!(config.queue_key, defaults::QUEUE_KEY);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn an_accounting_window_that_is_not_a_positive_number_of_seconds_is_refused_by_name() {
+        for bad in ["0", "-1", "nan", "inf", "100000"] {
+            let config = DrainConfig {
+                accounting_window: bad.parse().unwrap(),
+                ..DrainConfig::default()
+            };
+            let e = config.validate().unwrap_err().to_string();
+            assert!(e.contains("accounting_window"), "{bad}: {e}");
+        }
+        let config = DrainConfig::from_toml("accounting_window = 5").unwrap();
+        assert_eq!(config.accounting().window, Duration::from_secs(5));
         assert!(config.validate().is_ok());
     }
 
