@@ -2,17 +2,23 @@
 //! taken out of the queue behind the drain's back are reported as exactly
 //! that many gaps; events the transport refused (queue full, no spool: the
 //! app's drop policy) are not gaps; a drain restart keeps the accounting,
-//! with no false gaps and no false duplicates.
+//! with no false gaps and no false duplicates; `kill -9` storms count no
+//! gap; a producer that moves between the queue and its spool, and
+//! clients of the proxy, count none either.
 //!
 //! The emitting side is this test process's own `SysvEmitter`, the
 //! transport the gem uses: it numbers what it accepts.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde_json::Value;
 use shopify_events_core::envelope::encode;
 use shopify_events_core::event_id::EventId;
+use shopify_events_core::proxy::wire::ProxyAddress;
+use shopify_events_core::proxy::{ClientConfig, SocketClient};
+use shopify_events_core::spool::SpoolOptions;
 use shopify_events_core::transport::{FrameSink, SendError, SysvEmitter};
 use sysvmq::Message;
 use testkit::drain::{DrainProcess, DrainSpec};
@@ -190,4 +196,88 @@ fn kill_9_storms_count_no_gap_and_every_event_once_apart_from_duplicates() {
         field(&a, &["duplicates"])
     );
     drain.terminate(Duration::from_secs(20)).expect("stopped");
+}
+
+/// Emits `n` events through `sink`; all must be accepted.
+fn emit_all(sink: &impl FrameSink, n: u64) {
+    for i in 0..n {
+        let mut frame = Vec::new();
+        sink.begin_frame(&mut frame);
+        let time = shopify_events_core::clock::now_micros();
+        let payload = vec![b'x'; 200 + (i as usize % 7) * 300];
+        encode(
+            &mut frame,
+            EventId::generate(time),
+            time,
+            "accounting.test",
+            None,
+            &[],
+            &payload,
+        )
+        .expect("encode");
+        sink.send_frame(&mut frame).expect("accepted");
+    }
+}
+
+#[test]
+fn a_producer_moving_between_the_queue_and_its_spool_counts_no_gap() {
+    let root = tempfile::tempdir().unwrap();
+    let spool = root.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let queue = TestQueue::with_capacity(16 << 10);
+    let emitter = SysvEmitter::new(queue.key(), 0o600).with_spool(SpoolOptions {
+        segment_min: 64 << 10,
+        ..SpoolOptions::new(&spool, queue.key())
+    });
+    let spec = spec(&queue, root.path()).spool_dir(&spool);
+    // Before the drain runs: the queue fills, the rest is spooled.
+    emit_all(&emitter, 300);
+    assert!(emitter.stats().snapshot().spooled > 0, "nothing spooled");
+    let mut drain = spec.spawn(0);
+    // While it runs, in bursts: back and forth between queue and spool.
+    for _ in 0..5 {
+        emit_all(&emitter, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let a = settled(&spec, &mut drain, 1300);
+    assert_eq!(field(&a, &["gaps"]), 0, "{a}");
+    assert_eq!(field(&a, &["duplicates"]), 0, "{a}");
+    assert_eq!(field(&a, &["producers"]), 1, "{a}");
+    drain.terminate(Duration::from_secs(20)).expect("stopped");
+}
+
+#[test]
+fn events_through_the_proxy_keep_the_apps_numbers_and_count_no_gap() {
+    let root = tempfile::tempdir().unwrap();
+    let queue = TestQueue::new();
+    let socket = root.path().join("proxy.sock");
+    let mut proxy = std::process::Command::new(BIN)
+        .args(["proxy", "--queue-key", &queue.hex(), "--run-dir"])
+        .arg(root.path())
+        .arg("--listen")
+        .arg(format!("unix://{}", socket.display()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the proxy");
+    assert!(wait_until(Duration::from_secs(10), || socket.exists()));
+    let spec = spec(&queue, root.path());
+    let mut drain = spec.spawn(0);
+    let clients: Vec<SocketClient> = (0..3)
+        .map(|_| SocketClient::new(ClientConfig::new(ProxyAddress::Unix(socket.clone()))).unwrap())
+        .collect();
+    for client in &clients {
+        emit_all(client, 400);
+    }
+    let never = AtomicBool::new(false);
+    for client in &clients {
+        assert!(client.flush(Duration::from_secs(20), &never));
+    }
+    let a = settled(&spec, &mut drain, 1200);
+    assert_eq!(field(&a, &["gaps"]), 0, "{a}");
+    assert_eq!(field(&a, &["duplicates"]), 0, "{a}");
+    assert_eq!(field(&a, &["unaccounted"]), 0, "{a}");
+    assert_eq!(field(&a, &["producers"]), 3, "{a}");
+    drain.terminate(Duration::from_secs(20)).expect("stopped");
+    let _ = proxy.kill();
+    let _ = proxy.wait();
 }
