@@ -79,7 +79,18 @@ fn cases() -> Vec<Case> {
     ));
     for size in [100usize, 300, 1000] {
         let mut bytes = Vec::new();
-        let payload = vec![b'x'; size - 60 - "orders.created".len()];
+        encode(
+            &mut bytes,
+            EventId::generate(0),
+            0,
+            "orders.created",
+            None,
+            &[],
+            b"",
+        )
+        .unwrap();
+        let payload = vec![b'x'; size - bytes.len()];
+        bytes.clear();
         encode(
             &mut bytes,
             EventId::generate(0),
