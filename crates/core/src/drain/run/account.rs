@@ -1,7 +1,9 @@
 //! The drain's loss accounting ([`crate::accounting`]): every event it
 //! admits, from the journal or a spool, is fed once to the [`Tracker`];
 //! the tracker's state is loaded at start from `accounting-KEY.bin` in the
-//! state directory and saved there about once a second and at stop.
+//! state directory and saved there at most once a second (when
+//! acknowledgements wait for it, and at the tick once it changed) and at
+//! stop, synced to disk.
 //!
 //! # Acknowledgements wait for a save
 //!
@@ -142,11 +144,16 @@ impl Accounting {
         }
     }
 
-    /// Once a second: settles what the window allows and adds what the
-    /// totals grew by to the metrics.
+    /// Once a second: settles what the window allows, saves the state if
+    /// it changed (so the file follows the accounting even while nothing
+    /// is acknowledged, Kafka down) and adds what the totals grew by to
+    /// the metrics.
     pub fn tick(&mut self, metrics: &DrainMetrics) {
         self.now = now_ms();
         self.tracker.tick(self.now);
+        if self.tracker.is_dirty() && self.last_save.elapsed() >= self.save_every {
+            self.save(false);
+        }
         let totals = self.tracker.totals();
         let grew = |now: u64, before: u64| now.saturating_sub(before);
         metrics.gaps.add(grew(totals.gaps, self.counted.gaps));
