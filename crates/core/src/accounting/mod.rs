@@ -16,7 +16,7 @@
 //! # What the tracker counts
 //!
 //! Per producer it keeps a *watermark* `next` (every number below it is
-//! settled) and a bitmap of the numbers seen above it ([`window`]). An
+//! settled) and a bitmap of the numbers seen above it (`window.rs`). An
 //! event numbered `next` moves the watermark on, over whatever was seen
 //! above it; an event numbered higher waits in the bitmap for the missing
 //! ones, which may still come: the queue, the spool and the proxy are
@@ -49,7 +49,7 @@
 //! or because it emitted before this accounting began (a fresh or damaged
 //! state file) or was forgotten — cannot be told apart from the other
 //! cases, and a false gap would be worse than a missed one: its accounting
-//! begins at the lowest number seen. Numbers up to [`producer::HEAD_WINDOW`]
+//! begins at the lowest number seen. Numbers up to `HEAD_WINDOW`
 //! (1,024) below `n` may still arrive within the window (reordering at the
 //! head) and lower that start; once the window has passed, a producer that
 //! did not start at 0 is counted in [`Totals::joined_late`]. Outside of a

@@ -14,7 +14,8 @@ use super::{
     CRC_LEN, MAGIC, MIN_LEN_V2, OFF_TOTAL_LEN, OFF_VERSION, STAMP_LEN, STAMP_OFFSET, VERSION,
 };
 
-/// A producer id and a sequence number: see the [module docs](self).
+/// A producer id and a sequence number, at a fixed offset of a version 2
+/// envelope; [`stamp()`] writes it (docs/PROTOCOL.md, "The stamp").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Stamp {
     /// The producer: a process generation's transport; never 0.
