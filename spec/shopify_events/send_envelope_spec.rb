@@ -23,9 +23,23 @@ RSpec.describe "send_envelope" do
   describe "sysv" do
     let!(:queue) { use_sysv_queue(logger: Logger.new(log)) }
 
-    it "puts the envelope into the queue unchanged and returns its id" do
+    # The transport numbers what it accepts (the stamp, bytes 32..48, and
+    # the CRC sealed again: docs/PROTOCOL.md); every other byte goes as it is.
+    it "puts the envelope into the queue numbered, otherwise unchanged, and returns its id" do
       expect(ShopifyEvents.transport.send_envelope(envelope)).to eq(id)
-      expect(queue.try_receive).to eq(envelope)
+      expect(ShopifyEvents.transport.send_envelope(envelope)).to eq(id)
+      sent = [queue.try_receive, queue.try_receive]
+      sent.each do |bytes|
+        expect(bytes.bytesize).to eq(envelope.bytesize)
+        expect(bytes.byteslice(0, 32)).to eq(envelope.byteslice(0, 32))
+        expect(bytes.byteslice(48, bytes.bytesize - 52)).to eq(envelope.byteslice(48, envelope.bytesize - 52))
+        expect(ShopifyEvents::Event.decode(bytes).id).to eq(id)
+      end
+      expect(envelope.byteslice(32, 16).unpack("Q<Q<")).to eq([0, 0])
+      stamps = sent.map { |bytes| bytes.byteslice(32, 16).unpack("Q<Q<") }
+      expect(stamps.map(&:first).uniq.size).to eq(1)
+      expect(stamps.first.first).not_to eq(0)
+      expect(stamps.map(&:last)).to eq([stamps.first.last, stamps.first.last + 1])
     end
 
     it "raises DecodeError, sending nothing, for bytes that are not one intact envelope" do

@@ -158,6 +158,9 @@ pub struct DrainArgs {
     /// Seconds the save at SIGTERM may take [default: 15].
     #[arg(long)]
     pub save_timeout: Option<f64>,
+    /// Seconds a missing event number may wait for reordering before it counts as a gap [default: 60].
+    #[arg(long)]
+    pub accounting_window: Option<f64>,
     /// Start even if the journal is damaged where records may follow (they are given up).
     #[arg(long)]
     pub discard_damaged_journal: bool,

@@ -63,6 +63,9 @@ fn config(args: DrainArgs) -> anyhow::Result<DrainConfig> {
     if let Some(secs) = args.save_timeout {
         config.save_timeout = secs;
     }
+    if let Some(secs) = args.accounting_window {
+        config.accounting_window = secs;
+    }
     config.discard_damaged_journal |= args.discard_damaged_journal;
     config.validate()?;
     Ok(config)

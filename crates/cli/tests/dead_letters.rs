@@ -157,7 +157,7 @@ fn a_running_drain_dead_letters_a_malformed_event_and_takes_a_replayed_one_on_it
     let mut frame = Vec::new();
     emitter.begin_frame(&mut frame);
     frame.extend_from_slice(b"SE\x01 this is not an envelope at all");
-    emitter.send_frame(&frame).expect("send");
+    emitter.send_frame(&mut frame).expect("send");
     let dead = StateDir::new(&state_dir, queue.key()).dead_letters();
     assert!(
         wait_until(Duration::from_secs(20), || std::fs::read(&dead)

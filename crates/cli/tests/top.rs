@@ -58,7 +58,7 @@ impl Emitter {
                         None,
                         b"{\"id\":1234,\"total\":\"12.50\"}",
                     );
-                    if emitter.send_frame(&frame).is_ok() {
+                    if emitter.send_frame(&mut frame).is_ok() {
                         sent += 1;
                     }
                 }
@@ -220,7 +220,7 @@ fn top_without_a_drain_peeks_at_the_head_for_the_oldest_age_and_leaves_it_queued
     let emitted = now_micros() - 90_000_000;
     let id = EventId::generate(emitted);
     envelope::encode(&mut frame, id, emitted, "orders.created", None, &[], b"{}").expect("encode");
-    emitter.send_frame(&frame).expect("send");
+    emitter.send_frame(&mut frame).expect("send");
     let before = queue.stat().expect("stat");
 
     let out = run_ok(

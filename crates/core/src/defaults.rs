@@ -121,6 +121,25 @@ pub const PROXY_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time the proxy's shutdown waits for its connection threads.
 pub const PROXY_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the drain's loss accounting waits for a missing sequence number
+/// once a later one of the same producer arrived, before counting it as a
+/// gap (see `accounting`).
+pub const ACCOUNTING_WINDOW: Duration = Duration::from_secs(60);
+/// How far past a missing number a producer's numbers may run before the
+/// missing one counts as a gap at once, however recent.
+pub const ACCOUNTING_WINDOW_EVENTS: u64 = 65_536;
+/// Silence after which a producer's pending numbers are settled and its
+/// window freed (it is kept as a few words).
+pub const ACCOUNTING_RETIRE_AFTER: Duration = Duration::from_secs(600);
+/// Silence after which the accounting forgets a producer altogether.
+pub const ACCOUNTING_FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Producers the accounting keeps; past it the longest silent are evicted.
+pub const ACCOUNTING_MAX_PRODUCERS: usize = 100_000;
+/// Bytes all producers' reordering windows may take together.
+pub const ACCOUNTING_MAX_WINDOW_BYTES: usize = 32 << 20;
+/// How often the drain saves the accounting state (and at shutdown).
+pub const ACCOUNTING_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
 #[cfg(test)]
 mod tests {
     use super::*;

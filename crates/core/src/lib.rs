@@ -3,6 +3,7 @@
 //! docs/ARCHITECTURE.md is the map of these modules.
 #![deny(missing_docs)]
 
+pub mod accounting;
 pub mod clock;
 pub mod defaults;
 #[cfg(feature = "kafka")]
@@ -19,6 +20,7 @@ pub mod per_process;
 pub mod process;
 pub mod proxy;
 pub mod queue_access;
+pub mod sequence;
 pub mod sink;
 pub mod spool;
 pub mod state_dir;

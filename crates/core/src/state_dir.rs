@@ -15,13 +15,15 @@
 //! | `dead-letters.jsonl` | the drain | events Kafka will never take; in `dead_letter_dir` if one is configured |
 //! | `proxy-KEY.json` | the proxy, every second | its stats snapshot for `shopify-events top` ([`crate::ops::ProxySnapshot`]); in the proxy's own directory ([`defaults::RUN_DIR`](crate::defaults::RUN_DIR)) |
 //! | `.proxy-KEY.json.PID.tmp` | the proxy | the next snapshot, renamed over `proxy-KEY.json` |
+//! | `accounting-KEY.bin` | the drain, about every second and at shutdown | the loss accounting's state ([`crate::accounting::StateFile`]) |
+//! | `.accounting-KEY.bin.PID.tmp` | the drain | the next state, renamed over `accounting-KEY.bin` |
+//! | `accounting-KEY.bin.damaged` | the drain, at start | a state file found damaged, kept for the operator |
 //! | `dead-letters.jsonl.N` | the drain | rotated dead-letter files, 1 the newest |
 //! | `saved/` | the drain, at shutdown | its saved spool: the queue taken at stop, spool segments of the queue's key |
 //! | `tap-KEY.sock` | the drain, at start | the Unix socket `shopify-events tap` connects to ([`crate::tap`]); mode 0600, removed at a clean stop |
 //! | `.tap-KEY.tmp` | the drain, at start | the tap socket while it is bound and made private, renamed to `tap-KEY.sock` |
 //!
-//! What comes next (loss-accounting state) gets its name here too, so that
-//! this table stays the whole list.
+//! This table is the whole list: a new file gets its name here.
 //!
 //! # Permissions
 //!
@@ -156,6 +158,26 @@ impl StateDir {
     /// since only the drain holding the queue's lock binds it.
     pub fn tap_socket_tmp(&self) -> PathBuf {
         self.keyed(".tap-", ".tmp")
+    }
+
+    /// `accounting-KEY.bin`: the loss accounting's state.
+    pub fn accounting(&self) -> PathBuf {
+        self.keyed("accounting-", ".bin")
+    }
+
+    /// `.accounting-KEY.bin.PID.tmp`: where this process writes the next
+    /// accounting state before renaming it over [`StateDir::accounting`].
+    pub fn accounting_tmp(&self) -> PathBuf {
+        self.root.join(format!(
+            ".accounting-{:08x}.bin.{}.tmp",
+            self.key as u32,
+            std::process::id()
+        ))
+    }
+
+    /// `accounting-KEY.bin.damaged`: a damaged accounting state, set aside.
+    pub fn accounting_damaged(&self) -> PathBuf {
+        self.keyed("accounting-", ".bin.damaged")
     }
 
     /// `dead-letters.jsonl`, in the dead-letter directory.
@@ -305,6 +327,11 @@ mod tests {
         assert_eq!(state.proxy_snapshot(), Path::new("/s/proxy-53455600.json"));
         assert_eq!(state.tap_socket(), Path::new("/s/tap-53455600.sock"));
         assert_eq!(state.tap_socket_tmp(), Path::new("/s/.tap-53455600.tmp"));
+        assert_eq!(state.accounting(), Path::new("/s/accounting-53455600.bin"));
+        assert_eq!(
+            state.accounting_damaged(),
+            Path::new("/s/accounting-53455600.bin.damaged")
+        );
         let negative = StateDir::new("/s", -1).with_dead_letter_dir("/d");
         assert_eq!(negative.journal(), Path::new("/s/journal-ffffffff.bin"));
         assert_eq!(negative.dead_letters(), Path::new("/d/dead-letters.jsonl"));

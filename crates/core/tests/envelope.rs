@@ -2,8 +2,9 @@
 //! input per decode error.
 
 use shopify_events_core::envelope::{
-    encode, envelope_len, DecodeError, EncodeError, Envelope, EnvelopeWriter, Flags, PayloadError,
-    CRC_LEN, FIXED_LEN, MIN_LEN,
+    encode, envelope_len, stamp, DecodeError, EncodeError, Envelope, EnvelopeWriter, Flags,
+    PayloadError, Stamp, StampError, CRC_LEN, FIXED_LEN, FIXED_LEN_V1, MIN_LEN, MIN_LEN_V2,
+    STAMP_LEN, STAMP_OFFSET,
 };
 use shopify_events_core::event_id::EventId;
 use shopify_events_core::topic::TopicError;
@@ -84,7 +85,7 @@ fn round_trip_with_key_and_binary_headers() {
 fn empty_payload_round_trips_and_is_the_smallest_envelope() {
     let mut out = Vec::new();
     let len = encode(&mut out, id(), TIME, "t", None, &[], b"").unwrap();
-    assert_eq!(len, MIN_LEN);
+    assert_eq!(len, MIN_LEN_V2);
     assert_eq!(Envelope::decode(&out).unwrap().payload, b"");
 }
 
@@ -251,8 +252,8 @@ fn envelope_len_rejects_garbage_from_the_first_bytes() {
         Err(DecodeError::BadMagic { found: *b"XY" })
     );
     assert_eq!(
-        envelope_len(b"SE\x02"),
-        Err(DecodeError::UnsupportedVersion { version: 2 })
+        envelope_len(b"SE\x03"),
+        Err(DecodeError::UnsupportedVersion { version: 3 })
     );
     assert_eq!(
         envelope_len(b"SE\x01\x00\x00\x00\x00\x00"),
@@ -315,10 +316,15 @@ fn decode_error_bad_magic() {
 #[test]
 fn decode_error_unsupported_version() {
     let mut bytes = envelope(None, &[], b"p");
-    bytes[2] = 2;
+    bytes[2] = 3;
     assert_eq!(
         Envelope::decode(&bytes),
-        Err(DecodeError::UnsupportedVersion { version: 2 })
+        Err(DecodeError::UnsupportedVersion { version: 3 })
+    );
+    bytes[2] = 0;
+    assert_eq!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::UnsupportedVersion { version: 0 })
     );
 }
 
@@ -430,17 +436,15 @@ fn errors_read_as_sentences_naming_the_value() {
         "{err}"
     );
     assert_eq!(
-        DecodeError::UnsupportedVersion { version: 2 }.to_string(),
-        "unsupported envelope version 2; this reader knows version 1, upgrade it"
+        DecodeError::UnsupportedVersion { version: 3 }.to_string(),
+        "unsupported envelope version 3; this reader knows versions 1 and 2, upgrade it"
     );
 }
 
-/// The hex dump under "### Worked example" in docs/PROTOCOL.md.
-fn protocol_md_example() -> Vec<u8> {
+/// The hex dump under `heading` in docs/PROTOCOL.md.
+fn protocol_md_example(heading: &str) -> Vec<u8> {
     let doc = include_str!("../../../docs/PROTOCOL.md");
-    let section = &doc[doc
-        .find("### Worked example")
-        .expect("worked example section")..];
+    let section = &doc[doc.find(heading).expect("worked example section")..];
     let start = section.find("```text\n").expect("hex block") + "```text\n".len();
     let end = start + section[start..].find("```").expect("end of hex block");
     section[start..end]
@@ -449,9 +453,13 @@ fn protocol_md_example() -> Vec<u8> {
         .collect()
 }
 
+fn worked_example_id() -> EventId {
+    "018bcfe5-687b-774b-8a0b-1c2d3e4f5061".parse().unwrap()
+}
+
 #[test]
-fn worked_example_in_protocol_md_is_what_the_encoder_writes() {
-    let id: EventId = "018bcfe5-687b-774b-8a0b-1c2d3e4f5061".parse().unwrap();
+fn worked_example_in_protocol_md_is_what_the_encoder_and_stamp_write() {
+    let id = worked_example_id();
     let mut out = Vec::new();
     let mut w =
         EnvelopeWriter::begin(&mut out, id, 1_700_000_000_123_456, "orders", Some(b"k1")).unwrap();
@@ -462,9 +470,199 @@ fn worked_example_in_protocol_md_is_what_the_encoder_writes() {
             Ok::<(), std::convert::Infallible>(())
         })
         .unwrap();
-    assert_eq!(len, 75);
-    assert_eq!(out, protocol_md_example());
+    assert_eq!(len, 91);
+    let documented = protocol_md_example("### Worked example\n");
+    // The encoder leaves the stamp zero, with a CRC of its own.
+    assert_eq!(out[STAMP_OFFSET..STAMP_OFFSET + STAMP_LEN], [0; STAMP_LEN]);
+    assert_eq!(out[..STAMP_OFFSET], documented[..STAMP_OFFSET]);
+    assert_eq!(out[48..87], documented[48..87]);
+    assert_eq!(Envelope::decode(&out).unwrap().stamp, None);
+    let producer = 0x5f1c_2a9e_0b7d_4c33;
+    stamp(&mut out, Stamp { producer, seq: 41 }).unwrap();
+    assert_eq!(out, documented);
+    let env = Envelope::decode(&out).unwrap();
+    assert_eq!(env.version, 2);
+    assert_eq!(env.stamp, Some(Stamp { producer, seq: 41 }));
     // The documented id is what `generate` lays out for that time, up to the random bits.
     let generated = EventId::generate(1_700_000_000_123_456);
     assert_eq!(generated.as_bytes()[..8], id.as_bytes()[..8]);
+}
+
+#[test]
+fn version_1_worked_example_in_protocol_md_decodes_to_its_fields() {
+    let bytes = protocol_md_example("### Worked example, version 1\n");
+    assert_eq!(bytes.len(), 75);
+    let env = Envelope::decode(&bytes).unwrap();
+    assert_eq!(env.version, 1);
+    assert_eq!(env.stamp, None);
+    assert_eq!(env.id, worked_example_id());
+    assert_eq!(env.time_us, 1_700_000_000_123_456);
+    assert_eq!(env.topic, "orders");
+    assert_eq!(env.key, Some(&b"k1"[..]));
+    assert_eq!(
+        env.headers.iter().collect::<Vec<_>>(),
+        vec![("trace", &b"ab"[..])]
+    );
+    assert_eq!(env.payload, b"{\"n\":1}");
+    assert_eq!(env.flags, Flags::KEY_PRESENT | Flags::PAYLOAD_JSON);
+    assert_eq!(envelope_len(&bytes), Ok(Some(75)));
+}
+
+/// The version 1 form of a version 2 envelope: the stamp cut out, version,
+/// length and CRC rewritten, as gems before the stamp wrote it.
+fn as_version_1(v2: &[u8]) -> Vec<u8> {
+    let mut v1 = [&v2[..STAMP_OFFSET], &v2[STAMP_OFFSET + STAMP_LEN..]].concat();
+    v1[2] = 1;
+    let len = v1.len() as u32;
+    v1[4..8].copy_from_slice(&len.to_le_bytes());
+    reseal(&mut v1);
+    v1
+}
+
+#[test]
+fn version_1_envelopes_stay_readable_field_for_field() {
+    let headers: &[(&str, &[u8])] = &[("trace", b"abc"), ("bin", b"\0\xff")];
+    for key in [None, Some(&b""[..]), Some(&b"shop-42"[..])] {
+        let v2 = envelope(key, headers, b"{\"a\":1}");
+        let v1 = as_version_1(&v2);
+        assert_eq!(v1.len() + STAMP_LEN, v2.len());
+        let (old, new) = (
+            Envelope::decode(&v1).unwrap(),
+            Envelope::decode(&v2).unwrap(),
+        );
+        assert_eq!((old.version, new.version), (1, 2));
+        assert_eq!(old.stamp, None);
+        assert_eq!(
+            (
+                old.id,
+                old.time_us,
+                old.topic,
+                old.key,
+                old.flags,
+                old.payload
+            ),
+            (
+                new.id,
+                new.time_us,
+                new.topic,
+                new.key,
+                new.flags,
+                new.payload
+            )
+        );
+        assert_eq!(
+            old.headers.iter().collect::<Vec<_>>(),
+            new.headers.iter().collect::<Vec<_>>()
+        );
+        assert_eq!(v1[FIXED_LEN_V1 - 1] as usize, "checkout.completed".len());
+    }
+    let mut smallest = Vec::new();
+    encode(&mut smallest, id(), TIME, "t", None, &[], b"").unwrap();
+    assert_eq!(as_version_1(&smallest).len(), MIN_LEN);
+}
+
+#[test]
+fn stamp_numbers_an_encoded_envelope_and_seals_it_again() {
+    let mut bytes = vec![7u8; 8];
+    let len = encode(
+        &mut bytes,
+        id(),
+        TIME,
+        "orders",
+        Some(b"k"),
+        &[("h", b"v")],
+        b"p",
+    )
+    .unwrap();
+    let unstamped = bytes[8..].to_vec();
+    let first = Stamp {
+        producer: 0xfeed,
+        seq: 0,
+    };
+    stamp(&mut bytes[8..], first).unwrap();
+    assert_eq!(bytes[..8], [7u8; 8], "the mtype prefix is not touched");
+    assert_eq!(Envelope::decode(&bytes[8..]).unwrap().stamp, Some(first));
+    // Stamping again (a resend with a new number) overwrites the stamp.
+    let again = Stamp {
+        producer: u64::MAX,
+        seq: u64::MAX,
+    };
+    stamp(&mut bytes[8..], again).unwrap();
+    let env = Envelope::decode(&bytes[8..]).unwrap();
+    assert_eq!(env.stamp, Some(again));
+    assert_eq!(env.payload, b"p");
+    // Only the stamp and the CRC changed.
+    let diff: Vec<usize> = (0..len).filter(|&i| bytes[8 + i] != unstamped[i]).collect();
+    assert!(
+        diff.iter()
+            .all(|&i| (STAMP_OFFSET..STAMP_OFFSET + STAMP_LEN).contains(&i) || i >= len - CRC_LEN),
+        "{diff:?}"
+    );
+}
+
+#[test]
+fn stamp_refuses_what_it_cannot_number_and_writes_nothing() {
+    let good = Stamp {
+        producer: 1,
+        seq: 1,
+    };
+    let v2 = envelope(None, &[], b"p");
+    let mut v1 = as_version_1(&v2);
+    let before = v1.clone();
+    assert_eq!(
+        stamp(&mut v1, good),
+        Err(StampError::Version { version: 1 })
+    );
+    assert_eq!(v1, before);
+    let mut cut = v2[..v2.len() - 1].to_vec();
+    assert_eq!(
+        stamp(&mut cut, good),
+        Err(StampError::Length {
+            declared: v2.len(),
+            len: v2.len() - 1
+        })
+    );
+    assert_eq!(
+        stamp(&mut b"XY not an envelope".to_vec(), good),
+        Err(StampError::NotAnEnvelope { len: 18 })
+    );
+    let mut bytes = v2.clone();
+    assert_eq!(
+        stamp(
+            &mut bytes,
+            Stamp {
+                producer: 0,
+                seq: 0
+            }
+        ),
+        Err(StampError::ZeroProducer)
+    );
+    assert_eq!(bytes, v2);
+    assert!(StampError::Version { version: 1 }
+        .to_string()
+        .contains("only version 2 carries a stamp"));
+}
+
+#[test]
+fn an_unstamped_envelope_with_a_sequence_number_is_malformed() {
+    let mut bytes = envelope(None, &[], b"p");
+    bytes[STAMP_OFFSET + 8] = 5;
+    reseal(&mut bytes);
+    assert_eq!(
+        Envelope::decode(&bytes),
+        Err(DecodeError::UnstampedSequence { seq: 5 })
+    );
+}
+
+#[test]
+fn a_version_2_envelope_shorter_than_its_fixed_fields_is_rejected() {
+    // A 44-byte "version 2" envelope frames (44 is the smallest of any
+    // version) but cannot hold a stamp and a topic.
+    let mut v1 = as_version_1(&envelope(None, &[], b""));
+    v1.truncate(MIN_LEN);
+    v1[4..8].copy_from_slice(&(MIN_LEN as u32).to_le_bytes());
+    v1[2] = 2;
+    reseal(&mut v1);
+    assert_eq!(envelope_len(&v1), Ok(Some(MIN_LEN)));
+    assert!(Envelope::decode(&v1).is_err());
 }

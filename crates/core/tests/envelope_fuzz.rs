@@ -3,7 +3,7 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use shopify_events_core::envelope::{encode, Envelope};
+use shopify_events_core::envelope::{encode, stamp, Envelope, Stamp};
 use shopify_events_core::event_id::EventId;
 
 fn topic() -> impl Strategy<Value = String> {
@@ -24,8 +24,9 @@ fn valid_envelope() -> impl Strategy<Value = Vec<u8>> {
         proptest::option::of(vec(any::<u8>(), 0..64)),
         vec(header(), 0..6),
         vec(any::<u8>(), 0..300),
+        proptest::option::of((1..=u64::MAX, any::<u64>())),
     )
-        .prop_map(|(id, time, topic, key, headers, payload)| {
+        .prop_map(|(id, time, topic, key, headers, payload, stamped)| {
             let headers: Vec<(&str, &[u8])> = headers
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_slice()))
@@ -41,6 +42,9 @@ fn valid_envelope() -> impl Strategy<Value = Vec<u8>> {
                 &payload,
             )
             .unwrap();
+            if let Some((producer, seq)) = stamped {
+                stamp(&mut out, Stamp { producer, seq }).unwrap();
+            }
             out
         })
 }
@@ -54,9 +58,9 @@ proptest! {
     }
 
     #[test]
-    fn decoding_bytes_behind_a_valid_prefix_never_panics(tail in vec(any::<u8>(), 0..512), len in 0u32..600) {
+    fn decoding_bytes_behind_a_valid_prefix_never_panics(tail in vec(any::<u8>(), 0..512), len in 0u32..600, version in 1u8..=2) {
         // Random bytes rarely pass the magic check; this drives them deeper.
-        let mut bytes = b"SE\x01\x00".to_vec();
+        let mut bytes = vec![b'S', b'E', version, 0];
         bytes.extend_from_slice(&len.to_le_bytes());
         bytes.extend_from_slice(&tail);
         let _ = Envelope::decode(&bytes);
@@ -131,7 +135,8 @@ fn two_hundred_thousand_random_byte_strings_are_rejected_without_panicking() {
         bytes.extend((0..len).map(|_| rng.next() as u8));
         if i % 2 == 0 && len >= 8 {
             // Half get a plausible prefix so they reach the checksum and beyond.
-            bytes[..4].copy_from_slice(b"SE\x01\x00");
+            // Versions 1 and 2 in turn.
+            bytes[..4].copy_from_slice(&[b'S', b'E', 1 + (i / 2 % 2) as u8, 0]);
             bytes[4..8].copy_from_slice(&(len as u32).to_le_bytes());
         }
         // Random bytes pass the CRC with odds of 2^-32; with this seed, none do.

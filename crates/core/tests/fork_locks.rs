@@ -79,7 +79,7 @@ fn a_fork_during_a_socket_flush_on_another_thread_leaves_the_child_able_to_emit(
             let mut frame = Vec::new();
             client.begin_frame(&mut frame);
             frame.extend_from_slice(b"not sent: the child only buffers it");
-            let _ = client.send_frame(&frame);
+            let _ = client.send_frame(&mut frame);
         },
     );
     assert_eq!(deadlocked, 0, "{deadlocked} of {FORKS} children deadlocked");

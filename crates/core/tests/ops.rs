@@ -457,9 +457,12 @@ fn drain_snapshot_is_one_flat_json_object_with_the_metrics_beside_pid_and_sink()
             "dead_letter_files_dropped",
             "dead_lettered",
             "delivery_latency",
+            "duplicates",
+            "gaps",
             "in_flight",
             "journal_damaged",
             "journal_pending_bytes",
+            "late",
             "oldest_event_age",
             "pid",
             "produced",
@@ -478,11 +481,32 @@ fn drain_snapshot_is_one_flat_json_object_with_the_metrics_beside_pid_and_sink()
             "spool_oldest_event_age",
             "spool_read",
             "spool_reclaimed",
+            "unaccounted",
             "updated_at",
         ]
     );
     assert_eq!(value["produced"], json!(42));
     assert_eq!(value["delivery_latency"]["count"], json!(1));
+}
+
+#[test]
+fn drain_snapshot_carries_the_loss_accounting_as_one_object_read_back_whole() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = StateDir::new(dir.path(), 7);
+    let mut written = snapshot(std::process::id(), now().floor());
+    let mut accounting = shopify_events_core::accounting::AccountingSnapshot::default();
+    accounting.totals.gaps = 3;
+    accounting.totals.late = 1;
+    accounting.missing = 2;
+    accounting.totals.duplicates = 5;
+    written.accounting = Some(accounting);
+    write_drain_snapshot(&state, &written).expect("write");
+    let text = std::fs::read_to_string(state.stats_snapshot()).expect("read");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(value["accounting"]["missing"], json!(2));
+    assert_eq!(value["accounting"]["gaps"], json!(3));
+    assert_eq!(value["accounting"]["duplicates"], json!(5));
+    assert_eq!(read_drain_snapshot(&state), Some(written));
 }
 
 #[test]

@@ -157,11 +157,14 @@ fn client(address: &ProxyAddress) -> SocketClient {
     SocketClient::new(ClientConfig::new(address.clone())).unwrap()
 }
 
-fn send(client: &SocketClient, envelope: &[u8]) {
+/// Sends `envelope` through the client; returns it as the client numbered
+/// it, which is what the proxy must forward byte for byte.
+fn send(client: &SocketClient, envelope: &[u8]) -> Vec<u8> {
     let mut buf = Vec::new();
     client.begin_frame(&mut buf);
     buf.extend_from_slice(envelope);
-    client.send_frame(&buf).unwrap();
+    client.send_frame(&mut buf).unwrap();
+    buf[buf.len() - envelope.len()..].to_vec()
 }
 
 fn never() -> AtomicBool {
@@ -173,12 +176,15 @@ fn pipelined_events_arrive_in_the_host_queue_in_order_and_are_acked() {
     let queue = TestQueue::new();
     let proxy = Proxy::start(ServerConfig::new(queue.key()));
     let client = client(&proxy.address);
-    let sent: Vec<Vec<u8>> = (0..2000).map(event).collect();
-    for e in &sent {
-        send(&client, e);
-    }
+    let sent: Vec<Vec<u8>> = (0..2000).map(|i| send(&client, &event(i))).collect();
     assert!(client.flush(Duration::from_secs(10), &never()));
     assert_eq!(queue.bodies(), sent);
+    // The client numbered them 0.., the proxy forwarded the stamps as they are.
+    let seqs: Vec<u64> = sent
+        .iter()
+        .map(|e| Envelope::decode(e).unwrap().stamp.expect("stamped").seq)
+        .collect();
+    assert_eq!(seqs, (0..2000).collect::<Vec<_>>());
     let stats = client.snapshot();
     assert_eq!(
         (stats.emitted, stats.acked, stats.buffered),
@@ -196,7 +202,7 @@ fn corrupt_envelope_is_nacked_and_the_connection_goes_on() {
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0xff;
     let mut malformed = event(3);
-    malformed[33] = b'!'; // a topic character Kafka forbids, under a valid CRC
+    malformed[envelope::FIXED_LEN] = b'!'; // a topic character Kafka forbids, under a valid CRC
     let end = malformed.len() - 4;
     let crc = crc32c::crc32c(&malformed[..end]);
     malformed[end..].copy_from_slice(&crc.to_le_bytes());
@@ -310,12 +316,12 @@ fn idle_connection_is_closed_and_the_client_reconnects_when_it_has_events() {
     config.idle_timeout = Duration::from_millis(200);
     let proxy = Proxy::start(config);
     let client = client(&proxy.address);
-    send(&client, &event(1));
+    let first = send(&client, &event(1));
     assert!(client.flush(Duration::from_secs(5), &never()));
     wait_for(|| proxy.metrics.idle_timeouts.get() == 1);
-    send(&client, &event(2));
+    let second = send(&client, &event(2));
     assert!(client.flush(Duration::from_secs(5), &never()));
-    assert_eq!(queue.bodies(), vec![event(1), event(2)]);
+    assert_eq!(queue.bodies(), vec![first, second]);
     assert_eq!(client.snapshot().connects, 2);
 }
 
@@ -380,9 +386,9 @@ fn wrong_token_is_refused_and_the_right_one_accepted() {
     let mut right = ClientConfig::new(proxy.address.clone());
     right.token = b"right".to_vec();
     let right = SocketClient::new(right).unwrap();
-    send(&right, &event(2));
+    let sent = send(&right, &event(2));
     assert!(right.flush(Duration::from_secs(5), &never()));
-    assert_eq!(queue.bodies(), vec![event(2)]);
+    assert_eq!(queue.bodies(), vec![sent]);
 }
 
 #[test]
@@ -391,9 +397,7 @@ fn full_queue_withholds_acks_until_the_queue_has_room() {
     queue.set_capacity(2048).unwrap();
     let proxy = Proxy::start(ServerConfig::new(queue.key()));
     let client = client(&proxy.address);
-    for i in 0..200 {
-        send(&client, &event(i));
-    }
+    let sent: Vec<_> = (0..200).map(|i| send(&client, &event(i))).collect();
     assert!(!client.flush(Duration::from_millis(300), &never()));
     assert!(proxy.metrics.queue_full_waits.get() >= 1);
     let before = client.snapshot().acked;
@@ -405,7 +409,7 @@ fn full_queue_withholds_acks_until_the_queue_has_room() {
         thread::sleep(Duration::from_millis(5));
     }
     assert!(client.flush(Duration::from_secs(5), &never()));
-    assert_eq!(got, (0..200).map(event).collect::<Vec<_>>());
+    assert_eq!(got, sent);
 }
 
 #[test]
@@ -415,16 +419,14 @@ fn events_buffered_while_the_proxy_is_down_are_delivered_after_it_restarts() {
     let address = ProxyAddress::Unix(dir.path().join("proxy.sock"));
     let mut first = Proxy::start_on(address.clone(), ServerConfig::new(queue.key()));
     let client = client(&address);
-    send(&client, &event(1));
+    let mut sent = vec![send(&client, &event(1))];
     assert!(client.flush(Duration::from_secs(5), &never()));
     first.stop();
-    for i in 2..=100 {
-        send(&client, &event(i));
-    }
+    sent.extend((2..=100).map(|i| send(&client, &event(i))));
     assert!(!client.flush(Duration::from_millis(200), &never()));
     let _second = Proxy::start_on(address, ServerConfig::new(queue.key()));
     assert!(client.flush(Duration::from_secs(10), &never()));
-    assert_eq!(queue.bodies(), (1..=100).map(event).collect::<Vec<_>>());
+    assert_eq!(queue.bodies(), sent);
     assert!(client.snapshot().connects >= 2);
 }
 
@@ -440,7 +442,7 @@ fn full_buffer_refuses_instead_of_blocking() {
     let mut buf = Vec::new();
     client.begin_frame(&mut buf);
     buf.extend_from_slice(&event(11));
-    let err = client.send_frame(&buf).unwrap_err().to_string();
+    let err = client.send_frame(&mut buf).unwrap_err().to_string();
     assert!(
         err.contains("buffer is full") && err.contains("nobody.sock"),
         "{err}"

@@ -99,8 +99,10 @@ fn a_full_queue_spools_the_same_envelope_and_the_send_succeeds() {
         SysvEmitter::new(queue.key(), 0o600).with_spool(spool_options(dir.path(), &queue));
     let mut sent = Vec::new();
     for seq in 0..20 {
-        let frame = frame(&emitter, seq, 1000);
-        emitter.send_frame(&frame).expect("queue or spool takes it");
+        let mut frame = frame(&emitter, seq, 1000);
+        emitter
+            .send_frame(&mut frame)
+            .expect("queue or spool takes it");
         sent.push(frame[HEADER_LEN..].to_vec());
     }
     let stats = emitter.stats().snapshot();
@@ -146,8 +148,8 @@ fn an_envelope_above_msgmax_or_the_queues_capacity_is_spooled_intact() {
     );
     let mut sent = Vec::new();
     for (seq, size) in sizes.iter().enumerate() {
-        let frame = frame(&emitter, seq as u64, *size);
-        emitter.send_frame(&frame).expect("spooled");
+        let mut frame = frame(&emitter, seq as u64, *size);
+        emitter.send_frame(&mut frame).expect("spooled");
         sent.push(frame[HEADER_LEN..].to_vec());
     }
     assert_eq!(queue.depth(), 0);
@@ -162,10 +164,10 @@ fn after_spooling_events_follow_into_the_spool_until_it_is_drained_then_use_the_
     queue.set_capacity(1500).unwrap();
     let emitter =
         SysvEmitter::new(queue.key(), 0o600).with_spool(spool_options(dir.path(), &queue));
-    emitter.send_frame(&frame(&emitter, 0, 1000)).unwrap(); // queue
-    emitter.send_frame(&frame(&emitter, 1, 1000)).unwrap(); // full: spool
+    emitter.send_frame(&mut frame(&emitter, 0, 1000)).unwrap(); // queue
+    emitter.send_frame(&mut frame(&emitter, 1, 1000)).unwrap(); // full: spool
     assert_eq!(read_queue(&queue).len(), 1, "the queue has room again");
-    emitter.send_frame(&frame(&emitter, 2, 100)).unwrap(); // still spool
+    emitter.send_frame(&mut frame(&emitter, 2, 100)).unwrap(); // still spool
     assert_eq!(
         queue.depth(),
         0,
@@ -180,7 +182,7 @@ fn after_spooling_events_follow_into_the_spool_until_it_is_drained_then_use_the_
         .collect();
     assert_eq!(spooled, [1, 2]);
     // Drained: the next send seals the episode and uses the queue again.
-    emitter.send_frame(&frame(&emitter, 3, 100)).unwrap();
+    emitter.send_frame(&mut frame(&emitter, 3, 100)).unwrap();
     assert_eq!(emitter.spooling(), Some(false));
     let queued: Vec<u64> = read_queue(&queue).iter().map(|e| seq_of(e)).collect();
     assert_eq!(queued, [3]);
@@ -218,8 +220,8 @@ fn between_threads_no_queued_event_overtakes_an_earlier_spooled_one() {
                 if *n == TOTAL {
                     break;
                 }
-                let frame = frame(&emitter, *n, 400);
-                emitter.send_frame(&frame).expect("queue or spool");
+                let mut frame = frame(&emitter, *n, 400);
+                emitter.send_frame(&mut frame).expect("queue or spool");
                 *n += 1;
                 drop(n);
                 // Slow enough for the spool's reader to catch up now and
@@ -323,8 +325,10 @@ fn a_missing_spool_directory_fails_with_a_droppable_error_naming_it() {
     let missing = std::env::temp_dir().join(format!("no-such-spool-{}", std::process::id()));
     let emitter =
         SysvEmitter::new(queue.key(), 0o600).with_spool(SpoolOptions::new(&missing, queue.key()));
-    emitter.send_frame(&frame(&emitter, 0, 900)).unwrap();
-    let err = emitter.send_frame(&frame(&emitter, 1, 900)).unwrap_err();
+    emitter.send_frame(&mut frame(&emitter, 0, 900)).unwrap();
+    let err = emitter
+        .send_frame(&mut frame(&emitter, 1, 900))
+        .unwrap_err();
     assert!(
         matches!(
             &err,
@@ -366,7 +370,7 @@ fn a_full_spool_fails_with_a_droppable_full_error() {
     let emitter = SysvEmitter::new(queue.key(), 0o600).with_spool(options);
     let mut accepted = 0;
     let err = loop {
-        match emitter.send_frame(&frame(&emitter, accepted, 900)) {
+        match emitter.send_frame(&mut frame(&emitter, accepted, 900)) {
             Ok(()) => accepted += 1,
             Err(err) => break err,
         }
@@ -392,7 +396,7 @@ fn an_envelope_above_max_event_bytes_is_refused_naming_both_limits() {
     };
     let emitter = SysvEmitter::new(queue.key(), 0o600).with_spool(options);
     let err = emitter
-        .send_frame(&frame(&emitter, 0, 70 * 1024))
+        .send_frame(&mut frame(&emitter, 0, 70 * 1024))
         .unwrap_err();
     assert!(
         matches!(
@@ -420,8 +424,8 @@ fn a_forked_child_spools_into_files_of_its_own() {
     queue.set_capacity(1024).unwrap();
     let emitter =
         SysvEmitter::new(queue.key(), 0o600).with_spool(spool_options(dir.path(), &queue));
-    emitter.send_frame(&frame(&emitter, 0, 900)).unwrap(); // queue
-    emitter.send_frame(&frame(&emitter, 1, 900)).unwrap(); // spool
+    emitter.send_frame(&mut frame(&emitter, 0, 900)).unwrap(); // queue
+    emitter.send_frame(&mut frame(&emitter, 1, 900)).unwrap(); // spool
     assert_eq!(emitter.spooling(), Some(true));
     let parent = format!("-{:016x}-", process::producer_id());
     // SAFETY: the child sends, checks and leaves with _exit; glibc keeps
@@ -431,7 +435,7 @@ fn a_forked_child_spools_into_files_of_its_own() {
     if pid == 0 {
         // The child's spool is its own and empty, so drained: its first
         // send finds the queue full and starts an episode of its own.
-        let ok = emitter.send_frame(&frame(&emitter, 100, 900)).is_ok()
+        let ok = emitter.send_frame(&mut frame(&emitter, 100, 900)).is_ok()
             && emitter.spooling() == Some(true)
             && emitter
                 .spool_writer()
@@ -452,7 +456,7 @@ fn a_forked_child_spools_into_files_of_its_own() {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "child failed"
     );
-    emitter.send_frame(&frame(&emitter, 2, 900)).unwrap();
+    emitter.send_frame(&mut frame(&emitter, 2, 900)).unwrap();
     let mut seqs: Vec<u64> = read_spool(&mut reader(dir.path(), &queue), false)
         .iter()
         .map(|e| seq_of(e))

@@ -1,5 +1,6 @@
 //! Prototype: the envelope in one pass. For a String payload every length
-//! is known up front, so the fixed fields go out as one 33-byte block, the
+//! is known up front, so the fixed fields go out as one `FIXED_LEN`-byte
+//! block (the stamp left zero, as the product's writer leaves it), the
 //! buffer is reserved once, and nothing is patched afterwards; a JSON
 //! payload patches its two lengths. The bytes are those of the core's
 //! `EnvelopeWriter` (checked by bench/experiments/check.rb, which decodes
@@ -61,7 +62,7 @@ pub(crate) fn write<const CUTS: u32, E, F: FnOnce(&mut Vec<u8>) -> Result<(), E>
     head[24..32].copy_from_slice(&time_us.to_le_bytes());
     // The caller checked the topic (at most 249 bytes) unless an ablation
     // skipped that.
-    head[32] = topic.len() as u8;
+    head[FIXED_LEN - 1] = topic.len() as u8;
     out.extend_from_slice(&head);
     out.extend_from_slice(topic);
     if let Some(k) = key {

@@ -95,6 +95,10 @@ pub struct DrainConfig {
     pub dead_letter_max_bytes: u64,
     /// Dead-letter files kept, the current one included.
     pub dead_letter_files: usize,
+    /// Seconds a missing event number may wait for reordering (the queue,
+    /// the spool and the proxy are different paths) before the loss
+    /// accounting counts it as a gap.
+    pub accounting_window: f64,
     /// librdkafka settings, passed unchanged.
     #[serde(deserialize_with = "flat_settings")]
     pub kafka: BTreeMap<String, String>,
@@ -119,6 +123,7 @@ impl Default for DrainConfig {
             discard_damaged_journal: false,
             dead_letter_max_bytes: defaults::DEAD_LETTER_MAX_BYTES,
             dead_letter_files: defaults::DEAD_LETTER_FILES,
+            accounting_window: defaults::ACCOUNTING_WINDOW.as_secs_f64(),
             kafka: BTreeMap::new(),
         }
     }
@@ -198,6 +203,14 @@ impl DrainConfig {
         Duration::from_secs_f64(self.shutdown_timeout.clamp(0.0, 86_400.0))
     }
 
+    /// The loss accounting's settings: the defaults, with this window.
+    pub fn accounting(&self) -> crate::accounting::TrackerConfig {
+        crate::accounting::TrackerConfig {
+            window: Duration::from_secs_f64(self.accounting_window.clamp(0.001, 86_400.0)),
+            ..crate::accounting::TrackerConfig::default()
+        }
+    }
+
     /// The save's bound as a Duration.
     pub fn save_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.save_timeout.clamp(0.0, 86_400.0))
@@ -234,6 +247,14 @@ impl DrainConfig {
                     fix: "use a number of seconds >= 0",
                 });
             }
+        }
+        let window = self.accounting_window;
+        if !window.is_finite() || !(0.001..=86_400.0).contains(&window) {
+            return Err(ConfigError::Invalid {
+                setting: "accounting_window",
+                value: window.to_string(),
+                fix: "use a number of seconds from 0.001 to 86400 (60 is the default)",
+            });
         }
         if self.dead_letter_files == 0 {
             return Err(ConfigError::Invalid {
@@ -386,6 +407,21 @@ mod tests {
         let config = DrainConfig::from_toml("").unwrap();
         assert_eq!(config.sink_kind(), SinkKind::Stdout);
         assert_eq!(config.queue_key, defaults::QUEUE_KEY);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn an_accounting_window_that_is_not_a_positive_number_of_seconds_is_refused_by_name() {
+        for bad in ["0", "-1", "nan", "inf", "100000"] {
+            let config = DrainConfig {
+                accounting_window: bad.parse().unwrap(),
+                ..DrainConfig::default()
+            };
+            let e = config.validate().unwrap_err().to_string();
+            assert!(e.contains("accounting_window"), "{bad}: {e}");
+        }
+        let config = DrainConfig::from_toml("accounting_window = 5").unwrap();
+        assert_eq!(config.accounting().window, Duration::from_secs(5));
         assert!(config.validate().is_ok());
     }
 

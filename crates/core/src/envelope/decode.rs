@@ -4,19 +4,25 @@ use super::cursor::Cursor;
 use super::error::DecodeError;
 use super::flags::Flags;
 use super::headers::Headers;
-use super::{CRC_LEN, MAGIC, MIN_LEN, OFF_FLAGS, OFF_TOTAL_LEN, PREFIX_LEN, VERSION};
+use super::stamp::Stamp;
+use super::{CRC_LEN, MAGIC, MIN_LEN, OFF_TOTAL_LEN, OFF_VERSION, PREFIX_LEN, VERSION, VERSION_1};
 use crate::event_id::EventId;
 use crate::topic::validate_topic_bytes;
 
 /// A decoded envelope borrowing its fields from the input bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope<'a> {
+    /// The format version it was written in: 1 or 2.
+    pub version: u8,
     /// Flag bits (only known ones: reserved bits are rejected).
     pub flags: Flags,
     /// The event id.
     pub id: EventId,
     /// Emit time, microseconds since the Unix epoch.
     pub time_us: i64,
+    /// Which producer sent it, and its number there: `None` for a version 1
+    /// envelope and for an unstamped version 2 one (producer id 0).
+    pub stamp: Option<Stamp>,
     /// The Kafka topic, validated.
     pub topic: &'a str,
     /// The key; `Some(b"")` (empty key) differs from `None` (no key).
@@ -66,13 +72,25 @@ impl<'a> Envelope<'a> {
             return Err(DecodeError::ChecksumMismatch { stored, computed });
         }
 
-        let mut cur = Cursor::new(body, OFF_FLAGS);
+        let mut cur = Cursor::new(body, OFF_VERSION);
+        let version = cur.u8("version")?;
         let flag_bits = cur.u8("flags")?;
         let flags =
             Flags::from_bits(flag_bits).ok_or(DecodeError::ReservedFlags { flags: flag_bits })?;
         cur.get(4, "total length")?;
         let id = EventId::from_bytes(cur.array("event id")?);
         let time_us = i64::from_le_bytes(cur.array("emit time")?);
+        let stamp = if version == VERSION_1 {
+            None
+        } else {
+            let producer = u64::from_le_bytes(cur.array("producer id")?);
+            let seq = u64::from_le_bytes(cur.array("sequence number")?);
+            match (producer, seq) {
+                (0, 0) => None,
+                (0, seq) => return Err(DecodeError::UnstampedSequence { seq }),
+                (producer, seq) => Some(Stamp { producer, seq }),
+            }
+        };
         let topic_len = usize::from(cur.u8("topic length")?);
         let topic = validate_topic_bytes(cur.get(topic_len, "topic")?)
             .map_err(DecodeError::InvalidTopic)?;
@@ -90,9 +108,11 @@ impl<'a> Envelope<'a> {
             });
         }
         Ok(Envelope {
+            version,
             flags,
             id,
             time_us,
+            stamp,
             topic,
             key,
             headers,
@@ -111,8 +131,8 @@ pub fn envelope_len(prefix: &[u8]) -> Result<Option<usize>, DecodeError> {
             return Err(DecodeError::BadMagic { found: [a, b] });
         }
     }
-    if let Some(&version) = prefix.get(2) {
-        if version != VERSION {
+    if let Some(&version) = prefix.get(OFF_VERSION) {
+        if version != VERSION && version != VERSION_1 {
             return Err(DecodeError::UnsupportedVersion { version });
         }
     }

@@ -91,13 +91,17 @@ pub enum DecodeError {
         found: [u8; 2],
     },
     /// Written by a newer (or unknown) version of the format.
-    #[error("unsupported envelope version {version}; this reader knows version 1, upgrade it")]
+    #[error(
+        "unsupported envelope version {version}; this reader knows versions 1 and 2, upgrade it"
+    )]
     UnsupportedVersion {
         /// The version byte.
         version: u8,
     },
     /// A reserved flag bit is set: written by a newer writer or corrupt.
-    #[error("reserved envelope flags set: {flags:#010b}; version 1 defines only bits 0 and 1")]
+    #[error(
+        "reserved envelope flags set: {flags:#010b}; versions 1 and 2 define only bits 0 and 1"
+    )]
     ReservedFlags {
         /// The flags byte.
         flags: u8,
@@ -135,6 +139,13 @@ pub enum DecodeError {
         /// CRC of the bytes.
         computed: u32,
     },
+    /// A version 2 stamp with producer id 0 ("unstamped") but a sequence
+    /// number: no writer produces that.
+    #[error("envelope stamp has producer id 0 (unstamped) but sequence number {seq}; an unstamped envelope carries 0")]
+    UnstampedSequence {
+        /// The sequence number found.
+        seq: u64,
+    },
     /// Bytes follow the envelope's declared end.
     #[error(
         "{count} bytes follow the envelope; decode takes exactly one (frame with envelope_len)"
@@ -143,4 +154,34 @@ pub enum DecodeError {
         /// How many.
         count: usize,
     },
+}
+
+/// Why [`stamp`](super::stamp) refused to number an envelope. Nothing was
+/// written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StampError {
+    /// The bytes do not start with the envelope magic `SE`.
+    #[error("cannot stamp {len} bytes that are not an envelope (no \"SE\" magic)")]
+    NotAnEnvelope {
+        /// Length of the bytes.
+        len: usize,
+    },
+    /// Only version 2 envelopes have room for a stamp.
+    #[error("cannot stamp an envelope of version {version}: only version 2 carries a stamp; encode it again with this version")]
+    Version {
+        /// The envelope's version byte.
+        version: u8,
+    },
+    /// The bytes are not exactly one whole version 2 envelope.
+    #[error("cannot stamp: the envelope declares {declared} bytes but {len} were given (a version 2 envelope is at least 60)")]
+    Length {
+        /// The envelope's total length field.
+        declared: usize,
+        /// Bytes given.
+        len: usize,
+    },
+    /// Producer id 0 means "unstamped" and cannot be written as a stamp.
+    #[error("cannot stamp with producer id 0, which means \"unstamped\"")]
+    ZeroProducer,
 }

@@ -1,4 +1,5 @@
-//! Streaming encoder: appends one envelope to a caller's buffer.
+//! Streaming encoder: appends one version 2 envelope, unstamped, to a
+//! caller's buffer.
 //!
 //! The writer writes every field in order with `extend_from_slice`, leaving
 //! the total length and header count as placeholders that it patches when the
@@ -9,7 +10,7 @@
 
 use super::error::{EncodeError, PayloadError};
 use super::flags::Flags;
-use super::{CRC_LEN, FIXED_LEN, MAGIC, OFF_FLAGS, OFF_TOTAL_LEN, VERSION};
+use super::{CRC_LEN, FIXED_LEN, MAGIC, OFF_FLAGS, OFF_TOTAL_LEN, STAMP_LEN, VERSION};
 use crate::event_id::EventId;
 use crate::topic::validate_topic;
 
@@ -61,6 +62,8 @@ impl<'a> EnvelopeWriter<'a> {
         out.extend_from_slice(&[0; 4]); // total_len, patched in finish
         out.extend_from_slice(id.as_bytes());
         out.extend_from_slice(&time_us.to_le_bytes());
+        // Unstamped: the transport that accepts the event stamps it.
+        out.extend_from_slice(&[0; STAMP_LEN]);
         // validate_topic bounds the length to MAX_TOPIC_LEN (249), so it fits a byte.
         out.push(topic.len() as u8);
         out.extend_from_slice(topic.as_bytes());

@@ -61,6 +61,14 @@ pub struct DrainMetrics {
     pub dead_letter_failures: Counter,
     /// Old dead-letter files deleted to keep within the configured bound.
     pub dead_letter_files_dropped: Counter,
+    /// Events accepted by a producer and never received (loss accounting).
+    pub gaps: Counter,
+    /// Gaps taken back: the event arrived after it was counted missing.
+    pub late: Counter,
+    /// Events received more than once.
+    pub duplicates: Counter,
+    /// Events received without a stamp (version 1, or never numbered).
+    pub unaccounted: Counter,
     /// Seconds from emit to Kafka acknowledgement.
     pub delivery_latency: Histogram,
     /// Events and bytes the drain took in, per topic (bounded: see
@@ -139,6 +147,18 @@ pub struct MetricsSnapshot {
     /// See [`DrainMetrics::dead_letter_files_dropped`].
     #[serde(default)]
     pub dead_letter_files_dropped: u64,
+    /// See [`DrainMetrics::gaps`].
+    #[serde(default)]
+    pub gaps: u64,
+    /// See [`DrainMetrics::late`].
+    #[serde(default)]
+    pub late: u64,
+    /// See [`DrainMetrics::duplicates`].
+    #[serde(default)]
+    pub duplicates: u64,
+    /// See [`DrainMetrics::unaccounted`].
+    #[serde(default)]
+    pub unaccounted: u64,
 }
 
 impl DrainMetrics {
@@ -169,6 +189,10 @@ impl DrainMetrics {
             journal_damaged: Counter::new(),
             dead_letter_failures: Counter::new(),
             dead_letter_files_dropped: Counter::new(),
+            gaps: Counter::new(),
+            late: Counter::new(),
+            duplicates: Counter::new(),
+            unaccounted: Counter::new(),
             delivery_latency: Histogram::latency(),
             topics: TopicCounter::new(),
             labels: render_labels(labels),
@@ -296,6 +320,26 @@ impl DrainMetrics {
             "Old dead-letter files deleted to keep within the configured bound.",
             s.dead_letter_files_dropped,
         );
+        w.counter(
+            "shopify_events_gaps_total",
+            "Events a producer accepted (numbered) that the drain never received within the accounting window.",
+            s.gaps,
+        );
+        w.counter(
+            "shopify_events_late_total",
+            "Gaps taken back: the event arrived after it was counted missing.",
+            s.late,
+        );
+        w.counter(
+            "shopify_events_duplicates_total",
+            "Events the drain received more than once (same producer and number).",
+            s.duplicates,
+        );
+        w.counter(
+            "shopify_events_unaccounted_total",
+            "Events received without a stamp (version 1 envelopes, or never numbered): not accounted.",
+            s.unaccounted,
+        );
         w.histogram(
             "shopify_events_delivery_latency_seconds",
             "Seconds from emit to Kafka acknowledgement.",
@@ -343,6 +387,10 @@ impl DrainMetrics {
             journal_damaged: self.journal_damaged.get(),
             dead_letter_failures: self.dead_letter_failures.get(),
             dead_letter_files_dropped: self.dead_letter_files_dropped.get(),
+            gaps: self.gaps.get(),
+            late: self.late.get(),
+            duplicates: self.duplicates.get(),
+            unaccounted: self.unaccounted.get(),
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct DrainSnapshot {
     /// Its metrics.
     #[serde(flatten)]
     pub metrics: MetricsSnapshot,
+    /// The loss accounting since it began (it survives restarts, unlike
+    /// the metrics' counters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounting: Option<crate::accounting::AccountingSnapshot>,
 }
 
 impl Published for DrainSnapshot {
@@ -57,6 +61,7 @@ impl DrainSnapshot {
             updated_at: unix_now(),
             sink,
             metrics,
+            accounting: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use sysvmq::{Key, Queue};
 
 use super::size::format_size;
 use super::snapshot::DrainSnapshot;
+use crate::accounting::AccountingSnapshot;
 
 /// One queue's state, read with a single `msgctl(IPC_STAT)`.
 #[derive(Debug, Clone, Serialize)]
@@ -204,6 +205,28 @@ impl fmt::Display for QueueStats {
         for (name, value) in lines {
             writeln!(f, "  {name:<22}{value}")?;
         }
+        if let Some(a) = &drain.accounting {
+            write_accounting(f, a)?;
+        }
         Ok(())
     }
+}
+
+/// The loss accounting's lines: totals since it began, and the producers
+/// with the most missing events.
+fn write_accounting(f: &mut fmt::Formatter<'_>, a: &AccountingSnapshot) -> fmt::Result {
+    let t = &a.totals;
+    writeln!(
+        f,
+        "{:<16}{} missing ({} gaps, {} late), {} duplicates, {} unaccounted; {} producers ({} active)",
+        "accounting", a.missing, t.gaps, t.late, t.duplicates, t.unaccounted, a.producers, a.active_producers
+    )?;
+    for p in a.worst.iter().filter(|p| p.missing > 0 || p.duplicates > 0) {
+        writeln!(
+            f,
+            "  producer {:<13}{} missing, {} duplicates, next {}",
+            p.producer, p.missing, p.duplicates, p.next
+        )?;
+    }
+    Ok(())
 }

@@ -103,6 +103,14 @@ pub enum SendError {
         /// Why.
         reason: String,
     },
+    /// The envelope could not be numbered: it is not one whole version 2
+    /// envelope (a frame built wrongly).
+    #[error("cannot number the event: {source}")]
+    Stamp {
+        /// Why.
+        #[source]
+        source: crate::envelope::StampError,
+    },
     /// The frame lacks the prefix [`FrameSink::begin_frame`](super::FrameSink::begin_frame) writes.
     #[error(
         "frame of {len} bytes has no room for the {prefix}-byte prefix; start it with begin_frame"
@@ -123,7 +131,8 @@ impl SendError {
         match self {
             SendError::TooLarge { .. }
             | SendError::EventTooLarge { .. }
-            | SendError::NoPrefix { .. } => false,
+            | SendError::NoPrefix { .. }
+            | SendError::Stamp { .. } => false,
             SendError::Spool { source, .. } => !matches!(
                 source,
                 SpoolError::RecordTooLarge { .. } | SpoolError::NotAnEnvelope { .. }

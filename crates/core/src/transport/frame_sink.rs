@@ -21,8 +21,10 @@ pub trait FrameSink {
     fn begin_frame(&self, buf: &mut Vec<u8>);
 
     /// Hands over one frame ([`begin_frame`](Self::begin_frame)'s prefix
-    /// plus an envelope) without blocking.
-    fn send_frame(&self, frame: &[u8]) -> Result<(), SendError>;
+    /// plus an envelope) without blocking. A transport that feeds the drain
+    /// numbers the event in place first (the stamp, `numbered.rs`), so
+    /// the frame is mutable; the number is kept only if the send succeeds.
+    fn send_frame(&self, frame: &mut [u8]) -> Result<(), SendError>;
 
     /// Whether a caller that does not raise may drop the event after this
     /// failure rather than report it.

@@ -14,6 +14,10 @@
 //! - `direct` (`DirectProducer`, with the `kafka` feature): a bounded
 //!   channel to a librdkafka worker thread in the process.
 //!
+//! The transports that feed the drain (`sysv`, `spool`, `socket`) number
+//! every event they accept (`numbered.rs`, [`crate::sequence`]): a drop
+//! never takes a number, so the drain's gaps are losses, not drops.
+//!
 //! A transport never encodes: the caller (the Ruby extension, a benchmark,
 //! the proxy) writes the envelope straight into a frame buffer it reuses,
 //! so the hot path allocates nothing. The sysv emitter keeps
@@ -22,6 +26,7 @@
 
 mod error;
 mod frame_sink;
+mod numbered;
 mod overflow;
 mod spool;
 mod stats;
@@ -29,6 +34,7 @@ mod sysv;
 
 pub use error::{SendError, SpoolWhy};
 pub use frame_sink::FrameSink;
+pub(crate) use numbered::send_numbered;
 pub use spool::{SpoolEmitter, SpoolEmitterStats};
 pub use stats::{EmitterStats, StatsSnapshot};
 pub use sysv::{SysvEmitter, DEFAULT_MTYPE};

@@ -17,7 +17,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::numbered::send_numbered;
 use super::{FrameSink, SendError, SpoolWhy};
+use crate::sequence::Sequencer;
 use crate::spool::{SpoolError, SpoolOptions, SpoolWriter};
 
 /// Appends encoded envelopes to the process's spool log. Shared by every
@@ -27,6 +29,7 @@ use crate::spool::{SpoolError, SpoolOptions, SpoolWriter};
 pub struct SpoolEmitter {
     writer: SpoolWriter,
     dropped: AtomicU64,
+    sequencer: Sequencer,
 }
 
 /// The `spool` transport's counters (this process generation's, except
@@ -52,12 +55,18 @@ impl SpoolEmitter {
         SpoolEmitter {
             writer: SpoolWriter::new(options),
             dropped: AtomicU64::new(0),
+            sequencer: Sequencer::new(),
         }
     }
 
     /// The writer.
     pub fn writer(&self) -> &SpoolWriter {
         &self.writer
+    }
+
+    /// The sequencer that numbers this emitter's events.
+    pub fn sequencer(&self) -> &Sequencer {
+        &self.sequencer
     }
 
     /// The counters.
@@ -81,7 +90,19 @@ impl FrameSink for SpoolEmitter {
     }
 
     #[inline]
-    fn send_frame(&self, frame: &[u8]) -> Result<(), SendError> {
+    fn send_frame(&self, frame: &mut [u8]) -> Result<(), SendError> {
+        send_numbered(&self.sequencer, frame, 0, |frame| self.append(frame))
+    }
+
+    fn count_drop(&self) {
+        self.dropped.fetch_add(1, Relaxed);
+    }
+}
+
+impl SpoolEmitter {
+    /// Appends one envelope, already numbered.
+    #[inline]
+    fn append(&self, frame: &[u8]) -> Result<(), SendError> {
         self.writer.append(frame).map_err(|source| match source {
             SpoolError::RecordTooLarge { len, max_record } => SendError::EventTooLarge {
                 size: len,
@@ -93,9 +114,5 @@ impl FrameSink for SpoolEmitter {
                 source,
             },
         })
-    }
-
-    fn count_drop(&self) {
-        self.dropped.fetch_add(1, Relaxed);
     }
 }

@@ -16,13 +16,21 @@
 //! process's spool instead, and the order rule of `overflow.rs` keeps the
 //! process's events in order. A healthy queue pays one relaxed-cost load
 //! of the spooling flag for it.
+//!
+//! Every event sent through [`FrameSink::send_frame`] is numbered by the
+//! emitter's sequencer whichever way it went (queue or spool): one
+//! producer, one sequence, so the drain sees no gap when a process moves
+//! between the queue and its spool. The proxy forwards envelopes numbered
+//! by its clients unchanged ([`SysvEmitter::forward_frame`]).
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 
 use sysvmq::{Key, Queue, HEADER_LEN};
 
+use super::numbered::send_numbered;
 use super::overflow::Overflow;
 use super::{EmitterStats, FrameSink, SendError, SpoolWhy};
+use crate::sequence::Sequencer;
 use crate::spool::{SpoolOptions, SpoolWriter};
 
 /// Message type of every event (SysV requires a positive type).
@@ -43,6 +51,7 @@ pub struct SysvEmitter {
     capacity: AtomicU64,
     stats: EmitterStats,
     overflow: Option<Overflow>,
+    sequencer: Sequencer,
 }
 
 impl SysvEmitter {
@@ -56,6 +65,7 @@ impl SysvEmitter {
             capacity: AtomicU64::new(0),
             stats: EmitterStats::default(),
             overflow: None,
+            sequencer: Sequencer::new(),
         }
     }
 
@@ -80,6 +90,18 @@ impl SysvEmitter {
     /// The queue key.
     pub fn key(&self) -> Key {
         self.key
+    }
+
+    /// The sequencer that numbers this emitter's events.
+    pub fn sequencer(&self) -> &Sequencer {
+        &self.sequencer
+    }
+
+    /// Puts one frame into the queue (or the spool) as it is, without
+    /// numbering it: for a forwarder (the proxy), whose envelopes were
+    /// numbered by the transport that accepted them.
+    pub fn forward_frame(&self, frame: &[u8]) -> Result<(), SendError> {
+        self.try_send(frame)
     }
 
     /// The counters of this emitter.
@@ -236,8 +258,12 @@ impl FrameSink for SysvEmitter {
         buf.extend_from_slice(&(DEFAULT_MTYPE as libc::c_long).to_ne_bytes());
     }
 
-    fn send_frame(&self, frame: &[u8]) -> Result<(), SendError> {
-        self.try_send(frame)
+    /// Numbers the envelope and sends it: `msgsnd`, or the spool.
+    #[inline]
+    fn send_frame(&self, frame: &mut [u8]) -> Result<(), SendError> {
+        send_numbered(&self.sequencer, frame, HEADER_LEN, |frame| {
+            self.try_send(frame)
+        })
     }
 
     fn count_drop(&self) {

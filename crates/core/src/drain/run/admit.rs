@@ -167,6 +167,7 @@ impl<S: Sink> Drain<S> {
         let (token, offered) = match Envelope::decode(bytes) {
             Ok(event) => {
                 self.metrics.topics.record(event.topic, bytes.len());
+                self.accounting.admit(event.stamp);
                 let token = self.window.push(place, event.time_us);
                 (token, offer(&mut self.sink, &event, token))
             }

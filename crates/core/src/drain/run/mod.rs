@@ -45,7 +45,9 @@ use crate::metrics::{DrainMetrics, Health};
 use crate::sink::{Delivery, Sink};
 use crate::state_dir::StateDir;
 use crate::tap::Tap;
+use account::Accounting;
 
+mod account;
 mod admit;
 mod damage;
 mod resize;
@@ -112,6 +114,7 @@ pub struct Drain<S: Sink> {
     peek: Vec<u8>,
     /// Shows delivered events to `shopify-events tap`; ends taps on drop.
     tap: Tap,
+    accounting: Accounting,
     _lock: lock::DrainLock,
 }
 
@@ -162,6 +165,7 @@ impl<S: Sink> Drain<S> {
         let peek = vec![0; HEADER_LEN + journal.max_record() as usize];
         let view = journal.view();
         let tap = Tap::serve(&state);
+        let accounting = Accounting::open(&state, &config.accounting());
         Ok(Drain {
             key,
             queue_mode: config.queue_mode,
@@ -195,6 +199,7 @@ impl<S: Sink> Drain<S> {
             outcomes: Vec::new(),
             peek,
             tap,
+            accounting,
             _lock: lock,
         })
     }
@@ -265,6 +270,13 @@ impl<S: Sink> Drain<S> {
         let deadline = Instant::now() + self.shutdown_timeout;
         while self.window.open() > 0 && Instant::now() < deadline {
             self.settle_into(&mut journal);
+        }
+        // Everything admitted is saved (and on disk) before the last
+        // acknowledgements move.
+        if let Some(released) = self.accounting.release(true) {
+            if let Some(checkpoint) = self.apply(released) {
+                journal.checkpoint(checkpoint);
+            }
         }
         let saved = match self.save {
             Some(bound) => self.save_queue(bound),

@@ -52,6 +52,13 @@ impl<S: Sink> Drain<S> {
                 next_tick = Instant::now() + TICK;
             }
         }
+        // Every event is delivered: save the accounting so that the last
+        // checkpoint, held for it, moves before the journal is reopened.
+        if let Some(released) = self.accounting.release(true) {
+            if let Some(checkpoint) = self.apply(released) {
+                journal.checkpoint(checkpoint);
+            }
+        }
         let max_record = sysvmq::message_size_limit().max(limit.saturating_mul(2));
         // The journal's lock belongs to its open file, which every mapping of
         // it (the view's too) holds: let go of both before opening the file

@@ -82,10 +82,19 @@ impl<S: Sink> Drain<S> {
         self.outcomes = outcomes;
         self.outcomes.clear();
         self.window.advance(&mut self.acks);
-        for &(origin, segment, end) in &self.acks.spool {
+        self.accounting.hold(&self.acks);
+        self.accounting
+            .release(false)
+            .and_then(|released| self.apply(released))
+    }
+
+    /// Acknowledges the spool records the accounting released; returns the
+    /// journal checkpoint it released.
+    pub(super) fn apply(&mut self, released: super::account::Released) -> Option<u64> {
+        for &(origin, segment, end) in &released.spool {
             self.spool.ack(origin, segment, end);
         }
-        self.acks.journal
+        released.journal
     }
 }
 

@@ -58,7 +58,9 @@ impl<S: Sink> Drain<S> {
         if let Ok(mut shared) = self.health.lock() {
             *shared = health;
         }
-        let snapshot = DrainSnapshot::now(self.sink.describe(), m.snapshot());
+        self.accounting.tick(m);
+        let mut snapshot = DrainSnapshot::now(self.sink.describe(), m.snapshot());
+        snapshot.accounting = Some(self.accounting.snapshot());
         if let Err(e) = crate::ops::write_drain_snapshot(&self.state, &snapshot) {
             eprintln!("shopify-events drain: cannot write stats snapshot: {e}");
         }

@@ -79,7 +79,8 @@ pub struct SpoolBacklog {
 /// received twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LossAccounting {
-    /// Events emitted and never received.
+    /// Events emitted and never received: gaps less late arrivals, since
+    /// the accounting began (it survives drain restarts).
     pub gaps: u64,
     /// Events received more than once.
     pub duplicates: u64,
@@ -88,6 +89,10 @@ pub struct LossAccounting {
 impl From<DrainSnapshot> for DrainReading {
     fn from(snapshot: DrainSnapshot) -> Self {
         let m = &snapshot.metrics;
+        let accounting = snapshot.accounting.as_ref().map(|a| LossAccounting {
+            gaps: a.missing,
+            duplicates: a.totals.duplicates,
+        });
         let spool = Some(SpoolBacklog {
             segments: u64::try_from(m.spool_backlog_segments).unwrap_or(0),
             bytes: u64::try_from(m.spool_backlog_bytes).unwrap_or(0),
@@ -96,9 +101,7 @@ impl From<DrainSnapshot> for DrainReading {
         DrainReading {
             snapshot,
             spool,
-            // The drain's snapshot does not carry loss accounting yet. When
-            // its fields land, the section is filled here, and `top` shows it.
-            accounting: None,
+            accounting,
         }
     }
 }

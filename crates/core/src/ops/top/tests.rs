@@ -24,6 +24,7 @@ fn drain(at: f64, metrics: &DrainMetrics) -> Liveness<DrainReading> {
         updated_at: at,
         sink: "stdout (JSON lines)".into(),
         metrics: metrics.snapshot(),
+        accounting: None,
     };
     Liveness::Up {
         snapshot: snapshot.into(),
@@ -349,5 +350,25 @@ fn stale_and_exited_processes_say_so_and_a_live_proxy_shows_its_traffic() {
         v.line().contains(" depth=- error=queue_unreadable"),
         "{}",
         v.line()
+    );
+}
+
+#[test]
+fn the_drains_loss_accounting_reaches_top_as_missing_and_duplicates() {
+    let m = DrainMetrics::new(&[]);
+    let mut snapshot = DrainSnapshot::now("stdout".into(), m.snapshot());
+    let mut accounting = crate::accounting::AccountingSnapshot::default();
+    accounting.totals.gaps = 5;
+    accounting.totals.late = 2;
+    accounting.missing = 3;
+    accounting.totals.duplicates = 4;
+    snapshot.accounting = Some(accounting);
+    let reading = DrainReading::from(snapshot);
+    assert_eq!(
+        reading.accounting,
+        Some(LossAccounting {
+            gaps: 3,
+            duplicates: 4
+        })
     );
 }

@@ -2,8 +2,10 @@
 //!
 //! # Run-time behaviour
 //!
-//! - [`FrameSink::send_frame`] never touches the network: it numbers the
-//!   frame, copies it into a bounded in-memory buffer of unacknowledged
+//! - [`FrameSink::send_frame`] never touches the network: it stamps the
+//!   envelope with the client's own [`Sequencer`] (the app is the producer;
+//!   the proxy forwards the stamp unchanged, so a frame sent again after a
+//!   reconnect carries the same stamp), numbers the frame, copies it into a bounded in-memory buffer of unacknowledged
 //!   frames and returns. A background IO thread writes buffered frames
 //!   (pipelined, in batches of up to 256 KiB) and reads the proxy's
 //!   cumulative acks, which free them. Waking that thread costs a syscall,
@@ -52,13 +54,15 @@ pub use stats::{ClientSnapshot, ClientStats};
 use super::wire::frame::{DataHeader, DATA_HEADER_LEN, MAX_TOKEN_LEN};
 use super::wire::ProxyAddress;
 use crate::per_process::PerProcess;
-use crate::transport::{FrameSink, SendError};
+use crate::sequence::Sequencer;
+use crate::transport::{send_numbered, FrameSink, SendError};
 
 /// The client the `socket` transport uses: see the module docs.
 pub struct SocketClient {
     config: Arc<ClientConfig>,
     stats: Arc<ClientStats>,
     engine: PerProcess<Arc<Engine>>,
+    sequencer: Sequencer,
 }
 
 impl std::fmt::Debug for SocketClient {
@@ -82,6 +86,7 @@ impl SocketClient {
             config: Arc::new(config),
             stats: Arc::new(ClientStats::default()),
             engine: PerProcess::new(),
+            sequencer: Sequencer::new(),
         };
         client.engine();
         Ok(client)
@@ -155,7 +160,20 @@ impl FrameSink for SocketClient {
 
     /// Numbers the frame and copies it into the buffer of unacknowledged
     /// frames; never touches the network.
-    fn send_frame(&self, frame: &[u8]) -> Result<(), SendError> {
+    fn send_frame(&self, frame: &mut [u8]) -> Result<(), SendError> {
+        send_numbered(&self.sequencer, frame, DATA_HEADER_LEN, |frame| {
+            self.buffer(frame)
+        })
+    }
+
+    fn count_drop(&self) {
+        self.stats.dropped.fetch_add(1, Relaxed);
+    }
+}
+
+impl SocketClient {
+    /// Copies one numbered frame into the buffer of unacknowledged frames.
+    fn buffer(&self, frame: &[u8]) -> Result<(), SendError> {
         if frame.len() < DATA_HEADER_LEN {
             return Err(SendError::NoPrefix {
                 len: frame.len(),
@@ -200,10 +218,6 @@ impl FrameSink for SocketClient {
         }
         self.stats.emitted.fetch_add(1, Relaxed);
         Ok(())
-    }
-
-    fn count_drop(&self) {
-        self.stats.dropped.fetch_add(1, Relaxed);
     }
 }
 

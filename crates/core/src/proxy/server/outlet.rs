@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::spool::{SpoolError, SpoolOptions, SpoolWriter};
-use crate::transport::{FrameSink, SendError, SysvEmitter};
+use crate::transport::{SendError, SysvEmitter};
 
 /// The queue and, if configured, the spool.
 #[derive(Debug)]
@@ -85,7 +85,7 @@ impl Outlet {
                 }
             }
         }
-        match self.emitter.send_frame(frame) {
+        match self.emitter.forward_frame(frame) {
             Ok(()) => Put::Enqueued,
             Err(error @ (SendError::TooLarge { .. } | SendError::QueueFull { .. })) => {
                 let too_large = matches!(error, SendError::TooLarge { .. });
