@@ -98,7 +98,7 @@ fn deliver_within(
     let mut frame = Vec::new();
     client.begin_frame(&mut frame);
     frame.extend_from_slice(&event(i));
-    client.send_frame(&frame).map_err(|e| e.to_string())?;
+    client.send_frame(&mut frame).map_err(|e| e.to_string())?;
     if client.flush(timeout, &AtomicBool::new(false)) {
         Ok(())
     } else {
