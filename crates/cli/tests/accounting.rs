@@ -266,6 +266,8 @@ fn events_through_the_proxy_keep_the_apps_numbers_and_count_no_gap() {
     let mut proxy = std::process::Command::new(BIN)
         .args(["proxy", "--queue-key", &queue.hex(), "--run-dir"])
         .arg(root.path())
+        .arg("--spool-dir")
+        .arg(root.path().join("spool"))
         .arg("--listen")
         .arg(format!("unix://{}", socket.display()))
         .stderr(std::process::Stdio::null())
@@ -351,6 +353,10 @@ fn spawn_proxy(queue: &TestQueue, run_dir: &Path, address: &str) -> std::process
             "--run-dir",
         ])
         .arg(run_dir)
+        // The drain's spool directory (DrainSpec's default, ROOT/spool):
+        // what the proxy spools, the drain reads; never the host's.
+        .arg("--spool-dir")
+        .arg(run_dir.join("spool"))
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start the proxy")

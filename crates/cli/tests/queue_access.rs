@@ -112,6 +112,7 @@ fn setup_group_gives_a_new_and_an_existing_queue_the_apps_group() {
     let key = KeyGuard::new();
     let out = run(&[
         "setup",
+        "--no-spool-dir",
         "--queue-key",
         &key.hex(),
         "--capacity",
@@ -131,6 +132,7 @@ fn setup_group_gives_a_new_and_an_existing_queue_the_apps_group() {
     // An existing queue, made by an app with its own group: regrouped.
     let out = run(&[
         "setup",
+        "--no-spool-dir",
         "--queue-key",
         &key.hex(),
         "--capacity",
@@ -150,6 +152,7 @@ fn setup_group_gives_a_new_and_an_existing_queue_the_apps_group() {
 
     let out = run(&[
         "setup",
+        "--no-spool-dir",
         "--queue-key",
         &key.hex(),
         "--capacity",

@@ -18,6 +18,7 @@ use shopify_events_core::proxy::{
 };
 use shopify_events_core::spool::{Discovery, ReaderOptions, SpoolOptions, SpoolReader};
 use shopify_events_core::transport::FrameSink;
+use testkit::events::unstamped;
 use testkit::queue::TestQueue;
 
 struct Proxy {
@@ -224,7 +225,7 @@ fn corrupt_envelope_is_nacked_and_the_connection_goes_on() {
         reasons,
         [(2, NackReason::CrcMismatch), (3, NackReason::Malformed)]
     );
-    assert_eq!(queue.bodies(), vec![event(1), event(4)]);
+    assert_eq!(unstamped(queue.bodies()), vec![event(1), event(4)]);
 }
 
 #[test]
@@ -253,7 +254,7 @@ fn oversized_frame_is_nacked_and_closes_only_its_connection() {
     );
     send(&good, &event(1));
     assert!(good.flush(Duration::from_secs(5), &never()));
-    assert_eq!(queue.bodies().len(), 1);
+    assert_eq!(unstamped(queue.bodies()).len(), 1);
     assert_eq!(proxy.metrics.protocol_errors.get(), 1);
 }
 
@@ -268,7 +269,7 @@ fn truncated_frame_closes_the_connection_and_enqueues_nothing() {
     let (_, closed) = read_replies(&mut s, |_| false);
     assert!(closed);
     wait_for(|| proxy.metrics.protocol_errors.get() == 1);
-    assert!(queue.bodies().is_empty());
+    assert!(unstamped(queue.bodies()).is_empty());
 }
 
 #[test]
@@ -531,7 +532,7 @@ fn connections_in_their_handshake_hold_no_served_slot() {
         "{:?}",
         client.snapshot().last_error
     );
-    assert_eq!(queue.bodies(), vec![event(1)]);
+    assert_eq!(unstamped(queue.bodies()), vec![event(1)]);
     assert_eq!(proxy.metrics.connections_refused.get(), 0);
 }
 
@@ -552,7 +553,7 @@ fn past_the_handshake_limit_the_oldest_silent_connection_makes_room() {
     let client = client(&proxy.address);
     send(&client, &event(1));
     assert!(client.flush(Duration::from_secs(3), &never()));
-    assert_eq!(queue.bodies(), vec![event(1)]);
+    assert_eq!(unstamped(queue.bodies()), vec![event(1)]);
 }
 
 #[test]
@@ -580,7 +581,7 @@ fn a_frame_trickled_in_byte_by_byte_is_closed_at_the_frame_timeout() {
     let closed_after = closed_after.expect("the trickling client was never closed");
     assert!(closed_after < Duration::from_secs(3), "{closed_after:?}");
     wait_for(|| proxy.metrics.protocol_errors.get() == 1);
-    assert!(queue.bodies().is_empty());
+    assert!(unstamped(queue.bodies()).is_empty());
 }
 
 #[test]
@@ -619,7 +620,7 @@ fn acks_arrive_while_a_client_pipelines_without_a_pause() {
         acked_before_end >= 10,
         "{acked_before_end} acks before the stream paused at a boundary ({during} enqueued)"
     );
-    assert_eq!(queue.bodies().len(), 3000);
+    assert_eq!(unstamped(queue.bodies()).len(), 3000);
 }
 
 #[test]
@@ -640,9 +641,9 @@ fn an_envelope_larger_than_the_queue_takes_is_spooled_and_acked() {
         "{:?}",
         client.snapshot().last_error
     );
-    assert_eq!(queue.bodies(), vec![small]);
+    assert_eq!(unstamped(queue.bodies()), vec![small]);
     let mut reader = reader(dir.path(), queue.key());
-    assert_eq!(spooled(&mut reader, true), vec![big]);
+    assert_eq!(unstamped(spooled(&mut reader, true)), vec![big]);
     assert_eq!(proxy.metrics.events_spooled.get(), 1);
     assert_eq!(client.snapshot().rejected, 0);
 }
@@ -661,9 +662,9 @@ fn a_full_queue_spools_and_acks_and_later_frames_follow_the_spool_until_it_is_dr
     }
     // Acked without anyone reading the queue: the spool took the rest.
     assert!(client.flush(Duration::from_secs(5), &never()));
-    let in_queue = queue.bodies();
+    let in_queue = unstamped(queue.bodies());
     let mut reader = reader(dir.path(), queue.key());
-    let in_spool = spooled(&mut reader, false);
+    let in_spool = unstamped(spooled(&mut reader, false));
     assert!(!in_queue.is_empty() && !in_spool.is_empty());
     let mut all = in_queue.clone();
     all.extend(in_spool.iter().cloned());
@@ -673,14 +674,14 @@ fn a_full_queue_spools_and_acks_and_later_frames_follow_the_spool_until_it_is_dr
     // event must not overtake the spooled ones through the queue.
     send(&client, &event(200));
     assert!(client.flush(Duration::from_secs(5), &never()));
-    assert!(queue.bodies().is_empty());
+    assert!(unstamped(queue.bodies()).is_empty());
     // The drain acknowledges everything spooled; the proxy seals its
     // segment and goes back to the queue.
-    let rest = spooled(&mut reader, true);
+    let rest = unstamped(spooled(&mut reader, true));
     assert_eq!(rest.last(), Some(&event(200)));
     send(&client, &event(201));
     assert!(client.flush(Duration::from_secs(5), &never()));
-    assert_eq!(queue.bodies(), vec![event(201)]);
+    assert_eq!(unstamped(queue.bodies()), vec![event(201)]);
 }
 
 #[test]
@@ -707,7 +708,7 @@ fn a_large_envelope_the_spool_cannot_take_is_refused_not_held() {
         "{:?}",
         snapshot.last_error
     );
-    assert_eq!(queue.bodies(), vec![event(2)]);
+    assert_eq!(unstamped(queue.bodies()), vec![event(2)]);
 }
 
 #[test]
@@ -730,7 +731,10 @@ fn an_oversized_first_frame_is_dropped_at_the_handshake_without_reconnects_or_re
         "{stats:?}"
     );
     assert!(stats.last_error.unwrap().contains("1000 bytes"));
-    assert_eq!(queue.bodies(), (1..=10).map(event).collect::<Vec<_>>());
+    assert_eq!(
+        unstamped(queue.bodies()),
+        (1..=10).map(event).collect::<Vec<_>>()
+    );
 }
 
 #[test]

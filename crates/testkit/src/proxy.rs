@@ -84,6 +84,19 @@ impl ProxySpec {
             true => Vec::new(),
             false => vec!["--run-dir".into(), self.log_dir.as_os_str().to_owned()],
         };
+        // Never the host's default spool directory, which no test drain
+        // reads: the test's own, unless the test names one or none.
+        let spool_dir = match self
+            .extra
+            .iter()
+            .any(|a| a == "--spool-dir" || a == "--no-spool")
+        {
+            true => Vec::new(),
+            false => vec![
+                "--spool-dir".into(),
+                self.log_dir.join("spool").into_os_string(),
+            ],
+        };
         let mut command = Command::new(&self.bin);
         command
             .arg("proxy")
@@ -91,6 +104,7 @@ impl ProxySpec {
             .args(["--queue-key", &format!("{:#010x}", self.key as u32)])
             .args(&self.extra)
             .args(run_dir)
+            .args(spool_dir)
             .env_remove("SHOPIFY_EVENTS_PROXY_TOKEN")
             .env_remove("SHOPIFY_EVENTS_SPOOL_DIR")
             .stdin(Stdio::null())

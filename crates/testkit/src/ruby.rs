@@ -105,6 +105,9 @@ impl RubyEmitter {
             .arg(pace.to_string())
             .args(specs)
             .env("SHOPIFY_EVENTS_QUEUE_KEY", queue.hex())
+            // The queue alone, as these tests mean: never the host's
+            // default spool directory, which no test drain reads.
+            .env("SHOPIFY_EVENTS_SPOOL_DIR", "off")
             .env_remove("SHOPIFY_EVENTS_TRANSPORT")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

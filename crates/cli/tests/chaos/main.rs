@@ -18,12 +18,13 @@
 //! `bench/chaos.sh` runs a long one. Needs root (SysV limits, a tmpfs),
 //! `ruby`, the compiled extension and Tansu.
 //!
-//! `SHOPIFY_EVENTS_CHAOS_SPOOL=1` adds the spool (issue 8): a spool
-//! directory on the same tmpfs, given to the proxy and the drain
-//! (`--spool-dir`) and to the emitters (`SHOPIFY_EVENTS_SPOOL_DIR`), so a
-//! full queue and the disk filling up hit it too. Without it the drain
-//! still reads its own (empty) spool directory, as `DrainSpec` gives every
-//! drain one, while the proxy runs `--no-spool` and the emitters have none.
+//! The spool is on, as it is in production: a spool directory on the same
+//! tmpfs, given to the proxy and the drain (`--spool-dir`) and to the
+//! emitters (`SHOPIFY_EVENTS_SPOOL_DIR`), so a full queue and the disk
+//! filling up hit it too. `SHOPIFY_EVENTS_CHAOS_SPOOL=0` turns it off: the
+//! drain then reads its own (empty) spool directory, as `DrainSpec` gives
+//! every drain one, the proxy runs `--no-spool` and the emitters
+//! `spool_dir: off` (never the host's default directory).
 
 mod accounting;
 mod emitters;
@@ -103,7 +104,9 @@ fn chaos_soak_accounts_for_every_event() {
         eprintln!("chaos: cannot mount a tmpfs on the state directory: the disk-full fault is off");
     }
 
-    let spool = std::env::var_os("SHOPIFY_EVENTS_CHAOS_SPOOL").map(|_| state.join("spool"));
+    let spool = (std::env::var_os("SHOPIFY_EVENTS_CHAOS_SPOOL").as_deref()
+        != Some(std::ffi::OsStr::new("0")))
+    .then(|| state.join("spool"));
     if let Some(dir) = &spool {
         std::fs::create_dir_all(dir).unwrap();
     }
@@ -142,9 +145,10 @@ fn chaos_soak_accounts_for_every_event() {
     let mut emitters = Vec::new();
     for n in 0..3 {
         let mut env = vec![("SHOPIFY_EVENTS_QUEUE_KEY", queue.hex())];
-        if let Some(dir) = &spool {
-            env.push(("SHOPIFY_EVENTS_SPOOL_DIR", dir.display().to_string()));
-        }
+        let spool_dir = spool
+            .as_ref()
+            .map_or("off".into(), |d| d.display().to_string());
+        env.push(("SHOPIFY_EVENTS_SPOOL_DIR", spool_dir));
         emitters.push(Emitter::spawn(
             dir.path(),
             &format!("sysv{n}"),
