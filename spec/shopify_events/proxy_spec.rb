@@ -18,8 +18,12 @@ RSpec.describe "shopify-events proxy" do
 
   define_method(:start_proxy) do |key, *extra|
     # --run-dir: its stats snapshot goes to the spec's directory, not /run.
+    # --spool-dir: a directory that does not exist, so the proxy runs
+    # without a spool (as on a host without one) and never spools into the
+    # host's /var/spool/shopify-events.
     pid = Process.spawn(binary, "proxy", "--listen", tcp, "--listen", unix, "--queue-key", key.to_s,
-                        "--run-dir", tmpdir, *extra, out: File::NULL, err: [log, "a"])
+                        "--run-dir", tmpdir, "--spool-dir", File.join(tmpdir, "no-spool"), *extra,
+                        out: File::NULL, err: [log, "a"])
     (@proxies ||= []) << pid
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 10
     begin
