@@ -24,6 +24,10 @@ dir=tmp/bench-base
 rm -rf "$dir"
 mkdir -p "$dir/src"
 git archive "$base" | tar -x -C "$dir/src"
+# git archive dates every file at the commit's time, older than what the
+# shared target/ holds for the same crates: without this, cargo would take
+# those artifacts as up to date and link the base against this tree's crates.
+find "$dir/src" -type f -exec touch {} +
 RUBY=ruby cargo build --release --locked --quiet --manifest-path "$dir/src/Cargo.toml" \
 	--target-dir target -p shopify_events
 cp target/release/libshopify_events.so "$dir/src/lib/shopify_events/shopify_events.so"

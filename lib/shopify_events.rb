@@ -29,13 +29,18 @@ module ShopifyEvents
   @open_transactions = 0
   # Adds default, request and trace headers (HeaderContext), or nil.
   @headers = nil
-  # The fast-path state, and the one check `emit` pays for everything below:
-  # true while emit must do more than hand the event to the transport
+  # True while emit must do more than hand the event to the transport
   # (someone listens to notifications, a transaction is open somewhere in
   # the process, or headers are added). Derived from @watched,
   # @open_transactions and @headers under @detour_lock (refresh_detour);
   # true until the first transport is built.
   @detour = true
+  # The fast path, and the one check `emit` pays for everything above: the
+  # object `emit` hands events to while @detour is false (the transport's
+  # `emitter`, e.g. its native emitter, or the transport itself), nil while
+  # emit must take the detour or no transport is built. Derived with
+  # @detour, and whenever @transport changes.
+  @emitter = nil
   @detour_lock = Mutex.new
 
   class << self
@@ -50,20 +55,20 @@ module ShopifyEvents
     # `outbox: true` also writes it to the outbox table in the transaction
     # (README, "Rails").
     def emit(topic, payload, key: nil, headers: nil, after_commit: nil, outbox: nil) # rubocop:disable Metrics/ParameterLists
-      current = @transport || transport
-      return current.emit(topic, payload, key, headers) unless @detour || after_commit || outbox
+      emitter = @emitter
+      return emitter.emit(topic, payload, key, headers) unless emitter.nil? || after_commit || outbox
 
-      detour(current, false, topic, payload, key, headers, after_commit, outbox)
+      detour(@transport || transport, false, topic, payload, key, headers, after_commit, outbox)
     end
 
     # Like `emit`, but raises QueueFull (or another TransportError) instead
     # of dropping. A deferred event raises from the commit, after the other
     # events of the transaction were sent.
     def emit!(topic, payload, key: nil, headers: nil, after_commit: nil, outbox: nil) # rubocop:disable Metrics/ParameterLists
-      current = @transport || transport
-      return current.emit!(topic, payload, key, headers) unless @detour || after_commit || outbox
+      emitter = @emitter
+      return emitter.emit!(topic, payload, key, headers) unless emitter.nil? || after_commit || outbox
 
-      detour(current, true, topic, payload, key, headers, after_commit, outbox)
+      detour(@transport || transport, true, topic, payload, key, headers, after_commit, outbox)
     end
 
     def config
@@ -89,17 +94,17 @@ module ShopifyEvents
     def transport
       @transport || begin
         settings = config
-        @lock.synchronize { @transport ||= build_transport(settings) }
+        @lock.synchronize { @transport || build_transport(settings) }
       end
     end
 
     # Uses `replacement` as the transport while the block runs, then puts the
     # previous one back (ShopifyEvents::Testing.capture_events uses it).
     def with_transport(replacement)
-      previous = @lock.synchronize { @transport.tap { @transport = replacement } }
+      previous = @lock.synchronize { @transport.tap { use_transport(replacement) } }
       yield
     ensure
-      @lock.synchronize { @transport = previous }
+      @lock.synchronize { use_transport(previous) }
     end
 
     # Counters of the current transport (emitted, dropped, ...).
@@ -140,10 +145,11 @@ module ShopifyEvents
     # threads; what it holds is still delivered within `flush_timeout`).
     def drop_transport
       previous = @transport
-      @transport = nil
+      use_transport(nil)
       previous.close if previous.respond_to?(:close)
     end
 
+    # Builds the transport and makes it current. Call with @lock held.
     def build_transport(config)
       built = Transports.build(config)
       @instrumentation ||= Instrumentation.new if defined?(::ActiveSupport::Notifications)
@@ -151,9 +157,18 @@ module ShopifyEvents
       @instrumentation&.forget_listeners
       @detour_lock.synchronize do
         @headers = HeaderContext.build(config)
+        @transport = built
         refresh_detour
       end
       built
+    end
+
+    # Makes `current` (or none) the transport. Call with @lock held.
+    def use_transport(current)
+      @detour_lock.synchronize do
+        @transport = current
+        refresh_detour
+      end
     end
   end
 

@@ -5,8 +5,9 @@ module ShopifyEvents
   # What `emit` does when it must do more than hand the event to the
   # transport: add headers (HeaderContext), defer the event to the commit of
   # the open ActiveRecord transaction (Transactions), publish notifications
-  # (Instrumentation). `emit` takes this path only while `@detour` is true,
-  # so an app without any of these pays one instance variable read.
+  # (Instrumentation). `emit` takes this path only while `@detour` is true
+  # (and so `@emitter` nil), so an app without any of these pays one
+  # instance variable read.
   module Detour
     # `after_commit:` values: nil follows the `after_commit` setting.
     AFTER_COMMIT = { nil => nil, true => true, :defer => true, false => false, :immediate => false }.freeze
@@ -42,6 +43,12 @@ module ShopifyEvents
     # Call with @detour_lock held.
     def refresh_detour
       @detour = @watched || @open_transactions.positive? || !@headers.nil?
+      current = @transport
+      @emitter = @detour || current.nil? ? nil : fast_emitter(current)
+    end
+
+    def fast_emitter(transport)
+      transport.respond_to?(:emitter) ? transport.emitter : transport
     end
 
     # emit / emit! (`bang`) beyond the fast path.

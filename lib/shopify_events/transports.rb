@@ -7,6 +7,8 @@ module ShopifyEvents
   # Transports are small duck-typed objects: `emit(topic, payload, key,
   # headers)` returns the event id or nil, `emit!` raises instead of
   # dropping, `stats` returns a Hash, and buffering ones add `flush(timeout)`.
+  # A transport may answer `emitter`: an object whose `emit` and `emit!` do
+  # what its own do, which ShopifyEvents.emit then calls directly.
   module Transports
     # Transports loaded on first use (transports/NAME.rb), built from the
     # configuration.

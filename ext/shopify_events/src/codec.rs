@@ -14,7 +14,7 @@ use shopify_events_core::envelope::{EnvelopeWriter, PayloadError};
 use shopify_events_core::{clock, event_id::EventId};
 
 use crate::errors::Class;
-use crate::{errors, event, json::JsonEncoder};
+use crate::{errors, event, json};
 
 /// Largest buffer kept between calls; a rare huge event does not pin memory.
 const KEEP_CAPACITY: usize = 256 * 1024;
@@ -62,7 +62,7 @@ pub(crate) fn encode_event(
             .map_err(|e| errors::encode_error(ruby, e))?;
     } else if RHash::from_value(payload).is_some() || RArray::from_value(payload).is_some() {
         writer
-            .payload_with(true, |out| JsonEncoder::new(ruby, out).encode(payload))
+            .payload_with(true, |out| json::encode_payload(ruby, out, payload))
             .map_err(|e| match e {
                 PayloadError::Encode(e) => errors::encode_error(ruby, e),
                 PayloadError::Write(e) => e,

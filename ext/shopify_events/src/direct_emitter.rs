@@ -12,14 +12,14 @@ use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby};
 use shopify_events_core::direct::{DirectConfig, DirectError, DirectProducer};
 use shopify_events_core::kafka::LogLevel;
 
-use crate::emit::{self, Emitter, LastDrop};
+use crate::emit::{self, DropState, Emitter};
 use crate::errors::Class;
 use crate::{errors, nogvl::nogvl};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::DirectEmitter", free_immediately, size)]
 struct DirectEmitter {
     inner: DirectProducer,
-    last_drop: LastDrop,
+    drops: DropState,
 }
 
 fn config_error(ruby: &Ruby, error: &DirectError) -> Error {
@@ -33,8 +33,8 @@ impl Emitter for DirectEmitter {
         &self.inner
     }
 
-    fn last_drop(&self) -> &LastDrop {
-        &self.last_drop
+    fn drops(&self) -> &DropState {
+        &self.drops
     }
 }
 
@@ -62,7 +62,7 @@ impl DirectEmitter {
         let inner = DirectProducer::new(config).map_err(|e| config_error(ruby, &e))?;
         Ok(DirectEmitter {
             inner,
-            last_drop: LastDrop::default(),
+            drops: DropState::default(),
         })
     }
 
@@ -105,7 +105,7 @@ impl DirectEmitter {
 
     /// The last reason an emit dropped, or an event failed or was retried.
     fn last_error(&self) -> Option<String> {
-        self.inner.last_error().or_else(|| self.last_drop.get())
+        self.inner.last_error().or_else(|| self.drops.get())
     }
 
     fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
@@ -141,6 +141,7 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_singleton_method("new", function!(DirectEmitter::new, 3))?;
     class.define_method("emit", method!(emit::emit::<DirectEmitter>, 4))?;
     class.define_method("emit!", method!(emit::emit_bang::<DirectEmitter>, 4))?;
+    class.define_method("drop_log=", method!(emit::set_drop_log::<DirectEmitter>, 1))?;
     class.define_method(
         "send_envelope",
         method!(emit::send_envelope::<DirectEmitter>, 1),

@@ -6,34 +6,48 @@
 //! programming errors at once. Core failures become Ruby exceptions in
 //! [`errors::send_error`].
 //!
+//! The first drop of a burst and the first event taken after it call the
+//! emitter's drop log (`drop_log=`, the Ruby transport: `drops_began(reason)`
+//! and `drops_ended`), so the Ruby side logs once per burst without a Ruby
+//! method between `ShopifyEvents.emit` and this code. Both calls are rare;
+//! the common path reads one flag.
+//!
 //! `send_envelope` / `send_envelope!` take the same path with an envelope
 //! encoded earlier (`Native.encode_event`; events deferred to a database
 //! commit, outbox rows): the bytes are checked (`DecodeError` for anything
 //! that is not one whole, intact envelope) and copied into the frame as they
 //! are, so the event keeps the id and emit time it got at the call.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use magnus::{Error, RHash, RString, Ruby, Value};
+use magnus::{prelude::*, typed_data::Obj, Error, RHash, RString, Ruby, TypedData, Value};
 use shopify_events_core::envelope::Envelope;
 use shopify_events_core::event_id::EventId;
 use shopify_events_core::transport::{FrameSink, SendError};
 
 use crate::{codec, errors, event::id_string};
 
-/// The reason of the last dropped event.
-#[derive(Debug, Default)]
-pub(crate) struct LastDrop(Mutex<Option<String>>);
+/// The instance variable of a native emitter holding its drop log.
+const DROP_LOG: &str = "@drop_log";
 
-impl LastDrop {
+/// The reason of the last dropped event, and whether drops are going on (a
+/// burst: from a drop to the next event taken).
+#[derive(Debug, Default)]
+pub(crate) struct DropState {
+    last: Mutex<Option<String>>,
+    burst: AtomicBool,
+}
+
+impl DropState {
     fn set(&self, reason: String) {
-        if let Ok(mut last) = self.0.lock() {
+        if let Ok(mut last) = self.last.lock() {
             *last = Some(reason);
         }
     }
 
     pub(crate) fn get(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|last| last.clone())
+        self.last.lock().ok().and_then(|last| last.clone())
     }
 }
 
@@ -75,21 +89,55 @@ fn copier(envelope: RString) -> impl Write {
 /// The emit policy, written once: the event id, or nil when the transport
 /// could not take the event and says the failure may be dropped (counted,
 /// reason kept); other failures raise.
-fn dropping<E: Emitter>(
+fn dropping<E: Emitter + TypedData>(
     ruby: &Ruby,
-    rb_self: &E,
+    rb_self: Obj<E>,
     write: impl Write,
 ) -> Result<Option<RString>, Error> {
     let sink = rb_self.transport();
+    let drops = rb_self.drops();
     match send(sink, ruby, write)? {
-        Ok(id) => Ok(Some(id)),
+        Ok(id) => {
+            if drops.burst.load(Ordering::Relaxed) {
+                burst_ended(rb_self, drops)?;
+            }
+            Ok(Some(id))
+        }
         Err(failure) if sink.droppable(&failure) => {
             sink.count_drop();
-            rb_self.last_drop().set(failure.to_string());
+            let reason = failure.to_string();
+            drops.set(reason.clone());
+            if !drops.burst.swap(true, Ordering::Relaxed) {
+                tell(rb_self, "drops_began", Some(reason))?;
+            }
             Ok(None)
         }
         Err(failure) => Err(errors::send_error(ruby, &failure)),
     }
+}
+
+/// Tells the drop log that an event was taken after drops.
+#[cold]
+fn burst_ended<E: Emitter + TypedData>(rb_self: Obj<E>, drops: &DropState) -> Result<(), Error> {
+    if drops.burst.swap(false, Ordering::Relaxed) {
+        tell(rb_self, "drops_ended", None)?;
+    }
+    Ok(())
+}
+
+/// Calls `event` on the emitter's drop log, if `drop_log=` set one. What it
+/// raises reaches the caller of emit, as a failing logger's error would.
+#[cold]
+fn tell<E: TypedData>(rb_self: Obj<E>, event: &str, reason: Option<String>) -> Result<(), Error> {
+    let log: Value = rb_self.ivar_get(DROP_LOG)?;
+    if log.is_nil() {
+        return Ok(());
+    }
+    match reason {
+        Some(reason) => log.funcall::<_, _, Value>(event, (reason,))?,
+        None => log.funcall::<_, _, Value>(event, ())?,
+    };
+    Ok(())
 }
 
 /// The `!` policy: the event id, or the failure raised.
@@ -97,10 +145,10 @@ fn raising<E: Emitter>(ruby: &Ruby, rb_self: &E, write: impl Write) -> Result<RS
     send(rb_self.transport(), ruby, write)?.map_err(|failure| errors::send_error(ruby, &failure))
 }
 
-/// A native emitter class (`SysvEmitter`, `SocketEmitter`,
-/// `DirectEmitter`): a core transport and the reason of its last drop. Its
-/// `emit`, `emit!`, `send_envelope`, `send_envelope!` and `last_drop` are
-/// the functions below, registered for the concrete class
+/// A native emitter class (`SysvEmitter`, `SpoolEmitter`, `SocketEmitter`,
+/// `DirectEmitter`): a core transport and its drop state. Its `emit`,
+/// `emit!`, `send_envelope`, `send_envelope!`, `last_drop` and `drop_log=`
+/// are the functions below, registered for the concrete class
 /// (`method!(emit::emit::<SysvEmitter>, 4)`).
 pub(crate) trait Emitter {
     /// The core transport.
@@ -109,16 +157,17 @@ pub(crate) trait Emitter {
     /// The core transport.
     fn transport(&self) -> &Self::Transport;
 
-    /// Where the reason of the last dropped event is kept.
-    fn last_drop(&self) -> &LastDrop;
+    /// The reason of the last dropped event, and whether drops go on.
+    fn drops(&self) -> &DropState;
 }
 
 /// `emit(topic, payload, key, headers)`: the event id, or nil when the
 /// transport could not take it and the failure may be dropped (counted,
-/// reason kept). Programming errors (bad topic, payload, size) raise.
-pub(crate) fn emit<E: Emitter>(
+/// reason kept, the drop log told once per burst). Programming errors (bad
+/// topic, payload, size) raise.
+pub(crate) fn emit<E: Emitter + TypedData>(
     ruby: &Ruby,
-    rb_self: &E,
+    rb_self: Obj<E>,
     topic: Value,
     payload: Value,
     key: Value,
@@ -141,9 +190,9 @@ pub(crate) fn emit_bang<E: Emitter>(
 
 /// `send_envelope(bytes)`: as `emit`, for an envelope encoded earlier
 /// (`Native.encode_event`), sent as it is.
-pub(crate) fn send_envelope<E: Emitter>(
+pub(crate) fn send_envelope<E: Emitter + TypedData>(
     ruby: &Ruby,
-    rb_self: &E,
+    rb_self: Obj<E>,
     envelope: RString,
 ) -> Result<Option<RString>, Error> {
     dropping(ruby, rb_self, copier(envelope))
@@ -160,7 +209,15 @@ pub(crate) fn send_envelope_bang<E: Emitter>(
 
 /// `last_drop`: why the last dropped event was dropped, if one was.
 pub(crate) fn last_drop<E: Emitter>(rb_self: &E) -> Option<String> {
-    rb_self.last_drop().get()
+    rb_self.drops().get()
+}
+
+/// `drop_log = log`: the object told `drops_began(reason)` at the first
+/// drop of a burst and `drops_ended` at the first event taken after it
+/// (the transport, which logs them); nil for none.
+pub(crate) fn set_drop_log<E: TypedData>(rb_self: Obj<E>, log: Value) -> Result<Value, Error> {
+    rb_self.ivar_set(DROP_LOG, log)?;
+    Ok(log)
 }
 
 /// A Hash of counters, `{name: value}` with Symbol keys.

@@ -21,7 +21,23 @@ use magnus::{
 use rb_sys::{rb_hash_foreach, rb_sym2str, st_retval, VALUE};
 use shopify_events_core::json;
 
-use crate::errors;
+use crate::{errors, json_lean};
+
+/// Encodes a Hash or Array payload into `out`: the fast walk
+/// (`json_lean.rs`) for the usual payload, this module's encoder for the
+/// rest and for every error.
+pub(crate) fn encode_payload(
+    ruby: &Ruby,
+    out: &mut Vec<u8>,
+    value: Value,
+) -> Result<(), magnus::Error> {
+    let start = out.len();
+    if json_lean::encode(out, value).is_ok() {
+        return Ok(());
+    }
+    out.truncate(start);
+    JsonEncoder::new(ruby, out).encode(value)
+}
 
 /// Ruby's `JSON.generate` default `max_nesting`.
 pub(crate) const MAX_DEPTH: usize = 100;

@@ -15,6 +15,7 @@ mod emit;
 mod errors;
 mod event;
 mod json;
+mod json_lean;
 mod nogvl;
 mod queue;
 mod socket_emitter;

@@ -10,14 +10,14 @@ use std::time::Duration;
 use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby};
 use shopify_events_core::proxy::{ClientConfig, ProxyAddress, SocketClient};
 
-use crate::emit::{self, Emitter, LastDrop};
+use crate::emit::{self, DropState, Emitter};
 use crate::errors::Class;
 use crate::{errors, nogvl::nogvl};
 
 #[magnus::wrap(class = "ShopifyEvents::Native::SocketEmitter", free_immediately, size)]
 struct SocketEmitter {
     inner: SocketClient,
-    last_drop: LastDrop,
+    drops: DropState,
 }
 
 impl Emitter for SocketEmitter {
@@ -27,8 +27,8 @@ impl Emitter for SocketEmitter {
         &self.inner
     }
 
-    fn last_drop(&self) -> &LastDrop {
-        &self.last_drop
+    fn drops(&self) -> &DropState {
+        &self.drops
     }
 }
 
@@ -59,7 +59,7 @@ impl SocketEmitter {
             .map_err(|e| errors::raise(ruby, Class::ConfigurationError, e.to_string()))?;
         Ok(SocketEmitter {
             inner,
-            last_drop: LastDrop::default(),
+            drops: DropState::default(),
         })
     }
 
@@ -100,6 +100,7 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_singleton_method("new", function!(SocketEmitter::new, 4))?;
     class.define_method("emit", method!(emit::emit::<SocketEmitter>, 4))?;
     class.define_method("emit!", method!(emit::emit_bang::<SocketEmitter>, 4))?;
+    class.define_method("drop_log=", method!(emit::set_drop_log::<SocketEmitter>, 1))?;
     class.define_method(
         "send_envelope",
         method!(emit::send_envelope::<SocketEmitter>, 1),

@@ -7,7 +7,7 @@
 use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby};
 use shopify_events_core::transport::SpoolEmitter as CoreEmitter;
 
-use crate::emit::{self, Emitter, LastDrop};
+use crate::emit::{self, DropState, Emitter};
 use crate::errors;
 use crate::spool_options::spool_options;
 use crate::sysv_emitter::queue_key;
@@ -15,7 +15,7 @@ use crate::sysv_emitter::queue_key;
 #[magnus::wrap(class = "ShopifyEvents::Native::SpoolEmitter", free_immediately, size)]
 struct SpoolEmitter {
     inner: CoreEmitter,
-    last_drop: LastDrop,
+    drops: DropState,
 }
 
 impl Emitter for SpoolEmitter {
@@ -25,8 +25,8 @@ impl Emitter for SpoolEmitter {
         &self.inner
     }
 
-    fn last_drop(&self) -> &LastDrop {
-        &self.last_drop
+    fn drops(&self) -> &DropState {
+        &self.drops
     }
 }
 
@@ -39,7 +39,7 @@ impl SpoolEmitter {
         options.prepare_ahead |= prepare;
         Ok(SpoolEmitter {
             inner: CoreEmitter::new(options),
-            last_drop: LastDrop::default(),
+            drops: DropState::default(),
         })
     }
 
@@ -79,6 +79,7 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_singleton_method("new", function!(SpoolEmitter::new, 2))?;
     class.define_method("emit", method!(emit::emit::<SpoolEmitter>, 4))?;
     class.define_method("emit!", method!(emit::emit_bang::<SpoolEmitter>, 4))?;
+    class.define_method("drop_log=", method!(emit::set_drop_log::<SpoolEmitter>, 1))?;
     class.define_method(
         "send_envelope",
         method!(emit::send_envelope::<SpoolEmitter>, 1),

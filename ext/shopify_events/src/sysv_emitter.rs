@@ -7,14 +7,14 @@
 use magnus::{function, method, prelude::*, Error, RHash, RModule, Ruby};
 use shopify_events_core::transport::SysvEmitter as CoreEmitter;
 
-use crate::emit::{self, Emitter, LastDrop};
+use crate::emit::{self, DropState, Emitter};
 use crate::errors::{self, Class};
 use crate::spool_options::spool_options;
 
 #[magnus::wrap(class = "ShopifyEvents::Native::SysvEmitter", free_immediately, size)]
 struct SysvEmitter {
     inner: CoreEmitter,
-    last_drop: LastDrop,
+    drops: DropState,
 }
 
 /// A queue key from Ruby: any value that fits `key_t` (i32), or an unsigned
@@ -40,8 +40,8 @@ impl Emitter for SysvEmitter {
         &self.inner
     }
 
-    fn last_drop(&self) -> &LastDrop {
-        &self.last_drop
+    fn drops(&self) -> &DropState {
+        &self.drops
     }
 }
 
@@ -62,7 +62,7 @@ impl SysvEmitter {
         }
         Ok(SysvEmitter {
             inner,
-            last_drop: LastDrop::default(),
+            drops: DropState::default(),
         })
     }
 
@@ -112,6 +112,7 @@ pub(crate) fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_singleton_method("new", function!(SysvEmitter::new, 3))?;
     class.define_method("emit", method!(emit::emit::<SysvEmitter>, 4))?;
     class.define_method("emit!", method!(emit::emit_bang::<SysvEmitter>, 4))?;
+    class.define_method("drop_log=", method!(emit::set_drop_log::<SysvEmitter>, 1))?;
     class.define_method(
         "send_envelope",
         method!(emit::send_envelope::<SysvEmitter>, 1),

@@ -26,7 +26,7 @@ module ShopifyEvents
         @native = Native::DirectEmitter.new(self.class.kafka_settings(config), config.direct_buffer,
                                             config.flush_timeout)
         @logger = config.logger
-        @dropping = false
+        watch_drops
         @failed_seen = 0
         @log_thread = nil
         @log_lock = Mutex.new
@@ -50,6 +50,12 @@ module ShopifyEvents
       def send_envelope!(bytes)
         start_log_thread unless @log_thread&.alive?
         super
+      end
+
+      # ShopifyEvents.emit calls this transport itself: its `emit` starts
+      # the log thread (in each process) before the native one runs.
+      def emitter
+        self
       end
 
       # Largest envelope Kafka takes (`message.max.bytes`).
@@ -111,10 +117,6 @@ module ShopifyEvents
 
       def write_logs(lines)
         lines.each { |level, message| @logger.public_send(level, "shopify_events direct: #{message}") }
-      end
-
-      def drop_reason
-        @native.last_drop
       end
 
       def report_failures

@@ -30,7 +30,7 @@ module ShopifyEvents
         token = config.proxy_token.to_s.empty? ? nil : config.proxy_token.to_s
         @native = Native::SocketEmitter.new(address, token, max_buffered_events, max_buffered_bytes)
         @logger = config.logger
-        @dropping = false
+        watch_drops
       end
 
       # Waits up to `timeout` seconds until the proxy acknowledged every

@@ -27,7 +27,7 @@ module ShopifyEvents
         @queue_key = config.queue_key
         @envelope_limit = settings.fetch(:max_event_bytes)
         @logger = config.logger
-        @dropping = false
+        watch_drops
       end
 
       # Events are in the spool file once `emit` returned; with

@@ -22,7 +22,7 @@ module ShopifyEvents
         @spool_dir = spool&.fetch(:dir)
         @envelope_limit = spool&.fetch(:max_event_bytes)
         @logger = logger
-        @dropping = false
+        watch_drops
       end
 
       # Events are in the queue or the spool once `emit` returned; with
