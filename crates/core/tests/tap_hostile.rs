@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use shopify_events_core::defaults::TAP_MAX_GLOBS;
 use shopify_events_core::state_dir::StateDir;
@@ -55,4 +56,33 @@ fn the_client_refuses_more_globs_than_a_drain_serves_before_connecting() {
         other => panic!("expected too many globs, got {other:?}"),
     }
     TopicFilter::parse(&globs[..TAP_MAX_GLOBS]).expect("the most a drain serves");
+}
+#[test]
+fn a_request_dribbled_a_byte_at_a_time_is_cut_off_at_the_request_deadline() {
+    let (_dir, state, _tap) = serve();
+    let stream = UnixStream::connect(state.tap_socket()).expect("connect");
+    let started = Instant::now();
+    // A valid request, one byte every 400 ms: each read sees a byte well
+    // within its own timeout, the whole line takes about 9 s.
+    let writer = stream.try_clone().expect("clone");
+    let dribble = std::thread::spawn(move || {
+        for byte in b"{\"tap\":1,\"topics\":[]}\n" {
+            if (&writer).write_all(&[*byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    });
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let answer = first_line(&stream);
+    let took = started.elapsed();
+    assert!(answer.starts_with("{\"tap\":\"refused\""), "{answer}");
+    assert!(
+        took < Duration::from_secs(4),
+        "the drain held the slot for {took:?}, past its 2 s request deadline"
+    );
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    dribble.join().expect("dribble");
 }
