@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use shopify_events_core::defaults;
 use shopify_events_core::ops::dead_letters::{
-    read_dead_letters, replay, DeadLetter, DeadLetterView, Record, ReplayPlan,
+    printable, read_dead_letters, replay, DeadLetter, DeadLetterView, Record, ReplayPlan,
 };
 use shopify_events_core::state_dir::StateDir;
 use sysvmq::Key;
@@ -233,7 +233,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<()> {
         eprintln!(
             "shopify-events: skipped line {} ({}): {}",
             skipped.line,
-            skipped.event_id.as_deref().unwrap_or("no event id"),
+            printable(skipped.event_id.as_deref().unwrap_or("no event id")),
             skipped.reason
         );
     }

@@ -49,4 +49,4 @@ mod show;
 
 pub use read::{read_dead_letters, Damage, DeadLetter, DeadLetterError, Record, MAX_LINE};
 pub use replay::{replay, ReplayError, ReplayPlan, ReplayReport, Unsendable};
-pub use show::{DeadLetterView, Payload};
+pub use show::{printable, DeadLetterView, Payload};
