@@ -81,3 +81,35 @@ fn list_and_show_print_no_terminal_escapes_from_the_file_or_the_envelope() {
         "the bytes are shown escaped, not dropped: {shown}"
     );
 }
+
+#[test]
+fn whole_dead_letters_glued_on_one_line_are_all_kept() {
+    let (a, b, c) = (
+        envelope_with_header("a"),
+        envelope_with_header("b"),
+        envelope_with_header("c"),
+    );
+    let (la, lb, lc) = (line(&a, ""), line(&b, ""), line(&c, ""));
+    // A line that lost its newline (a file written by another tool, or
+    // files concatenated with `cat`) and the next one appended to it.
+    let (glued, damaged) = letters(&format!("{la}{lb}\n{lc}\n"));
+    assert_eq!(damaged, 0, "nothing is garbage here");
+    let got: Vec<&[u8]> = glued.iter().map(|l| l.envelope.as_slice()).collect();
+    assert_eq!(
+        got,
+        [&a[..], &b[..], &c[..]],
+        "every whole dead letter kept"
+    );
+    assert_eq!(glued[1].offset, la.len() as u64, "b starts where a ends");
+    // A torn one between two whole ones: the torn bytes are the damage.
+    let torn = &lb[..lb.len() / 2];
+    let (between, damaged) = letters(&format!("{la}{torn}{lc}\n"));
+    let got: Vec<&[u8]> = between.iter().map(|l| l.envelope.as_slice()).collect();
+    assert_eq!(got, [&a[..], &c[..]]);
+    assert_eq!(damaged, 1);
+    // And at the end of the file, a whole one before a torn tail is kept.
+    let (tail, damaged) = letters(&format!("{la}{torn}"));
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].envelope, a);
+    assert_eq!(damaged, 1);
+}

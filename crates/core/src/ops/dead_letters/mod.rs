@@ -30,6 +30,8 @@
 //!   skipped and reported; if a whole dead letter follows the garbage on
 //!   the same line (a torn line glued to the next one by a later append),
 //!   that dead letter is kept and the garbage before it reported;
+//! - **whole dead letters glued** on one line (one lost its newline, the
+//!   next was appended to it; files joined with `cat`) are all kept;
 //! - a line longer than [`MAX_LINE`] is skipped unread.
 //!
 //! # Replay

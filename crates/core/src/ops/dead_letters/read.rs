@@ -96,36 +96,15 @@ pub fn read_dead_letters(path: &Path) -> Result<Vec<Record>, DeadLetterError> {
         line += 1;
         let complete = buf.last() == Some(&b'\n');
         let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let damage = |at: u64, len: usize, reason: String| {
-            Record::Damaged(Damage {
-                line,
-                offset: at,
-                len: len as u64,
-                reason,
-            })
-        };
         if n > MAX_LINE {
-            records.push(damage(offset, n, format!("longer than {MAX_LINE} bytes")));
-        } else if !text.iter().all(u8::is_ascii_whitespace) {
-            match parse(text, line, offset) {
-                Ok(letter) => records.push(Record::Letter(letter)),
-                Err(_) if !complete => records.push(damage(
-                    offset,
-                    n,
-                    "torn last line (no newline): the writer stopped mid-line".into(),
-                )),
-                Err(reason) => match salvage(text, line, offset) {
-                    Some((skipped, letter)) => {
-                        records.push(damage(
-                            offset,
-                            skipped,
-                            format!("garbage before a dead letter on the same line ({reason})"),
-                        ));
-                        records.push(Record::Letter(letter));
-                    }
-                    None => records.push(damage(offset, n, reason)),
-                },
-            }
+            records.push(Record::Damaged(Damage {
+                line,
+                offset,
+                len: n as u64,
+                reason: format!("longer than {MAX_LINE} bytes"),
+            }));
+        } else {
+            scan(text, n, complete, line, offset, &mut records);
         }
         offset += n as u64;
     }
@@ -154,13 +133,66 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<usize> 
     }
 }
 
-fn parse(text: &[u8], line: u64, offset: u64) -> Result<DeadLetter, String> {
-    let parsed: Line =
-        serde_json::from_slice(text).map_err(|e| format!("not a dead letter: {e}"))?;
+/// The records of one line (`text`, without its newline; `n` bytes with
+/// it): every whole dead letter on it, in order, and the bytes between and
+/// around them that are none. Usually that is one letter; several are glued
+/// when a line lost its newline and the next was appended to it.
+fn scan(text: &[u8], n: usize, complete: bool, line: u64, offset: u64, out: &mut Vec<Record>) {
+    let mut pos = skip_blank(text, 0);
+    while pos < text.len() {
+        let reason = match parse(&text[pos..], line, offset + pos as u64) {
+            Ok((letter, used)) => {
+                out.push(Record::Letter(letter));
+                pos = skip_blank(text, pos + used);
+                continue;
+            }
+            Err(reason) => reason,
+        };
+        // Garbage from `pos`: up to the next whole dead letter, if any.
+        let next = (pos + 1..text.len().saturating_sub(1)).find(|&i| {
+            text[i] == b'{' && text[i + 1] == b'"' && parse(&text[i..], line, 0).is_ok()
+        });
+        let (len, reason) = match next {
+            Some(i) => (
+                i - pos,
+                format!("garbage before a dead letter on the same line ({reason})"),
+            ),
+            None if !complete => (
+                n - pos,
+                "torn last line (no newline): the writer stopped mid-line".into(),
+            ),
+            None => (n - pos, reason),
+        };
+        out.push(Record::Damaged(Damage {
+            line,
+            offset: offset + pos as u64,
+            len: len as u64,
+            reason,
+        }));
+        pos += len;
+    }
+}
+
+fn skip_blank(text: &[u8], from: usize) -> usize {
+    from + text[from.min(text.len())..]
+        .iter()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count()
+}
+
+/// The dead letter at the start of `text`, and the bytes it takes.
+fn parse(text: &[u8], line: u64, offset: u64) -> Result<(DeadLetter, usize), String> {
+    let mut objects = serde_json::Deserializer::from_slice(text).into_iter::<Line>();
+    let parsed = match objects.next() {
+        Some(Ok(parsed)) => parsed,
+        Some(Err(e)) => return Err(format!("not a dead letter: {e}")),
+        None => return Err("not a dead letter: empty".into()),
+    };
+    let used = objects.byte_offset();
     let envelope = base64::engine::general_purpose::STANDARD
         .decode(parsed.envelope_base64.as_bytes())
         .map_err(|e| format!("envelope_base64 is not base64: {e}"))?;
-    Ok(DeadLetter {
+    let letter = DeadLetter {
         line,
         offset,
         time: parsed.time,
@@ -168,18 +200,8 @@ fn parse(text: &[u8], line: u64, offset: u64) -> Result<DeadLetter, String> {
         event_id: parsed.event_id,
         topic: parsed.topic,
         envelope,
-    })
-}
-
-/// The first whole dead letter that starts at a `{"` after the beginning of
-/// a garbled line, and how many bytes come before it.
-fn salvage(text: &[u8], line: u64, offset: u64) -> Option<(usize, DeadLetter)> {
-    (1..text.len().saturating_sub(1))
-        .filter(|&i| text[i] == b'{' && text[i + 1] == b'"')
-        .find_map(|i| {
-            let letter = parse(&text[i..], line, offset + i as u64).ok()?;
-            Some((i, letter))
-        })
+    };
+    Ok((letter, used))
 }
 
 #[cfg(test)]
