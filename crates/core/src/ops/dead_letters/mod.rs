@@ -49,6 +49,8 @@ mod read;
 mod replay;
 mod show;
 
-pub use read::{read_dead_letters, Damage, DeadLetter, DeadLetterError, Record, MAX_LINE};
+pub use read::{
+    read_dead_letters, Damage, DeadLetter, DeadLetterError, DeadLetterReader, Record, MAX_LINE,
+};
 pub use replay::{replay, ReplayError, ReplayPlan, ReplayReport, Unsendable};
 pub use show::{printable, DeadLetterView, Payload};

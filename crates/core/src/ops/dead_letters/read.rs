@@ -77,36 +77,93 @@ struct Line {
 }
 
 /// Reads `path` into records, in file order; see the module docs for what
-/// counts as damage.
+/// counts as damage. Holds the whole file's dead letters: a caller that
+/// looks at one at a time reads with [`DeadLetterReader`] instead.
 pub fn read_dead_letters(path: &Path) -> Result<Vec<Record>, DeadLetterError> {
-    let read_error = |source| DeadLetterError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mut reader = BufReader::new(File::open(path).map_err(read_error)?);
-    let mut records = Vec::new();
-    let mut buf = Vec::new();
-    let (mut line, mut offset) = (0u64, 0u64);
-    loop {
-        buf.clear();
-        let n = read_line(&mut reader, &mut buf).map_err(read_error)?;
+    DeadLetterReader::open(path)?.collect()
+}
+
+/// A dead-letter file read record by record, in file order, in memory
+/// bounded by its longest line ([`MAX_LINE`] at most), whatever its size.
+#[derive(Debug)]
+pub struct DeadLetterReader {
+    path: PathBuf,
+    reader: BufReader<File>,
+    buf: Vec<u8>,
+    line: u64,
+    offset: u64,
+    /// Records of the current line not yet returned, last first.
+    pending: Vec<Record>,
+    done: bool,
+}
+
+impl DeadLetterReader {
+    /// Opens `path`.
+    pub fn open(path: &Path) -> Result<DeadLetterReader, DeadLetterError> {
+        let file = File::open(path).map_err(|source| DeadLetterError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(DeadLetterReader {
+            path: path.to_owned(),
+            reader: BufReader::new(file),
+            buf: Vec::new(),
+            line: 0,
+            offset: 0,
+            pending: Vec::new(),
+            done: false,
+        })
+    }
+
+    /// Reads the next line into `pending`; false at the end of the file.
+    fn next_line(&mut self) -> io::Result<bool> {
+        self.buf.clear();
+        let n = read_line(&mut self.reader, &mut self.buf)?;
         if n == 0 {
-            return Ok(records);
+            return Ok(false);
         }
-        line += 1;
-        let complete = buf.last() == Some(&b'\n');
-        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        self.line += 1;
+        let complete = self.buf.last() == Some(&b'\n');
+        let text = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
         if n > MAX_LINE {
-            records.push(Record::Damaged(Damage {
-                line,
-                offset,
+            self.pending.push(Record::Damaged(Damage {
+                line: self.line,
+                offset: self.offset,
                 len: n as u64,
                 reason: format!("longer than {MAX_LINE} bytes"),
             }));
         } else {
-            scan(text, n, complete, line, offset, &mut records);
+            scan(text, n, complete, self.line, self.offset, &mut self.pending);
+            self.pending.reverse();
         }
-        offset += n as u64;
+        self.offset += n as u64;
+        Ok(true)
+    }
+}
+
+impl Iterator for DeadLetterReader {
+    type Item = Result<Record, DeadLetterError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.pending.pop() {
+                return Some(Ok(record));
+            }
+            if self.done {
+                return None;
+            }
+            match self.next_line() {
+                Ok(true) => {}
+                Ok(false) => self.done = true,
+                Err(source) => {
+                    self.done = true;
+                    return Some(Err(DeadLetterError::Read {
+                        path: self.path.clone(),
+                        source,
+                    }));
+                }
+            }
+        }
     }
 }
 
