@@ -106,6 +106,16 @@ impl TopicFilter {
         self.globs.is_empty() || self.globs.iter().any(|g| g.matches(topic))
     }
 
+    /// How many globs (0: every topic passes).
+    pub fn len(&self) -> usize {
+        self.globs.len()
+    }
+
+    /// Whether there are no globs (every topic passes).
+    pub fn is_empty(&self) -> bool {
+        self.globs.is_empty()
+    }
+
     /// The globs as written.
     pub fn globs(&self) -> Vec<String> {
         self.globs.iter().map(|g| g.as_str().to_owned()).collect()
