@@ -65,7 +65,7 @@ pub struct Select {
     /// The dead letter on this line of the file (as `list` numbers them); repeatable.
     #[arg(long = "line", value_name = "N")]
     pub lines: Vec<u64>,
-    /// The dead letter with this event id; repeatable.
+    /// The dead letter with this event id (its envelope's, as `list` shows it); repeatable.
     #[arg(long = "id", value_name = "EVENT_ID")]
     pub ids: Vec<String>,
 }
@@ -150,12 +150,12 @@ impl Select {
         self.lines.is_empty() && self.ids.is_empty()
     }
 
-    fn wants(&self, letter: &DeadLetter) -> bool {
-        self.lines.contains(&letter.line)
-            || letter
-                .event_id
-                .as_ref()
-                .is_some_and(|id| self.ids.contains(id))
+    /// Whether `letter` is chosen, and its id (as `list` shows it).
+    fn wants(&self, letter: &DeadLetter) -> (bool, Option<String>) {
+        let id = letter.id();
+        let wanted = self.lines.contains(&letter.line)
+            || id.as_ref().is_some_and(|id| self.ids.contains(id));
+        (wanted, id)
     }
 
     /// The letters chosen, in file order, keeping only those; an error
@@ -166,10 +166,12 @@ impl Select {
         path: &Path,
     ) -> anyhow::Result<Vec<DeadLetter>> {
         let mut chosen = Vec::new();
+        let mut ids = Vec::new();
         for letter in letters {
             let letter = letter?;
-            if self.wants(&letter) {
+            if let (true, id) = self.wants(&letter) {
                 chosen.push(letter);
+                ids.extend(id);
             }
         }
         for line in &self.lines {
@@ -181,7 +183,7 @@ impl Select {
         }
         for id in &self.ids {
             anyhow::ensure!(
-                chosen.iter().any(|l| l.event_id.as_ref() == Some(id)),
+                ids.contains(id),
                 "no dead letter with event id {id} in {}",
                 path.display()
             );

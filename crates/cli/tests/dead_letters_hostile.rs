@@ -83,9 +83,48 @@ fn list_and_show_of_a_huge_file_run_in_memory_bounded_by_a_line() {
         rss >> 10
     );
 
-    let last = format!("id-{}", LINES - 1);
-    let (code, out, rss) = run(&["show", file, "--id", &last]);
+    let last = LINES.to_string();
+    let (code, out, rss) = run(&["show", file, "--line", &last]);
     assert_eq!(code, 0);
     assert!(out > 1 << 20, "the payload is shown: {out} bytes");
     assert!(rss < MAX_RSS_KIB, "show peaked at {} MiB", rss >> 10);
+}
+
+/// `show --id ID` on a file whose line claims one id while its envelope
+/// carries another: `list` shows the envelope's, so that is the one `--id`
+/// must find, and the line's claim must not pick a different event.
+#[test]
+fn id_selection_goes_by_the_envelope_not_the_lines_claim() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("dead-letters.jsonl");
+    let real = EventId::generate(1_000);
+    let claimed = EventId::generate(2_000);
+    let mut envelope = Vec::new();
+    encode(&mut envelope, real, 1_000, "t", None, &[], b"{}").expect("encode");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&envelope);
+    std::fs::write(
+        &path,
+        format!("{{\"envelope_base64\":\"{b64}\",\"event_id\":\"{claimed}\"}}\n"),
+    )
+    .expect("write");
+    let file = path.to_str().expect("utf-8 path");
+    let show = |id: &str| {
+        Command::new(BIN)
+            .args(["dead-letters", "show", file, "--id", id])
+            .env_remove("SHOPIFY_EVENTS_STATE_DIR")
+            .output()
+            .expect("run")
+    };
+    let found = show(&real.to_string());
+    assert!(
+        found.status.success(),
+        "the id list shows is not found: {}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    assert!(String::from_utf8_lossy(&found.stdout).contains(&real.to_string()));
+    let claim = show(&claimed.to_string());
+    assert!(
+        !claim.status.success(),
+        "the line's claimed id picked an event whose id is {real}"
+    );
 }

@@ -76,6 +76,16 @@ impl fmt::Display for Payload {
 }
 
 impl DeadLetter {
+    /// Its event id as `list` and `show` show it: the envelope's when it
+    /// decodes (the line's `event_id` is only what the writer said, and a
+    /// damaged or hostile line may say anything), else the line's.
+    pub fn id(&self) -> Option<String> {
+        match Envelope::decode(&self.envelope) {
+            Ok(e) => Some(e.id.to_string()),
+            Err(_) => self.event_id.clone(),
+        }
+    }
+
     /// Decodes the envelope for display.
     pub fn view(&self) -> DeadLetterView {
         let mut view = DeadLetterView {
