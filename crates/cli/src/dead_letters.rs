@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use shopify_events_core::defaults;
 use shopify_events_core::ops::dead_letters::{
-    read_dead_letters, replay, DeadLetter, DeadLetterView, Record, ReplayPlan,
+    printable, replay, DeadLetter, DeadLetterReader, DeadLetterView, Record, ReplayPlan,
 };
 use shopify_events_core::state_dir::StateDir;
 use sysvmq::Key;
@@ -65,7 +65,7 @@ pub struct Select {
     /// The dead letter on this line of the file (as `list` numbers them); repeatable.
     #[arg(long = "line", value_name = "N")]
     pub lines: Vec<u64>,
-    /// The dead letter with this event id; repeatable.
+    /// The dead letter with this event id (its envelope's, as `list` shows it); repeatable.
     #[arg(long = "id", value_name = "EVENT_ID")]
     pub ids: Vec<String>,
 }
@@ -108,33 +108,34 @@ impl FileArgs {
     }
 }
 
-/// The file's dead letters; each damaged stretch is reported on stderr.
-fn letters(path: &Path) -> anyhow::Result<Vec<DeadLetter>> {
-    let mut letters = Vec::new();
-    for record in read_dead_letters(path)? {
-        match record {
-            Record::Letter(letter) => letters.push(letter),
-            Record::Damaged(d) => eprintln!(
+/// The file's dead letters, read one at a time; each damaged stretch is
+/// reported on stderr as it is met.
+fn letters(path: &Path) -> anyhow::Result<impl Iterator<Item = anyhow::Result<DeadLetter>> + '_> {
+    let records = DeadLetterReader::open(path)?;
+    Ok(records.filter_map(move |record| match record {
+        Ok(Record::Letter(letter)) => Some(Ok(letter)),
+        Ok(Record::Damaged(d)) => {
+            eprintln!(
                 "shopify-events: {}:{} (byte {}): {}; {} bytes skipped",
                 path.display(),
                 d.line,
                 d.offset,
                 d.reason,
                 d.len
-            ),
+            );
+            None
         }
-    }
-    Ok(letters)
+        Err(e) => Some(Err(e.into())),
+    }))
 }
 
 fn list(args: ListArgs) -> anyhow::Result<()> {
     let path = args.file.path();
-    let letters = letters(&path)?;
     if !args.json {
         println!("{}", DeadLetterView::list_header());
     }
-    for letter in &letters {
-        let view = letter.view();
+    for letter in letters(&path)? {
+        let view = letter?.view();
         if args.json {
             println!("{}", serde_json::to_string(&view)?);
         } else {
@@ -149,46 +150,69 @@ impl Select {
         self.lines.is_empty() && self.ids.is_empty()
     }
 
-    /// The letters chosen, in file order; an error names a choice that
-    /// matches none.
-    fn pick(&self, letters: Vec<DeadLetter>, path: &Path) -> anyhow::Result<Vec<DeadLetter>> {
+    /// Whether `letter` is chosen, and its id (as `list` shows it).
+    fn wants(&self, letter: &DeadLetter) -> (bool, Option<String>) {
+        let id = letter.id();
+        let wanted = self.lines.contains(&letter.line)
+            || id.as_ref().is_some_and(|id| self.ids.contains(id));
+        (wanted, id)
+    }
+
+    /// The letters chosen, in file order, keeping only those; an error
+    /// names a choice that matches none.
+    fn pick(
+        &self,
+        letters: impl Iterator<Item = anyhow::Result<DeadLetter>>,
+        path: &Path,
+    ) -> anyhow::Result<Vec<DeadLetter>> {
+        let mut chosen = Vec::new();
+        let mut ids = Vec::new();
+        for letter in letters {
+            let letter = letter?;
+            if let (true, id) = self.wants(&letter) {
+                chosen.push(letter);
+                ids.extend(id);
+            }
+        }
         for line in &self.lines {
             anyhow::ensure!(
-                letters.iter().any(|l| l.line == *line),
+                chosen.iter().any(|l| l.line == *line),
                 "no dead letter on line {line} of {} (`shopify-events dead-letters list` numbers them)",
                 path.display()
             );
         }
         for id in &self.ids {
             anyhow::ensure!(
-                letters.iter().any(|l| l.event_id.as_ref() == Some(id)),
+                ids.contains(id),
                 "no dead letter with event id {id} in {}",
                 path.display()
             );
         }
-        Ok(letters
-            .into_iter()
-            .filter(|l| {
-                self.lines.contains(&l.line)
-                    || l.event_id.as_ref().is_some_and(|id| self.ids.contains(id))
-            })
-            .collect())
+        Ok(chosen)
     }
 }
 
 fn show(args: ShowArgs) -> anyhow::Result<()> {
     let path = args.file.path();
-    let letters = letters(&path)?;
     let chosen = if args.select.is_empty() {
+        // The only one, without holding the others.
+        let mut first = None;
+        let mut count = 0usize;
+        for letter in letters(&path)? {
+            let letter = letter?;
+            count += 1;
+            if first.is_none() {
+                first = Some(letter);
+            }
+        }
         anyhow::ensure!(
-            letters.len() == 1,
-            "{} holds {} dead letters: choose one with --line N or --id EVENT_ID (see `list`)",
+            count == 1,
+            "{} holds {count} dead letters: choose one with --line N or --id EVENT_ID (see `list`)",
             path.display(),
-            letters.len()
         );
-        letters
+        first.into_iter().collect()
     } else {
-        args.select.pick(letters, &path)?
+        args.select.pick(letters(&path)?, &path)?
     };
     for (i, letter) in chosen.iter().enumerate() {
         let view = letter.view();
@@ -208,11 +232,12 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<()> {
     let path = args.file.path();
     let wait = Duration::try_from_secs_f64(args.wait)
         .with_context(|| format!("--wait {} is not a number of seconds", args.wait))?;
-    let letters = letters(&path)?;
+    // Replay checks every chosen event before sending any, so it holds
+    // them all: its memory grows with what is chosen (`--line`, `--id`).
     let chosen = if args.select.is_empty() {
-        letters
+        letters(&path)?.collect::<anyhow::Result<Vec<_>>>()?
     } else {
-        args.select.pick(letters, &path)?
+        args.select.pick(letters(&path)?, &path)?
     };
     anyhow::ensure!(
         !chosen.is_empty(),
@@ -233,7 +258,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<()> {
         eprintln!(
             "shopify-events: skipped line {} ({}): {}",
             skipped.line,
-            skipped.event_id.as_deref().unwrap_or("no event id"),
+            printable(skipped.event_id.as_deref().unwrap_or("no event id")),
             skipped.reason
         );
     }

@@ -71,6 +71,10 @@ pub const METRICS_ADDR: &str = "127.0.0.1:9394";
 pub const TAP_SOCKET_MODE: u32 = 0o600;
 /// `shopify-events tap` clients one drain serves at once.
 pub const TAP_MAX_CLIENTS: usize = 8;
+/// Topic globs one tap client may ask for: the drain loop tries them
+/// against every delivered event's topic, so a request cannot make that
+/// cost hundreds of matches per event.
+pub const TAP_MAX_GLOBS: usize = 64;
 /// Envelope bytes the drain holds for one tap client that has not written
 /// them yet; past it, that client misses events (and is told how many).
 pub const TAP_CLIENT_BUFFER: usize = 1 << 20;

@@ -264,3 +264,47 @@ fn draw_topics(frame: &mut Frame, view: &TopView, area: Rect) {
     .column_spacing(2);
     frame.render_widget(table, area);
 }
+
+#[cfg(test)]
+mod tests {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    use shopify_events_core::ops::top::{Head, QueueReading, Sample, Top};
+    use shopify_events_core::ops::{Down, Liveness};
+
+    use super::*;
+
+    fn view() -> TopView {
+        let mut top = Top::new(0x5345_5600);
+        for at in [1.0, 2.0] {
+            top.observe(Sample {
+                at,
+                queue: Ok(QueueReading {
+                    depth: 3,
+                    bytes: 300,
+                    capacity: 1000,
+                    head: Head::EmittedAt(0),
+                }),
+                drain: Liveness::Down(Down::NoSnapshot),
+                proxy: Liveness::Down(Down::NoSnapshot),
+            });
+        }
+        top.view(8).expect("a view after two readings")
+    }
+
+    #[test]
+    fn any_terminal_size_down_to_nothing_draws_without_a_panic() {
+        let view = view();
+        let sizes = (0..=12u16)
+            .flat_map(|w| (0..=12u16).map(move |h| (w, h)))
+            .chain([(1, 200), (200, 1), (300, 2), (2, 300)]);
+        for (width, height) in sizes {
+            let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+            for shown in [None, Some(&view)] {
+                terminal
+                    .draw(|frame| draw(frame, shown, Duration::from_secs(1)))
+                    .unwrap_or_else(|e| panic!("{width}x{height}: {e}"));
+            }
+        }
+    }
+}

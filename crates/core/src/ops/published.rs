@@ -16,7 +16,8 @@
 //!
 //! No fsync: a snapshot is worthless after a crash, and rewritten anyway.
 
-use std::io::{self, Write};
+use std::io::{self, Read as _, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +29,10 @@ use crate::state_dir::{create_file, Access};
 /// A snapshot not rewritten for this long marks its writer stale: writers
 /// publish every second, so three missed writes mean it is stuck.
 pub const STALE_AFTER: Duration = Duration::from_secs(3);
+
+/// The largest snapshot a reader takes: a drain's, with every per-topic
+/// counter and the latency histogram, is tens of KiB.
+pub const MAX_SNAPSHOT_BYTES: u64 = 16 << 20;
 
 /// A snapshot that names its writer and when it was written.
 pub trait Published {
@@ -110,7 +115,7 @@ pub fn publish<T: Serialize>(path: &Path, tmp: &Path, value: &T) -> io::Result<(
 /// Reads the snapshot at `path` and judges its writer as of `now` (Unix
 /// seconds); see the module docs.
 pub fn read_published<T: DeserializeOwned + Published>(path: &Path, now: f64) -> Liveness<T> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_snapshot_file(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Liveness::Down(Down::NoSnapshot),
         Err(e) => {
@@ -139,6 +144,35 @@ pub fn read_published<T: DeserializeOwned + Published>(path: &Path, now: f64) ->
     } else {
         Liveness::Up { snapshot, age }
     }
+}
+
+/// The bytes of the snapshot file at `path`, which must be a regular file
+/// of at most [`MAX_SNAPSHOT_BYTES`]. Opened without blocking: a FIFO put
+/// at the snapshot's name would otherwise hang the reader (`top`, `stats`)
+/// in `open(2)` until somebody writes to it.
+pub(crate) fn read_snapshot_file(path: &Path) -> io::Result<Vec<u8>> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_SNAPSHOT_BYTES {
+        return Err(io::Error::other(format!(
+            "{} bytes, larger than any snapshot ({MAX_SNAPSHOT_BYTES} bytes at most)",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_SNAPSHOT_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SNAPSHOT_BYTES {
+        return Err(io::Error::other(format!(
+            "larger than any snapshot ({MAX_SNAPSHOT_BYTES} bytes at most)"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Now, in Unix seconds.

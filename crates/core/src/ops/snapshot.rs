@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::published::{pid_alive, publish, unix_now, Published};
+use super::published::{pid_alive, publish, read_snapshot_file, unix_now, Published};
 use crate::metrics::MetricsSnapshot;
 use crate::state_dir::StateDir;
 
@@ -82,7 +82,7 @@ pub fn write_drain_snapshot(state: &StateDir, snapshot: &DrainSnapshot) -> io::R
 /// The drain's snapshot in `state`, if it parses, names a live `pid` and its
 /// `updated_at` is within [`SNAPSHOT_MAX_AGE`] of now.
 pub fn read_drain_snapshot(state: &StateDir) -> Option<DrainSnapshot> {
-    let text = std::fs::read(state.stats_snapshot()).ok()?;
+    let text = read_snapshot_file(&state.stats_snapshot()).ok()?;
     let snapshot: DrainSnapshot = serde_json::from_slice(&text).ok()?;
     let fresh = (unix_now() - snapshot.updated_at).abs() <= SNAPSHOT_MAX_AGE.as_secs_f64();
     (fresh && pid_alive(snapshot.pid)).then_some(snapshot)

@@ -15,6 +15,14 @@ pub enum TapError {
         /// What is wrong with it.
         reason: String,
     },
+    /// More globs than a drain matches for one client.
+    #[error("{count} topic globs given; a tap takes at most {max} (the drain matches each against every event's topic): use wider globs")]
+    TooManyGlobs {
+        /// How many were given.
+        count: usize,
+        /// [`TAP_MAX_GLOBS`](crate::defaults::TAP_MAX_GLOBS).
+        max: usize,
+    },
     /// No drain listens on the socket.
     #[error("no drain serves taps at {path} ({error}); is `shopify-events drain` running with this --state-dir and --queue-key?")]
     NotServing {

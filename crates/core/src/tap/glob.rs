@@ -4,6 +4,7 @@
 //! character can never match: it is refused, naming the character.
 
 use super::TapError;
+use crate::defaults::TAP_MAX_GLOBS;
 use crate::topic::MAX_TOPIC_LEN;
 
 /// One glob over topic names.
@@ -84,8 +85,15 @@ pub struct TopicFilter {
 }
 
 impl TopicFilter {
-    /// Every glob of `texts` checked; the first bad one is the error.
+    /// Every glob of `texts` checked; the first bad one is the error. At
+    /// most [`TAP_MAX_GLOBS`] of them.
     pub fn parse<S: AsRef<str>>(texts: &[S]) -> Result<TopicFilter, TapError> {
+        if texts.len() > TAP_MAX_GLOBS {
+            return Err(TapError::TooManyGlobs {
+                count: texts.len(),
+                max: TAP_MAX_GLOBS,
+            });
+        }
         let globs = texts
             .iter()
             .map(|t| TopicGlob::parse(t.as_ref()))
@@ -96,6 +104,16 @@ impl TopicFilter {
     /// Whether events of `topic` pass.
     pub fn matches(&self, topic: &str) -> bool {
         self.globs.is_empty() || self.globs.iter().any(|g| g.matches(topic))
+    }
+
+    /// How many globs (0: every topic passes).
+    pub fn len(&self) -> usize {
+        self.globs.len()
+    }
+
+    /// Whether there are no globs (every topic passes).
+    pub fn is_empty(&self) -> bool {
+        self.globs.is_empty()
     }
 
     /// The globs as written.

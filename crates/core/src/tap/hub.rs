@@ -7,7 +7,14 @@
 //! read with one relaxed load first. A stale read costs nothing wrong: a
 //! client that just subscribed sees events from the next delivery on, one
 //! that just left is skipped under the lock.
+//!
+//! A client with several globs (up to
+//! [`TAP_MAX_GLOBS`](crate::defaults::TAP_MAX_GLOBS)) would cost the drain
+//! loop every glob against every event's topic; its verdict per topic is
+//! kept instead ([`VERDICTS`] topics at most, forgotten all at once when
+//! full), so a busy topic costs one hash lookup per such client.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -15,6 +22,14 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::TopicFilter;
 use crate::envelope::Envelope;
+
+/// Topics whose verdict a client's filter keeps; past it, they are
+/// forgotten and learnt again. Bounds the memory a client with many topics
+/// flowing costs: at most this many topic names of at most 249 bytes.
+const VERDICTS: usize = 1024;
+/// Globs from which a filter's verdicts are kept: fewer cost less to match
+/// than the lookup.
+const VERDICTS_FROM_GLOBS: usize = 4;
 
 /// One event for one client: the envelope, and how many matching events
 /// were dropped for the client just before it.
@@ -64,6 +79,27 @@ struct Subscriber {
     /// Dropped since the last item sent (only the drain loop touches it).
     missed: u64,
     tail: Arc<AtomicU64>,
+    /// Whether `filter` passes a topic, for the topics seen lately (kept
+    /// only for filters of [`VERDICTS_FROM_GLOBS`] globs or more).
+    verdicts: HashMap<Box<str>, bool>,
+}
+
+impl Subscriber {
+    /// Whether this client wants events of `topic`.
+    fn wants(&mut self, topic: &str) -> bool {
+        if self.filter.len() < VERDICTS_FROM_GLOBS {
+            return self.filter.matches(topic);
+        }
+        if let Some(&verdict) = self.verdicts.get(topic) {
+            return verdict;
+        }
+        let verdict = self.filter.matches(topic);
+        if self.verdicts.len() >= VERDICTS {
+            self.verdicts.clear();
+        }
+        self.verdicts.insert(topic.into(), verdict);
+        verdict
+    }
 }
 
 #[derive(Debug, Default)]
@@ -116,7 +152,7 @@ impl TapHub {
         let mut inner = self.lock();
         let mut shared: Option<Arc<[u8]>> = None;
         for sub in inner.list.iter_mut() {
-            if !sub.filter.matches(event.topic) {
+            if !sub.wants(event.topic) {
                 continue;
             }
             let queued = sub.queued.load(Relaxed);
@@ -154,6 +190,7 @@ impl TapHub {
             queued: queued.clone(),
             missed: 0,
             tail: tail.clone(),
+            verdicts: HashMap::new(),
         });
         self.active.store(inner.list.len(), Relaxed);
         Some(Subscription {
@@ -285,6 +322,31 @@ mod tests {
         assert_eq!(fast_got, 9, "the fast client missed none");
         assert_eq!(fast.missed_at_end(), 0);
         assert!(hub.subscribe(filter(&[])).is_none(), "closed");
+    }
+
+    #[test]
+    fn a_filter_of_many_globs_gives_the_same_verdicts_kept_or_forgotten() {
+        let hub = TapHub::new(1 << 30);
+        let globs = ["a.*", "b.?", "*.c", "d", "e*f"];
+        let sub = hub.subscribe(filter(&globs)).expect("open");
+        let wanted = |topic: &str| filter(&globs).matches(topic);
+        // More distinct topics than the verdicts kept, each seen twice.
+        let topics: Vec<String> = (0..VERDICTS + 10)
+            .flat_map(|i| [format!("a.{i}"), format!("x{i}.c"), format!("n{i}")])
+            .chain(["b.1", "b.12", "d", "dd", "eXf", "e"].map(String::from))
+            .collect();
+        let mut expected = 0;
+        for _ in 0..2 {
+            for topic in &topics {
+                let e = envelope(topic, b"p");
+                hub.publish(|| Some(e.as_slice()));
+                expected += usize::from(wanted(topic));
+            }
+        }
+        hub.close();
+        let got = sub.items().iter().count();
+        assert_eq!(got, expected);
+        assert!(expected > 0 && expected < topics.len() * 2);
     }
 
     #[test]

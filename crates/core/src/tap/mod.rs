@@ -65,8 +65,9 @@
 //!    [`MAX_REQUEST`](protocol::MAX_REQUEST) bytes, within 2 s:
 //!    `{"tap":1,"topics":["orders.*","users.created"]}`. `tap` is the
 //!    protocol version; `topics` are globs over topic names (`*` any run of
-//!    characters, `?` one character; see [`TopicGlob`]); an empty list
-//!    means every topic.
+//!    characters, `?` one character; see [`TopicGlob`]), at most
+//!    [`TAP_MAX_GLOBS`](crate::defaults::TAP_MAX_GLOBS) of them; an empty
+//!    list means every topic.
 //! 2. The drain answers with one notice: either
 //!    `{"tap":"ready","queue":"0x53455600","pid":1234,"topics":[...]}` and
 //!    the stream of events follows, or

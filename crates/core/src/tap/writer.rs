@@ -9,10 +9,10 @@
 //! closed its end, so a client that left stops costing the drain loop even
 //! when none of its topics flow.
 
-use std::io::{self, BufRead, BufReader, BufWriter, Read as _, Write};
+use std::io::{self, BufWriter, Read as _, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 
@@ -89,18 +89,7 @@ pub(super) fn serve_client(stream: UnixStream, peer: Peer, context: &Context) {
 
 /// Reads and checks the request line; the refusal reason otherwise.
 fn read_request(stream: &UnixStream) -> Result<TopicFilter, String> {
-    stream
-        .set_read_timeout(Some(REQUEST_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let mut line = Vec::new();
-    BufReader::new(stream.take(MAX_REQUEST as u64))
-        .read_until(b'\n', &mut line)
-        .map_err(|e| format!("no request within {REQUEST_TIMEOUT:?}: {e}"))?;
-    if line.last() != Some(&b'\n') {
-        return Err(format!(
-            "the request must be one line of at most {MAX_REQUEST} bytes"
-        ));
-    }
+    let line = read_request_line(stream)?;
     let request: Request = serde_json::from_slice(&line)
         .map_err(|e| format!("the request is not a tap request: {e}"))?;
     if request.tap != VERSION {
@@ -110,6 +99,55 @@ fn read_request(stream: &UnixStream) -> Result<TopicFilter, String> {
         ));
     }
     TopicFilter::parse(&request.topics).map_err(|e| e.to_string())
+}
+
+/// The request line, newline included, read within [`REQUEST_TIMEOUT`] in
+/// all: the deadline holds for the whole line, not for each read, so a
+/// client dribbling a byte at a time cannot hold its slot past it.
+fn read_request_line(stream: &UnixStream) -> Result<Vec<u8>, String> {
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    let late = || format!("no whole request line within {REQUEST_TIMEOUT:?}");
+    let mut line = Vec::with_capacity(256);
+    let mut chunk = [0u8; 512];
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(late)?;
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        let room = chunk.len().min(MAX_REQUEST - line.len());
+        let n = match (&*stream).read(&mut chunk[..room]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(late())
+            }
+            Err(e) => return Err(format!("reading the request: {e}")),
+        };
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&chunk[..n]);
+        if let Some(end) = line.iter().position(|&b| b == b'\n') {
+            // The client sends nothing after its request; whatever it did
+            // is not the protocol and is dropped.
+            line.truncate(end + 1);
+            return Ok(line);
+        }
+        if line.len() >= MAX_REQUEST {
+            break;
+        }
+    }
+    Err(format!(
+        "the request must be one line of at most {MAX_REQUEST} bytes"
+    ))
 }
 
 /// Writes the subscription's events until the client leaves (`Ok(false)`,

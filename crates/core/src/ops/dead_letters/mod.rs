@@ -30,6 +30,8 @@
 //!   skipped and reported; if a whole dead letter follows the garbage on
 //!   the same line (a torn line glued to the next one by a later append),
 //!   that dead letter is kept and the garbage before it reported;
+//! - **whole dead letters glued** on one line (one lost its newline, the
+//!   next was appended to it; files joined with `cat`) are all kept;
 //! - a line longer than [`MAX_LINE`] is skipped unread.
 //!
 //! # Replay
@@ -47,6 +49,8 @@ mod read;
 mod replay;
 mod show;
 
-pub use read::{read_dead_letters, Damage, DeadLetter, DeadLetterError, Record, MAX_LINE};
+pub use read::{
+    read_dead_letters, Damage, DeadLetter, DeadLetterError, DeadLetterReader, Record, MAX_LINE,
+};
 pub use replay::{replay, ReplayError, ReplayPlan, ReplayReport, Unsendable};
-pub use show::{DeadLetterView, Payload};
+pub use show::{printable, DeadLetterView, Payload};

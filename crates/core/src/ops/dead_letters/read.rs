@@ -77,57 +77,93 @@ struct Line {
 }
 
 /// Reads `path` into records, in file order; see the module docs for what
-/// counts as damage.
+/// counts as damage. Holds the whole file's dead letters: a caller that
+/// looks at one at a time reads with [`DeadLetterReader`] instead.
 pub fn read_dead_letters(path: &Path) -> Result<Vec<Record>, DeadLetterError> {
-    let read_error = |source| DeadLetterError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mut reader = BufReader::new(File::open(path).map_err(read_error)?);
-    let mut records = Vec::new();
-    let mut buf = Vec::new();
-    let (mut line, mut offset) = (0u64, 0u64);
-    loop {
-        buf.clear();
-        let n = read_line(&mut reader, &mut buf).map_err(read_error)?;
+    DeadLetterReader::open(path)?.collect()
+}
+
+/// A dead-letter file read record by record, in file order, in memory
+/// bounded by its longest line ([`MAX_LINE`] at most), whatever its size.
+#[derive(Debug)]
+pub struct DeadLetterReader {
+    path: PathBuf,
+    reader: BufReader<File>,
+    buf: Vec<u8>,
+    line: u64,
+    offset: u64,
+    /// Records of the current line not yet returned, last first.
+    pending: Vec<Record>,
+    done: bool,
+}
+
+impl DeadLetterReader {
+    /// Opens `path`.
+    pub fn open(path: &Path) -> Result<DeadLetterReader, DeadLetterError> {
+        let file = File::open(path).map_err(|source| DeadLetterError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(DeadLetterReader {
+            path: path.to_owned(),
+            reader: BufReader::new(file),
+            buf: Vec::new(),
+            line: 0,
+            offset: 0,
+            pending: Vec::new(),
+            done: false,
+        })
+    }
+
+    /// Reads the next line into `pending`; false at the end of the file.
+    fn next_line(&mut self) -> io::Result<bool> {
+        self.buf.clear();
+        let n = read_line(&mut self.reader, &mut self.buf)?;
         if n == 0 {
-            return Ok(records);
+            return Ok(false);
         }
-        line += 1;
-        let complete = buf.last() == Some(&b'\n');
-        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let damage = |at: u64, len: usize, reason: String| {
-            Record::Damaged(Damage {
-                line,
-                offset: at,
-                len: len as u64,
-                reason,
-            })
-        };
+        self.line += 1;
+        let complete = self.buf.last() == Some(&b'\n');
+        let text = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
         if n > MAX_LINE {
-            records.push(damage(offset, n, format!("longer than {MAX_LINE} bytes")));
-        } else if !text.iter().all(u8::is_ascii_whitespace) {
-            match parse(text, line, offset) {
-                Ok(letter) => records.push(Record::Letter(letter)),
-                Err(_) if !complete => records.push(damage(
-                    offset,
-                    n,
-                    "torn last line (no newline): the writer stopped mid-line".into(),
-                )),
-                Err(reason) => match salvage(text, line, offset) {
-                    Some((skipped, letter)) => {
-                        records.push(damage(
-                            offset,
-                            skipped,
-                            format!("garbage before a dead letter on the same line ({reason})"),
-                        ));
-                        records.push(Record::Letter(letter));
-                    }
-                    None => records.push(damage(offset, n, reason)),
-                },
+            self.pending.push(Record::Damaged(Damage {
+                line: self.line,
+                offset: self.offset,
+                len: n as u64,
+                reason: format!("longer than {MAX_LINE} bytes"),
+            }));
+        } else {
+            scan(text, n, complete, self.line, self.offset, &mut self.pending);
+            self.pending.reverse();
+        }
+        self.offset += n as u64;
+        Ok(true)
+    }
+}
+
+impl Iterator for DeadLetterReader {
+    type Item = Result<Record, DeadLetterError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.pending.pop() {
+                return Some(Ok(record));
+            }
+            if self.done {
+                return None;
+            }
+            match self.next_line() {
+                Ok(true) => {}
+                Ok(false) => self.done = true,
+                Err(source) => {
+                    self.done = true;
+                    return Some(Err(DeadLetterError::Read {
+                        path: self.path.clone(),
+                        source,
+                    }));
+                }
             }
         }
-        offset += n as u64;
     }
 }
 
@@ -154,13 +190,66 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<usize> 
     }
 }
 
-fn parse(text: &[u8], line: u64, offset: u64) -> Result<DeadLetter, String> {
-    let parsed: Line =
-        serde_json::from_slice(text).map_err(|e| format!("not a dead letter: {e}"))?;
+/// The records of one line (`text`, without its newline; `n` bytes with
+/// it): every whole dead letter on it, in order, and the bytes between and
+/// around them that are none. Usually that is one letter; several are glued
+/// when a line lost its newline and the next was appended to it.
+fn scan(text: &[u8], n: usize, complete: bool, line: u64, offset: u64, out: &mut Vec<Record>) {
+    let mut pos = skip_blank(text, 0);
+    while pos < text.len() {
+        let reason = match parse(&text[pos..], line, offset + pos as u64) {
+            Ok((letter, used)) => {
+                out.push(Record::Letter(letter));
+                pos = skip_blank(text, pos + used);
+                continue;
+            }
+            Err(reason) => reason,
+        };
+        // Garbage from `pos`: up to the next whole dead letter, if any.
+        let next = (pos + 1..text.len().saturating_sub(1)).find(|&i| {
+            text[i] == b'{' && text[i + 1] == b'"' && parse(&text[i..], line, 0).is_ok()
+        });
+        let (len, reason) = match next {
+            Some(i) => (
+                i - pos,
+                format!("garbage before a dead letter on the same line ({reason})"),
+            ),
+            None if !complete => (
+                n - pos,
+                "torn last line (no newline): the writer stopped mid-line".into(),
+            ),
+            None => (n - pos, reason),
+        };
+        out.push(Record::Damaged(Damage {
+            line,
+            offset: offset + pos as u64,
+            len: len as u64,
+            reason,
+        }));
+        pos += len;
+    }
+}
+
+fn skip_blank(text: &[u8], from: usize) -> usize {
+    from + text[from.min(text.len())..]
+        .iter()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count()
+}
+
+/// The dead letter at the start of `text`, and the bytes it takes.
+fn parse(text: &[u8], line: u64, offset: u64) -> Result<(DeadLetter, usize), String> {
+    let mut objects = serde_json::Deserializer::from_slice(text).into_iter::<Line>();
+    let parsed = match objects.next() {
+        Some(Ok(parsed)) => parsed,
+        Some(Err(e)) => return Err(format!("not a dead letter: {e}")),
+        None => return Err("not a dead letter: empty".into()),
+    };
+    let used = objects.byte_offset();
     let envelope = base64::engine::general_purpose::STANDARD
         .decode(parsed.envelope_base64.as_bytes())
         .map_err(|e| format!("envelope_base64 is not base64: {e}"))?;
-    Ok(DeadLetter {
+    let letter = DeadLetter {
         line,
         offset,
         time: parsed.time,
@@ -168,18 +257,8 @@ fn parse(text: &[u8], line: u64, offset: u64) -> Result<DeadLetter, String> {
         event_id: parsed.event_id,
         topic: parsed.topic,
         envelope,
-    })
-}
-
-/// The first whole dead letter that starts at a `{"` after the beginning of
-/// a garbled line, and how many bytes come before it.
-fn salvage(text: &[u8], line: u64, offset: u64) -> Option<(usize, DeadLetter)> {
-    (1..text.len().saturating_sub(1))
-        .filter(|&i| text[i] == b'{' && text[i + 1] == b'"')
-        .find_map(|i| {
-            let letter = parse(&text[i..], line, offset + i as u64).ok()?;
-            Some((i, letter))
-        })
+    };
+    Ok((letter, used))
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! A dead letter decoded for people (`Display`, `list_line`) and tools
-//! (`Serialize`).
+//! (`Serialize`). What people see goes through [`printable`]: the file and
+//! the envelope may hold terminal escape sequences.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
 use base64::Engine as _;
@@ -74,6 +76,16 @@ impl fmt::Display for Payload {
 }
 
 impl DeadLetter {
+    /// Its event id as `list` and `show` show it: the envelope's when it
+    /// decodes (the line's `event_id` is only what the writer said, and a
+    /// damaged or hostile line may say anything), else the line's.
+    pub fn id(&self) -> Option<String> {
+        match Envelope::decode(&self.envelope) {
+            Ok(e) => Some(e.id.to_string()),
+            Err(_) => self.event_id.clone(),
+        }
+    }
+
     /// Decodes the envelope for display.
     pub fn view(&self) -> DeadLetterView {
         let mut view = DeadLetterView {
@@ -116,8 +128,29 @@ impl DeadLetter {
     }
 }
 
-fn or_dash(value: &Option<String>) -> &str {
-    value.as_deref().unwrap_or("-")
+fn or_dash(value: &Option<String>) -> Cow<'_, str> {
+    printable(value.as_deref().unwrap_or("-"))
+}
+
+/// `text` safe to print on a terminal: control characters (escape
+/// sequences, carriage returns, newlines) spelled out as `\u{1b}`, `\r`,
+/// tabs kept. The fields of a dead-letter line and an envelope's header
+/// names are whatever the file or the app put there; printed raw, an
+/// escape sequence would drive the operator's terminal.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let control = |c: char| c.is_control() && c != '\t';
+    if !text.chars().any(control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if control(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 impl DeadLetterView {
@@ -164,7 +197,7 @@ impl fmt::Display for DeadLetterView {
         }
         for (i, (name, value)) in self.headers.iter().enumerate() {
             let label = if i == 0 { "headers" } else { "" };
-            writeln!(f, "{label:<12}{name}: {value}")?;
+            writeln!(f, "{label:<12}{}: {value}", printable(name))?;
         }
         let kind = if self.json { " (JSON)" } else { "" };
         match &self.payload {
@@ -172,7 +205,7 @@ impl fmt::Display for DeadLetterView {
                 writeln!(f, "payload{kind}:")?;
                 let mut body = String::new();
                 for line in text.lines() {
-                    let _ = writeln!(body, "  {line}");
+                    let _ = writeln!(body, "  {}", printable(line));
                 }
                 f.write_str(&body)
             }

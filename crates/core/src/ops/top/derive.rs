@@ -1,12 +1,14 @@
 //! [`Top::view`]: the numbers shown, derived from the readings [`Top`]
 //! keeps (see the parent module's docs for where each comes from).
 
+use std::collections::HashMap;
+
 use super::{
     fmt_age, quantile, time_to_drain, time_to_full, DeliveryView, DrainReading, Estimate,
     Estimates, Head, ProcessState, ProcessView, ProxyView, QueueReading, QueueView, RateBasis,
     Rates, Room, Sample, Top, TopView, TopicRate, TopicsView,
 };
-use crate::metrics::{TopicsSnapshot, OTHER_TOPICS};
+use crate::metrics::{TopicCount, TopicsSnapshot, OTHER_TOPICS};
 use crate::ops::published::{Down, Liveness};
 
 impl Top {
@@ -118,11 +120,18 @@ impl Top {
         if span <= 0.0 {
             return None;
         }
+        // By name, not by a scan per topic: a snapshot's table is the
+        // drain's 64 slots, but a corrupt or hostile one may list many more.
+        let before: HashMap<&str, &TopicCount> = old_topics
+            .topics
+            .iter()
+            .map(|o| (o.topic.as_str(), o))
+            .collect();
         let mut rates: Vec<TopicRate> = new_topics
             .topics
             .iter()
             .map(|t| {
-                let before = old_topics.topics.iter().find(|o| o.topic == t.topic);
+                let before = before.get(t.topic.as_str());
                 let (events, bytes) = before.map_or((0, 0), |b| (b.events, b.bytes));
                 TopicRate {
                     topic: t.topic.clone(),

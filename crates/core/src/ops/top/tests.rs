@@ -372,3 +372,40 @@ fn the_drains_loss_accounting_reaches_top_as_missing_and_duplicates() {
         })
     );
 }
+
+#[test]
+fn a_snapshot_with_a_huge_topic_table_is_ranked_without_a_quadratic_walk() {
+    // A drain counts 64 topics; a hostile or corrupt snapshot may list
+    // 50,000. Matching old and new by a scan per topic was 1.25e9 string
+    // comparisons per refresh: `top` froze.
+    let table = |events: u64| crate::metrics::TopicsSnapshot {
+        topics: (0..50_000u64)
+            .map(|i| crate::metrics::TopicCount {
+                topic: format!("topic.{i:06}"),
+                events: events + i,
+                bytes: 10 * (events + i),
+            })
+            .collect(),
+        other_events: 0,
+        other_bytes: 0,
+    };
+    let metrics = DrainMetrics::new(&[]);
+    let mut top = Top::new(1);
+    for (at, events) in [(1.0, 0), (2.0, 100)] {
+        let mut reading = drain(at, &metrics);
+        if let Liveness::Up { snapshot, .. } = &mut reading {
+            snapshot.snapshot.metrics.topics = Some(table(events));
+        }
+        top.observe(sample(at, queue(0, 0, Head::NotPeeked), reading));
+    }
+    let started = std::time::Instant::now();
+    let topics = top.view(3).expect("view").topics.expect("topics");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "ranking took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(topics.top.len(), 3);
+    assert_eq!(topics.top[0].events, 100.0);
+    assert_eq!(topics.rest.expect("rest").topic, "49997 more");
+}
