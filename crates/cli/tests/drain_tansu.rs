@@ -9,13 +9,13 @@
 //! busy cores.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use shopify_events_core::envelope::Envelope;
 use testkit::consume::{consume_all, consume_until, unique_topic, Consumed};
+use testkit::dirs::Dirs;
 use testkit::drain::{DrainProcess, DrainSpec};
 use testkit::events::event_frame;
 use testkit::net;
@@ -25,40 +25,6 @@ use testkit::ruby::{by_id, key, payload, read_emitted, Emitted, RubyEmitter};
 use testkit::sysctl::MIN_MSGMNB;
 use testkit::tansu::Tansu;
 use testkit::wait::{now_ms, serial, wait_until};
-
-/// A test's scratch space: `state/` for the drain, the rest for logs.
-/// Kept (and its path printed) when the test fails.
-struct Dirs {
-    root: tempfile::TempDir,
-}
-
-impl Dirs {
-    fn new() -> Dirs {
-        Dirs {
-            root: tempfile::Builder::new()
-                .prefix("drain-tansu-")
-                .tempdir()
-                .expect("tempdir"),
-        }
-    }
-
-    fn state(&self) -> std::path::PathBuf {
-        self.root.path().join("state")
-    }
-
-    fn logs(&self) -> &Path {
-        self.root.path()
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.root.disable_cleanup(true);
-            eprintln!("kept {} for inspection", self.root.path().display());
-        }
-    }
-}
 
 /// A queue large enough for every test here (~250,000 events).
 fn test_queue() -> TestQueue {
@@ -277,7 +243,7 @@ fn ruby_events_reach_kafka_exactly_as_emitted() {
     let topic = unique_topic("exact");
     tansu.create_topic(&topic, 3);
     let queue = test_queue();
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("drain-tansu-");
     let mut drain = kafka_spec(&queue, &dirs, &tansu)
         .args(["--shutdown-timeout", "10"])
         .spawn(0);
@@ -353,7 +319,7 @@ fn drain_killed_at_random_moments_loses_no_event() {
     let topic = unique_topic("kill9");
     tansu.create_topic(&topic, 3);
     let queue = test_queue();
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("drain-tansu-");
     let spec = kafka_spec(&queue, &dirs, &tansu);
     let mut drain = spec.spawn(0);
 
@@ -411,7 +377,7 @@ fn event_the_broker_refuses_is_dead_lettered_and_the_rest_flow() {
     let missing = unique_topic("missing");
     tansu.create_topic(&good, 1);
     let queue = test_queue();
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("drain-tansu-");
     let mut ruby = RubyEmitter::spawn(
         &queue,
         dirs.logs(),
@@ -497,7 +463,7 @@ fn removing_the_queue_while_draining_recovers_within_a_second() {
     let topic = unique_topic("rmid");
     tansu.create_topic(&topic, 1);
     let queue = test_queue();
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("drain-tansu-");
     let mut drain = kafka_spec(&queue, &dirs, &tansu).spawn(0);
 
     // One Ruby process: 100 events, then it waits for `go` and sends 100
@@ -571,7 +537,7 @@ fn sigterm_waits_for_in_flight_and_exits_zero() {
     let topic = unique_topic("sigterm");
     tansu.create_topic(&topic, 3);
     let queue = test_queue();
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("drain-tansu-");
     let spec = kafka_spec(&queue, &dirs, &tansu).args(["--shutdown-timeout", "5"]);
     let mut drain = spec.spawn(0);
     let mut ruby = RubyEmitter::spawn(&queue, dirs.logs(), "ruby", 20, &[format!("{topic},0,{N}")]);
@@ -630,7 +596,7 @@ fn stdout_sink_prints_each_event_as_a_json_line() {
     const N: usize = 50;
     let _serial = serial();
     let queue = test_queue();
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("drain-tansu-");
     let topic = "orders.created";
     let mut ruby = RubyEmitter::spawn(&queue, dirs.logs(), "ruby", 0, &[format!("{topic},0,{N}")]);
     ruby.wait(Duration::from_secs(30));
@@ -710,7 +676,7 @@ fn raising_msgmax_with_events_in_flight_resizes_the_journal_and_loses_nothing() 
     tansu.create_topic(&topic, 3);
     let queue = test_queue();
     let host = *queue;
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("drain-tansu-");
     let old_msgmax = MsgmaxGuard::current();
     let spec = kafka_spec(&queue, &dirs, &tansu);
     let mut drain = spec.spawn(0);

@@ -13,13 +13,13 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::process::Command;
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use testkit::consume::{consume_all, unique_topic};
+use testkit::dirs::Dirs;
 use testkit::drain::{DrainProcess, DrainSpec};
 use testkit::events::event_frame;
 use testkit::procfs::{mib, thread_switches, Mem};
@@ -31,40 +31,6 @@ use testkit::wait::{serial, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shopify-events");
 const READY: Duration = Duration::from_secs(20);
-
-/// A test's scratch space: `state/` for the drain, the rest for logs.
-/// Kept (and its path printed) when the test fails.
-struct Dirs {
-    root: tempfile::TempDir,
-}
-
-impl Dirs {
-    fn new() -> Dirs {
-        Dirs {
-            root: tempfile::Builder::new()
-                .prefix("tap-")
-                .tempdir()
-                .expect("tempdir"),
-        }
-    }
-
-    fn state(&self) -> std::path::PathBuf {
-        self.root.path().join("state")
-    }
-
-    fn logs(&self) -> &Path {
-        self.root.path()
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.root.disable_cleanup(true);
-            eprintln!("kept {} for inspection", self.root.path().display());
-        }
-    }
-}
 
 fn spec(queue: &TestQueue, dirs: &Dirs) -> DrainSpec {
     DrainSpec::new(BIN, queue.key(), &dirs.state(), dirs.logs())
@@ -143,7 +109,7 @@ fn a_tap_sees_exactly_the_delivered_events_of_its_globs_in_delivery_order_and_en
 {
     let _serial = serial();
     let queue = TestQueue::with_capacity(MIN_MSGMNB);
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("tap-");
     let spec = spec(&queue, &dirs);
     let mut drain = start_drain(&spec);
     let n = 3000;
@@ -232,7 +198,7 @@ fn a_tap_sees_exactly_the_delivered_events_of_its_globs_in_delivery_order_and_en
 fn ctrl_c_ends_a_tap_and_what_it_printed_stays_printed() {
     let _serial = serial();
     let queue = TestQueue::with_capacity(MIN_MSGMNB);
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("tap-");
     let spec = spec(&queue, &dirs);
     let mut drain = start_drain(&spec);
     let mut tap = TapProcess::spawn(&spec, dirs.logs(), "interrupted", &["--topic", "orders.*"]);
@@ -329,7 +295,7 @@ fn a_client_that_never_reads_neither_blocks_the_drain_nor_grows_its_memory_and_l
 ) {
     let _serial = serial();
     let queue = TestQueue::with_capacity(MIN_MSGMNB);
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("tap-");
     let spec = spec(&queue, &dirs).with_metrics();
     let mut drain = start_drain(&spec);
     drain.wait_serving(READY);
@@ -423,7 +389,7 @@ fn a_client_that_never_reads_neither_blocks_the_drain_nor_grows_its_memory_and_l
 fn nobody_tapping_the_drain_does_no_tap_work() {
     let _serial = serial();
     let queue = TestQueue::with_capacity(MIN_MSGMNB);
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("tap-");
     let spec = spec(&queue, &dirs);
     let mut drain = start_drain(&spec);
     let pid = drain.pid();
@@ -487,7 +453,7 @@ fn the_tap_socket_is_private_and_strangers_are_refused() {
     }
     let _serial = serial();
     let queue = TestQueue::with_capacity(MIN_MSGMNB);
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("tap-");
     let spec = spec(&queue, &dirs);
     let mut drain = start_drain(&spec);
     let socket = spec.state().tap_socket();
@@ -555,7 +521,7 @@ fn a_tap_on_a_kafka_drain_shows_what_kafka_acknowledged_in_partition_order() {
     tansu.create_topic(&tapped, 3);
     tansu.create_topic(&other, 1);
     let queue = TestQueue::with_capacity(MIN_MSGMNB);
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("tap-");
     let spec = spec(&queue, &dirs).brokers(&tansu.bootstrap);
     let mut drain = start_drain(&spec);
     let n = 2000;

@@ -18,6 +18,7 @@
 //! - [`terminal`]: a real terminal (tmux) for full-screen commands.
 //! - [`ruby`]: Ruby processes emitting through the gem.
 //! - [`command`]: running commands, signalling our own children.
+//! - [`dirs`]: a test's scratch directory, kept when it fails.
 //! - [`rng`]: a small reproducible generator.
 //! - [`wait`]: polling for a condition, running tests one at a time.
 //! - With the `kafka` feature: `tansu` (a real Kafka-protocol broker),
@@ -28,6 +29,7 @@
 pub mod command;
 #[cfg(feature = "kafka")]
 pub mod consume;
+pub mod dirs;
 pub mod drain;
 pub mod emitter;
 pub mod events;

@@ -3,7 +3,6 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use testkit::consume::{consume_until, Consumed};
@@ -11,46 +10,7 @@ use testkit::drain::DrainSpec;
 use testkit::emitter::{self, Emitted, EmitterSpec};
 use testkit::queue::TestQueue;
 
-/// A test's scratch space: `state/` for the drain, `spool/` for the
-/// spool, the rest for logs. Kept (and its path printed) when the test
-/// fails.
-pub struct Dirs {
-    root: tempfile::TempDir,
-}
-
-impl Dirs {
-    pub fn new(prefix: &str) -> Dirs {
-        Dirs {
-            root: tempfile::Builder::new()
-                .prefix(prefix)
-                .tempdir()
-                .expect("tempdir"),
-        }
-    }
-
-    pub fn root(&self) -> &Path {
-        self.root.path()
-    }
-
-    pub fn state(&self) -> PathBuf {
-        self.root.path().join("state")
-    }
-
-    pub fn spool(&self) -> PathBuf {
-        let dir = self.root.path().join("spool");
-        std::fs::create_dir_all(&dir).expect("create spool dir");
-        dir
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.root.disable_cleanup(true);
-            eprintln!("kept {} for inspection", self.root.path().display());
-        }
-    }
-}
+pub use testkit::dirs::Dirs;
 
 pub fn spec(queue: &TestQueue, dirs: &Dirs) -> DrainSpec {
     let bin = env!("CARGO_BIN_EXE_shopify-events");
