@@ -642,6 +642,18 @@ fn an_envelope_larger_than_the_queue_takes_is_spooled_and_acked() {
         client.snapshot().last_error
     );
     assert_eq!(unstamped(queue.bodies()), vec![small]);
+    // The queue is 0600: its spooled payloads are no wider.
+    use std::os::unix::fs::PermissionsExt as _;
+    let modes: Vec<u32> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .map(|p| std::fs::metadata(p).unwrap().permissions().mode() & 0o777)
+        .collect();
+    assert!(
+        !modes.is_empty() && modes.iter().all(|&m| m == 0o600),
+        "modes {modes:?} (decimal)"
+    );
     let mut reader = reader(dir.path(), queue.key());
     assert_eq!(unstamped(spooled(&mut reader, true)), vec![big]);
     assert_eq!(proxy.metrics.events_spooled.get(), 1);

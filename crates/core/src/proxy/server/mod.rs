@@ -143,7 +143,13 @@ pub fn run(
         );
     }
     metrics.connection_limit.set(plan.served as i64);
-    let outlet = Outlet::new(emitter, config.spool.clone());
+    // Spooled payloads are no easier to read than the queue's: the
+    // segments follow the queue's mode as it is now, not a default.
+    let mut spool = config.spool.clone();
+    if let (Some(options), Ok(stat)) = (spool.as_mut(), queue.stat()) {
+        options.mode = crate::spool::segment_mode(stat.mode);
+    }
+    let outlet = Outlet::new(emitter, spool);
     let ctx = Arc::new(Context {
         config,
         outlet,
