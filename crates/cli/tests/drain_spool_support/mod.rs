@@ -129,12 +129,27 @@ pub fn reported(specs: &[EmitterSpec]) -> usize {
 }
 
 /// Reads `topic` until `expected` distinct events arrived and then nothing
-/// new for 2 s (duplicates are read too), or `timeout`.
+/// new for 2 s (duplicates are read too), or `timeout`: events as the test
+/// numbers them (the `proc` and `i` headers).
 pub fn consume_distinct(
     bootstrap: &str,
     topic: &str,
     expected: usize,
     timeout: Duration,
+) -> Vec<Consumed> {
+    consume_distinct_by(bootstrap, topic, expected, timeout, |record| {
+        record.header("proc").is_some().then(|| numbers(record))
+    })
+}
+
+/// [`consume_distinct`], with the event's `(proc, i)` read by `event`
+/// (`None`: a record that is not one of the test's events).
+pub fn consume_distinct_by(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+    mut event: impl FnMut(&Consumed) -> Option<(u32, u64)>,
 ) -> Vec<Consumed> {
     let mut seen = HashSet::with_capacity(expected);
     let mut checked = 0;
@@ -144,11 +159,7 @@ pub fn consume_distinct(
         timeout,
         Duration::from_secs(2),
         |records| {
-            for record in &records[checked..] {
-                if record.header("proc").is_some() {
-                    seen.insert(numbers(record));
-                }
-            }
+            seen.extend(records[checked..].iter().filter_map(&mut event));
             checked = records.len();
             seen.len() >= expected
         },

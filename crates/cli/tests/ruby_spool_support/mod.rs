@@ -14,10 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testkit::consume::{consume_until, Consumed};
+use testkit::consume::Consumed;
 use testkit::queue::TestQueue;
 
-use crate::drain_spool_support::Dirs;
+use crate::drain_spool_support::{consume_distinct_by, Dirs};
 
 /// The Ruby emitter. Arguments: topic, process number, count (0: until
 /// killed), payload sizes (comma-separated, cycled), ids file. After each
@@ -254,30 +254,14 @@ pub fn check(records: &[Consumed], processes: &[RubyProcess], sizes: &[usize]) -
 }
 
 /// Reads `topic` until `expected` distinct events arrived and then nothing
-/// new for 2 s, or `timeout`.
+/// new for 2 s, or `timeout` (events numbered in their payload).
 pub fn consume_events(
     bootstrap: &str,
     topic: &str,
     expected: usize,
     timeout: Duration,
 ) -> Vec<Consumed> {
-    let mut seen = HashSet::with_capacity(expected);
-    let mut checked = 0;
-    consume_until(
-        bootstrap,
-        topic,
-        timeout,
-        Duration::from_secs(2),
-        |records| {
-            seen.extend(
-                records[checked..]
-                    .iter()
-                    .filter_map(|r| numbers(&r.payload)),
-            );
-            checked = records.len();
-            seen.len() >= expected
-        },
-    )
+    consume_distinct_by(bootstrap, topic, expected, timeout, |r| numbers(&r.payload))
 }
 
 /// Whether the spool directory holds no segment. A dead writer's
