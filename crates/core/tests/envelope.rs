@@ -1,10 +1,11 @@
 //! Envelope encoding and decoding: round trips, framing, and one crafted
 //! input per decode error.
 
+use proptest::prelude::*;
 use shopify_events_core::envelope::{
-    encode, envelope_len, stamp, DecodeError, EncodeError, Envelope, EnvelopeWriter, Flags,
-    PayloadError, Stamp, StampError, CRC_LEN, FIXED_LEN, FIXED_LEN_V1, MIN_LEN, MIN_LEN_V2,
-    STAMP_LEN, STAMP_OFFSET,
+    encode, encode_bytes, envelope_len, stamp, DecodeError, EncodeError, Envelope, EnvelopeWriter,
+    Flags, PayloadError, Seal, Stamp, StampError, CRC_LEN, FIXED_LEN, FIXED_LEN_V1, MIN_LEN,
+    MIN_LEN_V2, STAMP_LEN, STAMP_OFFSET,
 };
 use shopify_events_core::event_id::EventId;
 use shopify_events_core::topic::TopicError;
@@ -665,4 +666,86 @@ fn a_version_2_envelope_shorter_than_its_fixed_fields_is_rejected() {
     reseal(&mut v1);
     assert_eq!(envelope_len(&v1), Ok(Some(MIN_LEN)));
     assert!(Envelope::decode(&v1).is_err());
+}
+
+/// What the streaming writer writes for an event without headers.
+fn streamed(prefix: &[u8], topic: &str, key: Option<&[u8]>, payload: &[u8], seal: Seal) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    EnvelopeWriter::begin(&mut out, id(), TIME, topic, key)
+        .unwrap()
+        .sealed_by(seal)
+        .payload(payload)
+        .unwrap();
+    out
+}
+
+proptest! {
+    #[test]
+    fn the_one_pass_encoder_writes_the_streaming_writers_bytes(
+        prefix in proptest::collection::vec(any::<u8>(), 0..9),
+        topic in "[a-zA-Z0-9._-]{1,249}",
+        key in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+        payload in proptest::collection::vec(any::<u8>(), 0..600),
+        by_stamp in any::<bool>(),
+    ) {
+        prop_assume!(topic != "." && topic != "..");
+        let seal = if by_stamp { Seal::ByStamp } else { Seal::Now };
+        let mut one_pass = prefix.clone();
+        let len = encode_bytes(&mut one_pass, id(), TIME, &topic, key.as_deref(), &payload, seal)
+            .unwrap();
+        prop_assert_eq!(len, one_pass.len() - prefix.len());
+        prop_assert_eq!(&one_pass, &streamed(&prefix, &topic, key.as_deref(), &payload, seal));
+    }
+}
+
+#[test]
+fn the_one_pass_encoder_refuses_a_bad_topic_and_writes_nothing() {
+    let mut out = vec![1, 2, 3];
+    let err = encode_bytes(&mut out, id(), TIME, "no spaces", None, b"p", Seal::Now).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EncodeError::InvalidTopic(TopicError::InvalidChar { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(out, [1, 2, 3]);
+}
+
+#[test]
+fn an_envelope_sealed_by_stamp_is_whole_once_stamped_and_only_then() {
+    let numbered = Stamp {
+        producer: 42,
+        seq: 7,
+    };
+    for seal_by_stamp in [
+        |out: &mut Vec<u8>| {
+            encode_bytes(out, id(), TIME, "orders", Some(b"k"), b"{}", Seal::ByStamp).unwrap();
+        },
+        |out: &mut Vec<u8>| {
+            EnvelopeWriter::begin(out, id(), TIME, "orders", Some(b"k"))
+                .unwrap()
+                .sealed_by(Seal::ByStamp)
+                .payload_with(true, |out| {
+                    out.extend_from_slice(b"{}");
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+        },
+    ] {
+        let mut unsealed = Vec::new();
+        seal_by_stamp(&mut unsealed);
+        assert!(
+            matches!(
+                Envelope::decode(&unsealed),
+                Err(DecodeError::ChecksumMismatch { stored: 0, .. })
+            ),
+            "an unsealed envelope must not pass for a whole one"
+        );
+        stamp(&mut unsealed, numbered).unwrap();
+        let env = Envelope::decode(&unsealed).expect("sealed by the stamp");
+        assert_eq!(env.stamp, Some(numbered));
+        assert_eq!(env.payload, b"{}");
+        assert_eq!(env.key, Some(&b"k"[..]));
+    }
 }

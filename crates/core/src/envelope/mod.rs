@@ -8,7 +8,8 @@
 //!
 //! [`EnvelopeWriter`] appends a version 2 envelope to a caller's buffer in
 //! one pass (the payload can be serialized straight into it) and patches the
-//! length fields at the end. It leaves the stamp zero ("unstamped"): the
+//! length fields at the end; [`encode_bytes`] writes the commonest event (no
+//! headers, payload bytes) with nothing to patch. Both leave the stamp zero ("unstamped"): the
 //! transport that accepts the event numbers it with [`stamp`], which writes
 //! the producer id and sequence number at their fixed offset
 //! ([`STAMP_OFFSET`]) and seals the CRC again, so an envelope encoded long
@@ -30,7 +31,7 @@ pub use error::{DecodeError, EncodeError, PayloadError, StampError};
 pub use flags::Flags;
 pub use headers::{Headers, HeadersIter};
 pub use stamp::{stamp, stampable, Stamp};
-pub use writer::{encode, EnvelopeWriter};
+pub use writer::{encode, encode_bytes, EnvelopeWriter, Seal};
 
 /// First two bytes of every envelope.
 pub const MAGIC: [u8; 2] = *b"SE";
@@ -64,3 +65,5 @@ pub const MIN_LEN_V2: usize = FIXED_LEN + 1 + 2 + 4 + CRC_LEN;
 const OFF_VERSION: usize = 2;
 const OFF_FLAGS: usize = 3;
 const OFF_TOTAL_LEN: usize = 4;
+const OFF_ID: usize = 8;
+const OFF_TIME: usize = 24;

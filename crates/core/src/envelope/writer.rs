@@ -1,20 +1,57 @@
-//! Streaming encoder: appends one version 2 envelope, unstamped, to a
-//! caller's buffer.
+//! Encoders: append one version 2 envelope, unstamped, to a caller's buffer.
 //!
-//! The writer writes every field in order with `extend_from_slice`, leaving
-//! the total length and header count as placeholders that it patches when the
-//! payload is in; then it appends the CRC. The buffer is reserved once for
-//! everything but the payload. Any error — or dropping an unfinished writer —
-//! truncates the buffer back to where the envelope began, so a caller reusing
-//! one buffer never ships half an envelope.
+//! [`EnvelopeWriter`] streams: it writes the fixed fields as one block,
+//! leaves the total length and header count as placeholders that it patches
+//! when the payload is in (headers and a payload serialized straight into
+//! the buffer have lengths known only then), and appends the CRC. Any
+//! error — or dropping an unfinished writer — truncates the buffer back to
+//! where the envelope began, so a caller reusing one buffer never ships half
+//! an envelope.
+//!
+//! [`encode_bytes`] is the one-pass path for the commonest event (no
+//! headers, a payload of known bytes): every length is known before the
+//! first byte, so it reserves once and patches nothing. Same bytes.
+//!
+//! Both can leave the CRC to the transport ([`Seal::ByStamp`]): a transport
+//! that numbers events rewrites the stamp and seals the CRC when it accepts
+//! the event ([`stamp`](super::stamp)), so a CRC computed at encode time
+//! would be computed again a moment later.
 
 use super::error::{EncodeError, PayloadError};
 use super::flags::Flags;
-use super::{CRC_LEN, FIXED_LEN, MAGIC, OFF_FLAGS, OFF_TOTAL_LEN, STAMP_LEN, VERSION};
+use super::{
+    CRC_LEN, FIXED_LEN, MAGIC, OFF_FLAGS, OFF_ID, OFF_TIME, OFF_TOTAL_LEN, OFF_VERSION, VERSION,
+};
 use crate::event_id::EventId;
-use crate::topic::validate_topic;
+use crate::topic::{validate_topic, MAX_TOPIC_LEN};
 
 const U32_LIMIT: usize = u32::MAX as usize;
+
+/// Who computes an envelope's CRC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Seal {
+    /// The encoder, at once: the envelope is whole as soon as it is written.
+    #[default]
+    Now,
+    /// The transport that stamps it: the encoder writes the CRC as zero and
+    /// [`stamp`](super::stamp) seals it when the transport accepts the
+    /// event, saving one CRC32C per event. Only for a frame handed straight
+    /// to a transport that says it seals
+    /// ([`FrameSink::seals`](crate::transport::FrameSink::seals)): anywhere
+    /// else the envelope fails its CRC check.
+    ByStamp,
+}
+
+impl Seal {
+    /// The CRC to write over `body` (everything before the CRC).
+    #[inline]
+    fn crc(self, body: &[u8]) -> u32 {
+        match self {
+            Seal::Now => crc32c::crc32c(body),
+            Seal::ByStamp => 0,
+        }
+    }
+}
 /// Room reserved up front for the payload; the Ruby payloads are mostly this small.
 const PAYLOAD_GUESS: usize = 256;
 
@@ -29,6 +66,8 @@ pub struct EnvelopeWriter<'a> {
     /// Absolute offset of the u16 header count.
     header_count_at: usize,
     header_count: u16,
+    /// Who computes the CRC.
+    seal: Seal,
     /// Set once the envelope is complete, so `Drop` leaves it in place.
     finished: bool,
 }
@@ -49,28 +88,9 @@ impl<'a> EnvelopeWriter<'a> {
             None => 0,
         };
         out.reserve(FIXED_LEN + topic.len() + key_len + 2 + 4 + PAYLOAD_GUESS + CRC_LEN);
-
         let start = out.len();
-        let flags = if key.is_some() {
-            Flags::KEY_PRESENT
-        } else {
-            Flags::empty()
-        };
-        out.extend_from_slice(&MAGIC);
-        out.push(VERSION);
-        out.push(flags.bits());
-        out.extend_from_slice(&[0; 4]); // total_len, patched in finish
-        out.extend_from_slice(id.as_bytes());
-        out.extend_from_slice(&time_us.to_le_bytes());
-        // Unstamped: the transport that accepts the event stamps it.
-        out.extend_from_slice(&[0; STAMP_LEN]);
-        // validate_topic bounds the length to MAX_TOPIC_LEN (249), so it fits a byte.
-        out.push(topic.len() as u8);
-        out.extend_from_slice(topic.as_bytes());
-        if let Some(k) = key {
-            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            out.extend_from_slice(k);
-        }
+        // The total length is patched in `finish`.
+        write_head(out, id, time_us, topic, key, 0, Flags::empty());
         let header_count_at = out.len();
         out.extend_from_slice(&[0; 2]); // header count, patched in finish
         Ok(EnvelopeWriter {
@@ -78,8 +98,15 @@ impl<'a> EnvelopeWriter<'a> {
             start,
             header_count_at,
             header_count: 0,
+            seal: Seal::Now,
             finished: false,
         })
+    }
+
+    /// The same writer, leaving the CRC to `seal` (see [`Seal`]).
+    pub fn sealed_by(mut self, seal: Seal) -> Self {
+        self.seal = seal;
+        self
     }
 
     /// Appends a header. On error nothing is written and the writer stays usable.
@@ -163,7 +190,9 @@ impl<'a> EnvelopeWriter<'a> {
         if let Some(flags) = self.out.get_mut(self.start + OFF_FLAGS) {
             *flags |= extra.bits();
         }
-        let crc = crc32c::crc32c(self.out.get(self.start..).unwrap_or_default());
+        let crc = self
+            .seal
+            .crc(self.out.get(self.start..).unwrap_or_default());
         self.out.extend_from_slice(&crc.to_le_bytes());
         self.finished = true;
         Ok(total)
@@ -186,6 +215,76 @@ impl Drop for EnvelopeWriter<'_> {
     }
 }
 
+/// Writes every field before the header count as one block: magic,
+/// version, flags, `total` length (0 as a placeholder), id, time, a zero
+/// stamp (the transport that accepts the event stamps it), the topic (its
+/// length checked by the caller: at most [`MAX_TOPIC_LEN`], so one byte)
+/// and the key.
+#[inline]
+fn write_head(
+    out: &mut Vec<u8>,
+    id: EventId,
+    time_us: i64,
+    topic: &str,
+    key: Option<&[u8]>,
+    total: u32,
+    extra: Flags,
+) {
+    let flags = if key.is_some() {
+        Flags::KEY_PRESENT | extra
+    } else {
+        extra
+    };
+    let mut head = [0u8; FIXED_LEN];
+    head[..2].copy_from_slice(&MAGIC);
+    head[OFF_VERSION] = VERSION;
+    head[OFF_FLAGS] = flags.bits();
+    head[OFF_TOTAL_LEN..OFF_TOTAL_LEN + 4].copy_from_slice(&total.to_le_bytes());
+    head[OFF_ID..OFF_ID + 16].copy_from_slice(id.as_bytes());
+    head[OFF_TIME..OFF_TIME + 8].copy_from_slice(&time_us.to_le_bytes());
+    // head[STAMP_OFFSET..][..STAMP_LEN] stays zero: unstamped.
+    head[FIXED_LEN - 1] = topic.len().min(MAX_TOPIC_LEN) as u8;
+    out.extend_from_slice(&head);
+    out.extend_from_slice(topic.as_bytes());
+    if let Some(k) = key {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(k);
+    }
+}
+
+/// Encodes one envelope with no headers and a payload of known bytes, in
+/// one pass (one reservation, nothing patched); returns its length. The
+/// bytes are those of [`EnvelopeWriter`]. On error `out` is unchanged.
+#[inline]
+pub fn encode_bytes(
+    out: &mut Vec<u8>,
+    id: EventId,
+    time_us: i64,
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: &[u8],
+    seal: Seal,
+) -> Result<usize, EncodeError> {
+    validate_topic(topic)?;
+    let key_len = key.map_or(0, |k| 4 + k.len());
+    let total = FIXED_LEN + topic.len() + key_len + 2 + 4 + payload.len() + CRC_LEN;
+    if let Some(k) = key {
+        checked_u32("key", k.len())?;
+    }
+    checked_u32("payload", payload.len())?;
+    let total_u32 = checked_u32("envelope", total)?;
+    out.reserve(total);
+    let start = out.len();
+    write_head(out, id, time_us, topic, key, total_u32, Flags::empty());
+    let mut lengths = [0u8; 6]; // no headers, then the payload's length
+    lengths[2..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&lengths);
+    out.extend_from_slice(payload);
+    let crc = seal.crc(out.get(start..).unwrap_or_default());
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(total)
+}
+
 fn checked_u32(field: &'static str, len: usize) -> Result<u32, EncodeError> {
     u32::try_from(len).map_err(|_| EncodeError::FieldTooLarge {
         field,
@@ -205,6 +304,9 @@ pub fn encode(
     headers: &[(&str, &[u8])],
     payload: &[u8],
 ) -> Result<usize, EncodeError> {
+    if headers.is_empty() {
+        return encode_bytes(out, id, time_us, topic, key, payload, Seal::Now);
+    }
     let mut w = EnvelopeWriter::begin(out, id, time_us, topic, key)?;
     for (name, value) in headers {
         w.header(name, value)?;
