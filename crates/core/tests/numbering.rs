@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use shopify_events_core::envelope::{encode, Envelope, Stamp, CRC_LEN, STAMP_LEN, STAMP_OFFSET};
+use shopify_events_core::envelope::{
+    encode, encode_bytes, Envelope, Seal, Stamp, CRC_LEN, STAMP_LEN, STAMP_OFFSET,
+};
 use shopify_events_core::event_id::EventId;
 use shopify_events_core::spool::{Discovery, ReaderOptions, SpoolOptions, SpoolReader};
 use shopify_events_core::transport::{FrameSink, SendError, SpoolEmitter, SysvEmitter};
@@ -142,6 +144,67 @@ fn the_spool_transport_numbers_what_it_appends() {
             .map(|seq| Some(Stamp { producer, seq }))
             .collect::<Vec<_>>()
     );
+}
+
+/// A frame whose envelope leaves its CRC to the transport.
+fn unsealed_frame(sink: &impl FrameSink) -> Vec<u8> {
+    let mut buf = Vec::new();
+    sink.begin_frame(&mut buf);
+    let time = 1_700_000_000_000_000;
+    let id = EventId::generate(time);
+    encode_bytes(
+        &mut buf,
+        id,
+        time,
+        "numbering.test",
+        None,
+        b"{}",
+        Seal::ByStamp,
+    )
+    .expect("encode");
+    buf
+}
+
+#[test]
+fn the_numbering_transports_seal_what_the_caller_left_unsealed() {
+    // Queue, spool overflow and the spool transport: what arrives is whole.
+    let dir = tempfile::tempdir().unwrap();
+    let queue = TestQueue::new();
+    queue.set_capacity(4096).unwrap();
+    let sysv = SysvEmitter::new(queue.key(), 0o600).with_spool(SpoolOptions {
+        segment_min: 16 * 4096,
+        ..SpoolOptions::new(dir.path(), queue.key())
+    });
+    assert!(sysv.seals());
+    for _ in 0..200 {
+        sysv.send_frame(&mut unsealed_frame(&sysv))
+            .expect("queue or spool");
+    }
+    let mut bodies = queue.bodies();
+    let queued = bodies.len();
+    bodies.extend(spool_bodies(dir.path(), queue.key()));
+    assert!(
+        queued > 0 && queued < 200,
+        "{queued} queued: both paths taken"
+    );
+    assert_eq!(bodies.len(), 200);
+    for (seq, body) in bodies.iter().enumerate() {
+        let stamp = stamp_of(body).expect("decodes: sealed by the stamp");
+        assert_eq!(stamp.seq, seq as u64);
+    }
+
+    let spool_dir = tempfile::tempdir().unwrap();
+    let key = testkit::queue::KeyGuard::new();
+    let spool = SpoolEmitter::new(SpoolOptions::new(spool_dir.path(), key.key()));
+    assert!(spool.seals());
+    for _ in 0..5 {
+        spool
+            .send_frame(&mut unsealed_frame(&spool))
+            .expect("append");
+    }
+    let bodies = spool_bodies(spool_dir.path(), key.key());
+    assert_eq!(bodies.len(), 5);
+    assert!(bodies.iter().all(|b| stamp_of(b).is_some()));
 }
 
 #[test]

@@ -26,6 +26,15 @@ pub trait FrameSink {
     /// the frame is mutable; the number is kept only if the send succeeds.
     fn send_frame(&self, frame: &mut [u8]) -> Result<(), SendError>;
 
+    /// Whether [`send_frame`](Self::send_frame) seals the CRC of every
+    /// version 2 envelope it is handed (numbering rewrites the stamp and
+    /// seals it again), so that the caller may encode with
+    /// [`Seal::ByStamp`](crate::envelope::Seal::ByStamp) and pay one CRC per
+    /// event instead of two. False unless the transport numbers events.
+    fn seals(&self) -> bool {
+        false
+    }
+
     /// Whether a caller that does not raise may drop the event after this
     /// failure rather than report it.
     fn droppable(&self, failure: &SendError) -> bool {

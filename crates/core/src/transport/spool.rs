@@ -94,6 +94,11 @@ impl FrameSink for SpoolEmitter {
         send_numbered(&self.sequencer, frame, 0, |frame| self.append(frame))
     }
 
+    /// Numbering seals every version 2 envelope (`numbered.rs`).
+    fn seals(&self) -> bool {
+        true
+    }
+
     fn count_drop(&self) {
         self.dropped.fetch_add(1, Relaxed);
     }

@@ -166,6 +166,11 @@ impl FrameSink for SocketClient {
         })
     }
 
+    /// Numbering seals every version 2 envelope (`numbered.rs`).
+    fn seals(&self) -> bool {
+        true
+    }
+
     fn count_drop(&self) {
         self.stats.dropped.fetch_add(1, Relaxed);
     }
