@@ -13,6 +13,29 @@ impl Queue {
         self.send_raw(frame, IPC_NOWAIT)
     }
 
+    /// One non-blocking `msgsnd` of `frame` with nothing checked first: the
+    /// `errno` on failure, for a hot path that classifies the rare failure
+    /// itself (or calls [`Queue::try_send_frame`], which checks the frame
+    /// and names the error). A frame shorter than its mtype header is
+    /// refused with `EINVAL` without a call.
+    #[inline]
+    pub fn try_send_frame_raw(&self, frame: &[u8]) -> std::result::Result<(), i32> {
+        let Some(size) = frame.len().checked_sub(HEADER_LEN) else {
+            return Err(libc::EINVAL);
+        };
+        // SAFETY: `frame` is readable for HEADER_LEN + size bytes, exactly
+        // what msgsnd reads (see send_raw).
+        let ret =
+            unsafe { libc::msgsnd(self.id(), frame.as_ptr().cast::<c_void>(), size, IPC_NOWAIT) };
+        if ret == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO))
+        }
+    }
+
     /// Sends `frame`, waiting for room; [`Error::Interrupted`] on a signal.
     pub fn send_frame(&self, frame: &[u8]) -> Result<()> {
         self.send_raw(frame, 0)

@@ -6,10 +6,12 @@
 //! kernel reports it removed, the emitter looks the key up again once and
 //! retries, so an operator recreating the queue never breaks running apps.
 //!
-//! Sizes are checked before the syscall against the host's `kernel.msgmax`
-//! and the queue's capacity, both read at open time: a message the kernel
-//! could never accept is a programming error to report at once, not a "full"
-//! queue to retry forever.
+//! The common case is one `msgsnd` with the cached id and nothing checked
+//! first: the kernel checks the sizes anyway. When it refuses, the sizes
+//! are checked against the host's `kernel.msgmax` and the queue's capacity,
+//! both read at open time: a message the kernel could never accept is a
+//! programming error to report at once, not a "full" queue to retry
+//! forever.
 //!
 //! With a spool ([`SysvEmitter::with_spool`]), a full queue and an envelope
 //! larger than the queue takes are not failures: the envelope goes to the
@@ -168,8 +170,39 @@ impl SysvEmitter {
         }
     }
 
-    /// Puts one frame into the queue without blocking.
+    /// Puts one frame into the queue without blocking: `msgsnd` at once
+    /// with the cached queue id, and the checks (sizes, a removed queue)
+    /// only when the kernel refused it or no queue is open yet.
+    #[inline]
     fn enqueue(&self, frame: &[u8]) -> Result<(), SendError> {
+        let id = self.queue_id.load(Relaxed);
+        if id != CLOSED {
+            match Queue::from_id(self.key, id).try_send_frame_raw(frame) {
+                Ok(()) => {
+                    self.stats.record_emitted();
+                    return Ok(());
+                }
+                Err(libc::EAGAIN) => return self.refused(frame),
+                Err(_) => {}
+            }
+        }
+        self.enqueue_checked(frame)
+    }
+
+    /// The queue had no room for `frame` (`EAGAIN`): full, or the frame is
+    /// larger than the queue could ever hold, which retrying never fixes.
+    #[cold]
+    fn refused(&self, frame: &[u8]) -> Result<(), SendError> {
+        self.check_size(frame.len().saturating_sub(HEADER_LEN))?;
+        self.stats.record_full();
+        Err(SendError::QueueFull { key: self.key })
+    }
+
+    /// Opens the queue if needed, checks the frame's size, and sends it,
+    /// naming any failure; looks the key up again once if the queue was
+    /// removed.
+    #[cold]
+    fn enqueue_checked(&self, frame: &[u8]) -> Result<(), SendError> {
         let queue = self.queue()?;
         self.check_size(frame.len().saturating_sub(HEADER_LEN))?;
         match queue.try_send_frame(frame) {
@@ -264,6 +297,11 @@ impl FrameSink for SysvEmitter {
         send_numbered(&self.sequencer, frame, HEADER_LEN, |frame| {
             self.try_send(frame)
         })
+    }
+
+    /// Numbering seals every version 2 envelope (`numbered.rs`).
+    fn seals(&self) -> bool {
+        true
     }
 
     fn count_drop(&self) {
