@@ -10,7 +10,7 @@ use magnus::{
     function, r_hash::ForEach, value::ReprValue, Fixnum, RArray, RHash, RModule, RString, Ruby,
     Symbol, Value,
 };
-use shopify_events_core::envelope::{EnvelopeWriter, PayloadError};
+use shopify_events_core::envelope::{encode_bytes, EnvelopeWriter, PayloadError, Seal};
 use shopify_events_core::{clock, event_id::EventId};
 
 use crate::errors::Class;
@@ -35,24 +35,37 @@ pub(crate) fn with_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     result
 }
 
-/// Appends the envelope for one event to `buf` and returns its id.
+/// Appends the envelope for one event to `buf` and returns its id. With
+/// [`Seal::ByStamp`] the CRC is left to the transport that numbers the
+/// event (it seals every envelope it stamps): only for a frame handed
+/// straight to such a transport.
 pub(crate) fn encode_event(
     ruby: &Ruby,
     buf: &mut Vec<u8>,
-    topic: Value,
-    payload: Value,
-    key: Value,
-    headers: Value,
+    event: [Value; 4],
+    seal: Seal,
 ) -> Result<EventId, magnus::Error> {
+    let [topic, payload, key, headers] = event;
     let mut key_digits = itoa::Buffer::new();
     let time_us = clock::now_micros();
     let id = EventId::generate(time_us);
-    let mut writer = {
-        let topic_text = topic_str(ruby, topic)?;
-        let key_bytes = key_bytes(ruby, key, &mut key_digits)?;
-        EnvelopeWriter::begin(buf, id, time_us, &topic_text, key_bytes.as_deref())
-            .map_err(|e| errors::encode_error(ruby, e))?
-    };
+    let topic_text = topic_str(ruby, topic)?;
+    let key_bytes = key_bytes(ruby, key, &mut key_digits)?;
+    if headers.is_nil() {
+        if let Some(s) = RString::from_value(payload) {
+            // The commonest event, in one pass.
+            let key = key_bytes.as_deref();
+            encode_bytes(buf, id, time_us, &topic_text, key, string_bytes(s), seal)
+                .map_err(|e| errors::encode_error(ruby, e))?;
+            return Ok(id);
+        }
+    }
+    let mut writer = EnvelopeWriter::begin(buf, id, time_us, &topic_text, key_bytes.as_deref())
+        .map_err(|e| errors::encode_error(ruby, e))?
+        .sealed_by(seal);
+    // The topic and key were copied into the envelope: the borrowed bytes
+    // are not read again once Ruby code (a header's or payload's `to_s`)
+    // could run.
     if !headers.is_nil() {
         write_headers(ruby, &mut writer, headers)?;
     }
@@ -248,7 +261,7 @@ fn encode(
 ) -> Result<RString, magnus::Error> {
     with_buffer(|buf| {
         buf.clear();
-        encode_event(ruby, buf, topic, payload, key, headers)?;
+        encode_event(ruby, buf, [topic, payload, key, headers], Seal::Now)?;
         Ok(ruby.str_from_slice(buf))
     })
 }
@@ -266,7 +279,7 @@ fn encode_event_pair(
 ) -> Result<(RString, RString), magnus::Error> {
     with_buffer(|buf| {
         buf.clear();
-        let id = encode_event(ruby, buf, topic, payload, key, headers)?;
+        let id = encode_event(ruby, buf, [topic, payload, key, headers], Seal::Now)?;
         Ok((
             event::id_string(ruby, &id),
             ruby.enc_str_new(&buf[..], ruby.ascii8bit_encoding()),

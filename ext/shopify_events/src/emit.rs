@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use magnus::{prelude::*, typed_data::Obj, Error, RHash, RString, Ruby, TypedData, Value};
-use shopify_events_core::envelope::Envelope;
+use shopify_events_core::envelope::{Envelope, Seal};
 use shopify_events_core::event_id::EventId;
 use shopify_events_core::transport::{FrameSink, SendError};
 
@@ -51,9 +51,10 @@ impl DropState {
     }
 }
 
-/// Writes one envelope after the frame prefix in a buffer; returns its id.
-trait Write: FnOnce(&Ruby, &mut Vec<u8>) -> Result<EventId, Error> {}
-impl<F: FnOnce(&Ruby, &mut Vec<u8>) -> Result<EventId, Error>> Write for F {}
+/// Writes one envelope after the frame prefix in a buffer, sealed as the
+/// transport allows ([`Seal`]); returns its id.
+trait Write: FnOnce(&Ruby, &mut Vec<u8>, Seal) -> Result<EventId, Error> {}
+impl<F: FnOnce(&Ruby, &mut Vec<u8>, Seal) -> Result<EventId, Error>> Write for F {}
 
 fn send<S: FrameSink>(
     sink: &S,
@@ -62,21 +63,26 @@ fn send<S: FrameSink>(
 ) -> Result<Result<RString, SendError>, Error> {
     codec::with_buffer(|buf| {
         sink.begin_frame(buf);
-        let id = write(ruby, buf)?;
+        let seal = if sink.seals() {
+            Seal::ByStamp
+        } else {
+            Seal::Now
+        };
+        let id = write(ruby, buf, seal)?;
         Ok(sink.send_frame(buf).map(|()| id_string(ruby, &id)))
     })
 }
 
 /// Encodes `emit`'s arguments.
 fn encoder(event: [Value; 4]) -> impl Write {
-    let [topic, payload, key, headers] = event;
-    move |ruby, buf| codec::encode_event(ruby, buf, topic, payload, key, headers)
+    move |ruby, buf, seal| codec::encode_event(ruby, buf, event, seal)
 }
 
 /// Appends an envelope encoded earlier, after checking it is one whole,
-/// intact envelope (a damaged outbox row must not reach the queue).
+/// intact envelope (a damaged outbox row must not reach the queue). It
+/// stays sealed whatever the transport allows: its CRC is what is checked.
 fn copier(envelope: RString) -> impl Write {
-    move |ruby, buf| {
+    move |ruby, buf, _seal| {
         let start = buf.len();
         // SAFETY: copied at once, before any Ruby code can run.
         buf.extend_from_slice(unsafe { envelope.as_slice() });
