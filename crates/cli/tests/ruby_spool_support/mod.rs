@@ -19,6 +19,8 @@ use testkit::queue::TestQueue;
 
 use crate::drain_spool_support::{consume_distinct_by, Dirs};
 
+pub mod fork_tree;
+
 /// The Ruby emitter. Arguments: topic, process number, count (0: until
 /// killed), payload sizes (comma-separated, cycled), ids file. After each
 /// `emit` it appends `i<TAB>id` to the ids file with one `write(2)`, so a
@@ -191,6 +193,16 @@ pub struct Delivered {
 pub fn check(records: &[Consumed], processes: &[RubyProcess], sizes: &[usize]) -> Delivered {
     let ids: HashMap<u32, HashMap<u64, String>> =
         processes.iter().map(|p| (p.proc, p.ids())).collect();
+    check_ids(records, &ids, sizes)
+}
+
+/// [`check`] against the ids each process wrote down, however they were
+/// collected: process -> event number -> the id `emit` returned.
+pub fn check_ids(
+    records: &[Consumed],
+    ids: &HashMap<u32, HashMap<u64, String>>,
+    sizes: &[usize],
+) -> Delivered {
     let mut sorted: Vec<&Consumed> = records.iter().collect();
     sorted.sort_by_key(|r| (r.partition, r.offset));
     let mut seen = HashSet::new();
@@ -237,7 +249,7 @@ pub fn check(records: &[Consumed], processes: &[RubyProcess], sizes: &[usize]) -
         next.insert(proc, (partition, i + 1));
         delivered.last.insert(proc, i);
     }
-    for (proc, known) in &ids {
+    for (proc, known) in ids {
         let missing: Vec<u64> = known
             .keys()
             .filter(|i| !seen.contains(&(*proc, **i)))
