@@ -7,6 +7,12 @@
 #   - ShopifyEvents.emit with a 200-byte String payload (sysv, healthy queue),
 #   - ShopifyEvents.emit with a small Hash (JSON-encoded in Rust),
 #   - JSON.generate of that Hash + ShopifyEvents.emit of the String,
+#   - the socket transport's emit (unless --no-socket: a `shopify-events
+#     proxy` on loopback feeding a queue of its own; emit only buffers, the
+#     client's IO thread sends and the batch is flushed outside the timer)
+#     and the direct transport's emit (unless --no-direct: librdkafka's
+#     in-process mock cluster, `test.mock.num.brokers`; flushed outside
+#     the timer), both through ShopifyEvents.emit,
 #   - the spool (unless --no-spool): sysv while it spools (queue full), the
 #     spool transport, both native emitters called directly (no Ruby method
 #     layers), SpoolWriter::append in a Rust loop, the spool transport with
@@ -17,6 +23,12 @@
 #     (the preparing thread's work shows there, not in the emitting time).
 #
 #   ruby -Ilib bench/emit.rb [--rounds N] [--batch N] [--spool-dir DIR] [--no-spool]
+#                            [--no-socket] [--no-direct] [--guard FILE]
+#
+# With --guard (what `rake bench` passes), the ratios to the floor are
+# compared with the reference in FILE (bench/emit_reference.json): a ratio
+# above its reference by more than the run-to-run spread recorded there
+# (docs/BENCHMARKS.md, "Guard") is flagged and the script exits 1.
 #
 # Each sysv batch sends into an empty queue that is large enough to hold it
 # (the bench raises kernel.msgmnb when run as root, and restores it), then the
@@ -29,14 +41,20 @@ require "json"
 require "etc"
 require "tmpdir"
 require "fileutils"
+require "socket"
 require "shopify_events"
 
-options = { rounds: 201, batch: 2000, spool: true, spool_dir: Dir.tmpdir }
+options = { rounds: 201, batch: 2000, spool: true, spool_dir: Dir.tmpdir, socket: true, direct: true, guard: nil }
 OptionParser.new do |o|
   o.on("--rounds N", Integer, "timed batches per variant (default 201)") { |v| options[:rounds] = v }
   o.on("--batch N", Integer, "calls per batch (default 2000)") { |v| options[:batch] = v }
   o.on("--spool-dir DIR", "where the spool variants write (default #{Dir.tmpdir})") { |v| options[:spool_dir] = v }
-  o.on("--no-spool", "only the sysv variants") { options[:spool] = false }
+  o.on("--no-spool", "without the spool variants") { options[:spool] = false }
+  o.on("--no-socket", "without the socket transport (no proxy started)") { options[:socket] = false }
+  o.on("--no-direct", "without the direct transport") { options[:direct] = false }
+  o.on("--guard FILE", "flag ratios above FILE's reference by more than its spread; exit 1") do |v|
+    options[:guard] = v
+  end
 end.parse!
 
 # Holds kernel.msgmnb high enough for one batch while the bench runs.
@@ -224,6 +242,84 @@ def spool_settings_variants(root, key, batch)
   end
 end
 
+# A `shopify-events proxy` (the gem's binary) on a free loopback port,
+# feeding the queue at `key`: [its address, its pid].
+def start_proxy(key, run_dir)
+  port = TCPServer.new("127.0.0.1", 0).then { |s| s.addr[1].tap { s.close } }
+  binary = File.expand_path("../lib/shopify_events/shopify-events", __dir__)
+  pid = Process.spawn(binary, "proxy", "--no-spool", "--listen", "tcp://127.0.0.1:#{port}", "--queue-key",
+                      key.to_s, "--run-dir", run_dir, err: File::NULL)
+  wait_for_port(port)
+  ["tcp://127.0.0.1:#{port}", pid]
+end
+
+# The socket transport through a proxy of its own: [variant, proxy pid, queue].
+def socket_variant(key, run_dir)
+  queue = ShopifyEvents::Native::Queue.create(key, 0o600)
+  address, proxy = start_proxy(key, run_dir)
+  config = ShopifyEvents::Configuration.new
+  config.transport = :socket
+  config.proxy = address
+  transport = ShopifyEvents::Transports.build(config)
+  settle = lambda {
+    transport.flush(10) || raise("socket: flush timed out")
+    nil while queue.try_receive
+  }
+  [Variant.new(run: through(transport), settle: settle), proxy, queue]
+end
+
+def wait_for_port(port, deadline = now + 10_000_000_000)
+  TCPSocket.new("127.0.0.1", port).close
+rescue Errno::ECONNREFUSED
+  raise "the proxy did not listen on #{port}" if now > deadline
+
+  sleep 0.02
+  retry
+end
+
+# The direct transport, producing to librdkafka's in-process mock cluster.
+def direct_variant(batch)
+  config = ShopifyEvents::Configuration.new
+  config.transport = :direct
+  config.brokers = "127.0.0.1:9" # replaced by the mock cluster's
+  config.kafka = { "test.mock.num.brokers" => 1, "linger.ms" => 5 }
+  config.direct_buffer = batch * 4
+  config.logger = Logger.new(File::NULL) # librdkafka's notice that the mock cluster replaced the brokers
+  transport = ShopifyEvents::Transports.build(config)
+  settle = -> { transport.flush(10) || raise("direct: flush timed out") }
+  [Variant.new(run: through(transport), settle: settle), transport]
+end
+
+# Ratios to the floor that the guard checks (docs/BENCHMARKS.md, "Guard").
+GUARDED = {
+  "emit(200-byte String)" => "emit(String) / floor",
+  "emit(Hash)" => "emit(Hash) / floor",
+  "sysv: Native::SysvEmitter#emit direct" => "native sysv emit / floor",
+  "socket: emit(200-byte String)" => "socket emit(String) / floor",
+  "direct: emit(200-byte String)" => "direct emit(String) / floor",
+  "spool: emit(200-byte String)" => "spool emit(String) / floor"
+}.freeze
+
+# Compares the measured ratios with the reference file; true if none is
+# above its reference by more than the spread.
+def guard(path, medians, floor)
+  reference = JSON.parse(File.read(path))
+  limit = 1 + reference.fetch("spread")
+  puts "guard: #{path} (reference #{reference.fetch("measured")}; flagged above reference x #{limit})"
+  ratios = reference.fetch("ratios")
+  GUARDED.map do |variant, label|
+    next true unless ratios[label] && medians[variant]
+
+    guard_line(label, medians[variant] / floor, ratios[label], limit)
+  end.all?
+end
+
+def guard_line(label, ratio, expected, limit)
+  ok = ratio <= expected * limit
+  puts format("  %-30s %6.3fx  reference %6.3fx  %s", label, ratio, expected, ok ? "ok" : "REGRESSION")
+  ok
+end
+
 # Fills the queue at `key` so that sysv spools from the first emit on.
 def fill(queue)
   queue.try_send("x" * 1000) while queue.stat[:bytes] + 1000 <= queue.stat[:capacity]
@@ -231,11 +327,19 @@ rescue ShopifyEvents::QueueFull
   nil
 end
 
+socket_key = 0x7EC0_0000 | (Process.pid & 0xFFFF)
+guard_ok = true
 QueueRoom.with(batch * 1024) do
   queue = ShopifyEvents::Native::Queue.create(key, 0o600)
   full = ShopifyEvents::Native::Queue.create(full_key, 0o600) if options[:spool]
   spool_root = Dir.mktmpdir("shopify_events-bench-", options[:spool_dir]) if options[:spool]
+  run_dir = Dir.mktmpdir("shopify_events-bench-run-")
+  proxy = socket_queue = direct = nil
   begin
+    if options[:socket]
+      variants["socket: emit(200-byte String)"], proxy, socket_queue = socket_variant(socket_key, run_dir)
+    end
+    variants["direct: emit(200-byte String)"], direct = direct_variant(batch) if options[:direct]
     ShopifyEvents.configure do |c|
       c.transport = :sysv
       c.queue_key = key
@@ -266,6 +370,7 @@ QueueRoom.with(batch * 1024) do
     end
     dropped = ShopifyEvents.stats[:dropped]
     raise "the bench dropped #{dropped} events: the queue was too small for a batch" unless dropped.zero?
+    raise "direct dropped events: #{direct.stats}" if direct && direct.stats[:dropped].to_i.positive?
     raise "sysv stopped spooling: #{spooling.stats}" if spooling && spooling.stats[:spooling] != 1
 
     medians = samples.transform_values { |s| median(s) }
@@ -298,9 +403,18 @@ QueueRoom.with(batch * 1024) do
       puts format("sysv while spooling / queue path   = %.2fx", medians["sysv emit while spooling (queue full)"] /
                                                               medians["emit(200-byte String)"])
     end
+    guard_ok = guard(options[:guard], medians, floor) if options[:guard]
   ensure
+    direct&.close
+    if proxy
+      Process.kill("TERM", proxy)
+      Process.wait(proxy)
+    end
+    socket_queue&.remove
+    FileUtils.rm_rf(run_dir)
     queue.remove
     full&.remove
     FileUtils.rm_rf(spool_root) if spool_root
   end
 end
+exit(1) unless guard_ok

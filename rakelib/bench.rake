@@ -1,8 +1,8 @@
 # frozen_string_literal: true
 
-desc "Emit benchmarks (bench/emit.rb); results go to docs/BENCHMARKS.md by hand"
+desc "Emit benchmarks (bench/emit.rb): ratios to the msgsnd floor, flagged (exit 1) above bench/emit_reference.json by more than its spread"
 task bench: :compile do
-  ruby "-Ilib", "bench/emit.rb"
+  ruby "-Ilib", "bench/emit.rb", "--guard", "bench/emit_reference.json"
 end
 
 namespace :bench do

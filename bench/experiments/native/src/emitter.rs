@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use magnus::{function, method, prelude::*, Error, RModule, Ruby, Value};
-use shopify_events_core::emitter::{SendError, SysvEmitter as CoreEmitter};
+use shopify_events_core::transport::{FrameSink, SendError, SysvEmitter as CoreEmitter};
 
 use crate::cuts::*;
 use crate::send::DirectQueue;

@@ -1,11 +1,13 @@
-//! Handing the frame to the queue: the product's `SysvEmitter::try_send`
-//! (queue id from an atomic, both size checks, the mtype check, `msgsnd`,
-//! an atomic counter), or the prototype: `msgsnd` from the cached id at
-//! once, with the size checks the kernel repeats left to the error path.
+//! Handing the frame to the queue: the product's `SysvEmitter` without
+//! numbering (`forward_frame`; since the product adopted this cut, it is
+//! `msgsnd` from the cached id too, checks on the error path), or the
+//! prototype: `msgsnd` from the cached id at once, with the size checks the
+//! kernel repeats left to the error path. Neither stamps the envelope: the
+//! prototypes measure the path as it was before the stamp (one CRC).
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 
-use shopify_events_core::emitter::{SendError, SysvEmitter};
+use shopify_events_core::transport::{SendError, SysvEmitter};
 use sysvmq::HEADER_LEN;
 
 use crate::cuts::{has, NO_SEND, NO_STATS, SEND};
@@ -38,7 +40,7 @@ pub(crate) fn send<const CUTS: u32>(
         return Ok(());
     }
     if !has(CUTS, SEND) {
-        return emitter.try_send(frame);
+        return emitter.forward_frame(frame);
     }
     let id = direct.id.load(Relaxed);
     if id >= 0 {
@@ -73,7 +75,7 @@ fn slow_send(
     key: i32,
     frame: &[u8],
 ) -> Result<(), SendError> {
-    emitter.try_send(frame)?;
+    emitter.forward_frame(frame)?;
     if let Ok(queue) = sysvmq::Queue::open(key) {
         direct.id.store(queue.id(), Relaxed);
     }
