@@ -8,7 +8,7 @@ use shopify_events_core::envelope::{
     MIN_LEN_V2, STAMP_LEN, STAMP_OFFSET,
 };
 use shopify_events_core::event_id::EventId;
-use shopify_events_core::topic::TopicError;
+use shopify_events_core::topic::{Topic, TopicError};
 
 const TIME: i64 = 1_700_000_000_123_456;
 
@@ -691,7 +691,8 @@ proptest! {
         prop_assume!(topic != "." && topic != "..");
         let seal = if by_stamp { Seal::ByStamp } else { Seal::Now };
         let mut one_pass = prefix.clone();
-        let len = encode_bytes(&mut one_pass, id(), TIME, &topic, key.as_deref(), &payload, seal)
+        let checked = Topic::new(topic.as_str()).unwrap();
+        let len = encode_bytes(&mut one_pass, id(), TIME, &checked, key.as_deref(), &payload, seal)
             .unwrap();
         prop_assert_eq!(len, one_pass.len() - prefix.len());
         prop_assert_eq!(&one_pass, &streamed(&prefix, &topic, key.as_deref(), &payload, seal));
@@ -699,17 +700,25 @@ proptest! {
 }
 
 #[test]
-fn the_one_pass_encoder_refuses_a_bad_topic_and_writes_nothing() {
-    let mut out = vec![1, 2, 3];
-    let err = encode_bytes(&mut out, id(), TIME, "no spaces", None, b"p", Seal::Now).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            EncodeError::InvalidTopic(TopicError::InvalidChar { .. })
-        ),
-        "{err}"
+fn a_topic_is_checked_once_when_made_and_bytes_need_not_be_utf8_to_fail_cleanly() {
+    assert_eq!(Topic::new("orders.v1").unwrap().as_str(), "orders.v1");
+    assert_eq!(
+        Topic::from_bytes(b"orders-v1").unwrap().as_str(),
+        "orders-v1"
     );
-    assert_eq!(out, [1, 2, 3]);
+    assert!(matches!(
+        Topic::new("no spaces"),
+        Err(TopicError::InvalidChar { index: 2, .. })
+    ));
+    assert!(matches!(
+        Topic::from_bytes(b"t\xff\xfe"),
+        Err(TopicError::InvalidChar { index: 1, .. })
+    ));
+    assert_eq!(Topic::from_bytes(b""), Err(TopicError::Empty));
+    assert!(matches!(
+        Topic::from_bytes(b".."),
+        Err(TopicError::Reserved { .. })
+    ));
 }
 
 #[test]
@@ -720,7 +729,8 @@ fn an_envelope_sealed_by_stamp_is_whole_once_stamped_and_only_then() {
     };
     for seal_by_stamp in [
         |out: &mut Vec<u8>| {
-            encode_bytes(out, id(), TIME, "orders", Some(b"k"), b"{}", Seal::ByStamp).unwrap();
+            let topic = Topic::new("orders").unwrap();
+            encode_bytes(out, id(), TIME, &topic, Some(b"k"), b"{}", Seal::ByStamp).unwrap();
         },
         |out: &mut Vec<u8>| {
             EnvelopeWriter::begin(out, id(), TIME, "orders", Some(b"k"))

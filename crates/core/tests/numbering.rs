@@ -12,6 +12,7 @@ use shopify_events_core::envelope::{
 };
 use shopify_events_core::event_id::EventId;
 use shopify_events_core::spool::{Discovery, ReaderOptions, SpoolOptions, SpoolReader};
+use shopify_events_core::topic::Topic;
 use shopify_events_core::transport::{FrameSink, SendError, SpoolEmitter, SysvEmitter};
 use testkit::queue::TestQueue;
 
@@ -156,7 +157,7 @@ fn unsealed_frame(sink: &impl FrameSink) -> Vec<u8> {
         &mut buf,
         id,
         time,
-        "numbering.test",
+        &Topic::new("numbering.test").unwrap(),
         None,
         b"{}",
         Seal::ByStamp,

@@ -7,6 +7,7 @@
 
 use shopify_events_core::envelope::{encode_bytes, Seal};
 use shopify_events_core::event_id::EventId;
+use shopify_events_core::topic::Topic;
 use shopify_events_core::transport::{FrameSink, SendError, SysvEmitter};
 use testkit::queue::TestQueue;
 
@@ -19,7 +20,7 @@ fn frame(sink: &impl FrameSink, payload_len: usize) -> Vec<u8> {
         &mut buf,
         EventId::generate(time),
         time,
-        "sysv.errors",
+        &Topic::new("sysv.errors").unwrap(),
         None,
         &payload,
         Seal::ByStamp,

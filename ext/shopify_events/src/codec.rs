@@ -11,6 +11,7 @@ use magnus::{
     Symbol, Value,
 };
 use shopify_events_core::envelope::{encode_bytes, EnvelopeWriter, PayloadError, Seal};
+use shopify_events_core::topic::{Topic, TopicError};
 use shopify_events_core::{clock, event_id::EventId};
 
 use crate::errors::Class;
@@ -49,18 +50,18 @@ pub(crate) fn encode_event(
     let mut key_digits = itoa::Buffer::new();
     let time_us = clock::now_micros();
     let id = EventId::generate(time_us);
-    let topic_text = topic_str(ruby, topic)?;
+    let topic = topic_of(ruby, topic)?;
     let key_bytes = key_bytes(ruby, key, &mut key_digits)?;
     if headers.is_nil() {
         if let Some(s) = RString::from_value(payload) {
             // The commonest event, in one pass.
             let key = key_bytes.as_deref();
-            encode_bytes(buf, id, time_us, &topic_text, key, string_bytes(s), seal)
+            encode_bytes(buf, id, time_us, &topic, key, string_bytes(s), seal)
                 .map_err(|e| errors::encode_error(ruby, e))?;
             return Ok(id);
         }
     }
-    let mut writer = EnvelopeWriter::begin(buf, id, time_us, &topic_text, key_bytes.as_deref())
+    let mut writer = EnvelopeWriter::begin_topic(buf, id, time_us, &topic, key_bytes.as_deref())
         .map_err(|e| errors::encode_error(ruby, e))?
         .sealed_by(seal);
     // The topic and key were copied into the envelope: the borrowed bytes
@@ -95,22 +96,15 @@ pub(crate) fn encode_event(
     Ok(id)
 }
 
-fn topic_str(ruby: &Ruby, topic: Value) -> Result<Cow<'_, str>, magnus::Error> {
+/// The topic argument, checked against Kafka's rules once: a String's
+/// bytes as they are, or a Symbol's name.
+fn topic_of(ruby: &Ruby, topic: Value) -> Result<Topic<'_>, magnus::Error> {
     if let Some(s) = RString::from_value(topic) {
-        return match std::str::from_utf8(string_bytes(s)) {
-            Ok(text) => Ok(Cow::Borrowed(text)),
-            Err(_) => Err(errors::raise(
-                ruby,
-                Class::InvalidTopic,
-                format!(
-                    "invalid topic {}: Kafka topics use only a-z, A-Z, 0-9, '.', '_' and '-'",
-                    topic.inspect()
-                ),
-            )),
-        };
+        let bytes = string_bytes(s);
+        return Topic::from_bytes(bytes).map_err(|e| invalid_topic(ruby, topic, bytes, e));
     }
     if let Some(sym) = Symbol::from_value(topic) {
-        return Ok(Cow::Owned(sym.name()?.into_owned()));
+        return Topic::new(sym.name()?).map_err(|e| errors::encode_error(ruby, e.into()));
     }
     Err(errors::type_error(
         ruby,
@@ -120,6 +114,23 @@ fn topic_str(ruby: &Ruby, topic: Value) -> Result<Cow<'_, str>, magnus::Error> {
             class_name(topic)
         ),
     ))
+}
+
+/// `InvalidTopic` naming the topic: as Ruby inspects it if it is not even
+/// UTF-8, which the rule's message could only show mangled.
+#[cold]
+fn invalid_topic(ruby: &Ruby, topic: Value, bytes: &[u8], error: TopicError) -> magnus::Error {
+    if std::str::from_utf8(bytes).is_ok() {
+        return errors::encode_error(ruby, error.into());
+    }
+    errors::raise(
+        ruby,
+        Class::InvalidTopic,
+        format!(
+            "invalid topic {}: Kafka topics use only a-z, A-Z, 0-9, '.', '_' and '-'",
+            topic.inspect()
+        ),
+    )
 }
 
 fn key_bytes<'a>(

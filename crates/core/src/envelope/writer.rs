@@ -23,7 +23,7 @@ use super::{
     CRC_LEN, FIXED_LEN, MAGIC, OFF_FLAGS, OFF_ID, OFF_TIME, OFF_TOTAL_LEN, OFF_VERSION, VERSION,
 };
 use crate::event_id::EventId;
-use crate::topic::{validate_topic, MAX_TOPIC_LEN};
+use crate::topic::{Topic, MAX_TOPIC_LEN};
 
 const U32_LIMIT: usize = u32::MAX as usize;
 
@@ -82,7 +82,18 @@ impl<'a> EnvelopeWriter<'a> {
         topic: &str,
         key: Option<&[u8]>,
     ) -> Result<Self, EncodeError> {
-        validate_topic(topic)?;
+        Self::begin_topic(out, id, time_us, &Topic::new(topic)?, key)
+    }
+
+    /// [`begin`](Self::begin) with a topic checked earlier.
+    pub fn begin_topic(
+        out: &'a mut Vec<u8>,
+        id: EventId,
+        time_us: i64,
+        topic: &Topic<'_>,
+        key: Option<&[u8]>,
+    ) -> Result<Self, EncodeError> {
+        let topic = topic.as_str();
         let key_len = match key {
             Some(k) => 4 + checked_u32("key", k.len())? as usize,
             None => 0,
@@ -254,18 +265,19 @@ fn write_head(
 
 /// Encodes one envelope with no headers and a payload of known bytes, in
 /// one pass (one reservation, nothing patched); returns its length. The
-/// bytes are those of [`EnvelopeWriter`]. On error `out` is unchanged.
+/// bytes are those of [`EnvelopeWriter`]. The topic was checked when the
+/// [`Topic`] was made. On error `out` is unchanged.
 #[inline]
 pub fn encode_bytes(
     out: &mut Vec<u8>,
     id: EventId,
     time_us: i64,
-    topic: &str,
+    topic: &Topic<'_>,
     key: Option<&[u8]>,
     payload: &[u8],
     seal: Seal,
 ) -> Result<usize, EncodeError> {
-    validate_topic(topic)?;
+    let topic = topic.as_str();
     let key_len = key.map_or(0, |k| 4 + k.len());
     let total = FIXED_LEN + topic.len() + key_len + 2 + 4 + payload.len() + CRC_LEN;
     if let Some(k) = key {
@@ -305,7 +317,15 @@ pub fn encode(
     payload: &[u8],
 ) -> Result<usize, EncodeError> {
     if headers.is_empty() {
-        return encode_bytes(out, id, time_us, topic, key, payload, Seal::Now);
+        return encode_bytes(
+            out,
+            id,
+            time_us,
+            &Topic::new(topic)?,
+            key,
+            payload,
+            Seal::Now,
+        );
     }
     let mut w = EnvelopeWriter::begin(out, id, time_us, topic, key)?;
     for (name, value) in headers {
