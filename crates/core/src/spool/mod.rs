@@ -35,8 +35,11 @@
 //! key and ignores everything else: other keys' segments (left to their
 //! drain), files of other names or of another format version (reported once
 //! each, never deleted), temporary files (removed only once their writer is
-//! dead and they are older than a minute: they never held a record), and
-//! `<name>.damaged` (a segment given up after damage, kept for the operator).
+//! dead and they are older than a minute: they never held a record),
+//! `<name>.damaged` (a segment given up after damage, kept for the operator),
+//! and `drain-<queue key: 8 hex>.lock`, the lock a drain holds while it
+//! reads the queue's spool ([`ReaderLock`]: one reader per queue key and
+//! directory, since two would both deliver every record).
 //!
 //! # Segment format, version 1 (little-endian)
 //!
@@ -325,6 +328,7 @@ mod lock;
 mod options;
 mod prepare;
 mod reader;
+mod reader_lock;
 mod receive;
 mod segment;
 mod writer;
@@ -340,5 +344,6 @@ pub use options::{
 pub use reader::{
     Backlog, DamageKind, IgnoreReason, ReaderStats, RecordRef, SpoolEvent, SpoolReader,
 };
+pub use reader_lock::{reader_lock_name, ReaderLock};
 pub use receive::{commit_received, Received};
 pub use writer::{SpoolWriter, WriterStats};

@@ -33,7 +33,7 @@ impl SpoolReader {
                 }
             }
             Name::Temp(key, _) if key == self.key && scanning => self.check_temp(name),
-            Name::Temp(..) | Name::Damaged => {}
+            Name::Temp(..) | Name::Damaged | Name::Lock => {}
             Name::Other => {
                 if self.reported.insert(name.to_os_string()) {
                     self.ignored(self.dir.join(name), IgnoreReason::NotASpoolFile);
