@@ -31,10 +31,12 @@
 //! half-initialised header. A segment built ahead of need
 //! ([`SpoolOptions::prepare_ahead`]) carries a provisional index in its
 //! temporary name (counting down from the largest) and gets its real one,
-//! in its header and its name, when it is placed. A reader takes only `.seg` files of its queue
-//! key and ignores everything else: other keys' segments (left to their
-//! drain), files of other names or of another format version (reported once
-//! each, never deleted), temporary files (removed only once their writer is
+//! in its header and its name, when it is placed. A reader takes only
+//! `.seg` files of its queue key and ignores everything else: other keys'
+//! segments (left to their drain), files of other names or of another
+//! format version (reported once each, never deleted; a name is remembered
+//! while full scans find it, and at most 4096 of them: past that, one line
+//! says how many more), temporary files (removed only once their writer is
 //! dead and they are older than a minute: they never held a record),
 //! `<name>.damaged` (a segment given up after damage, kept for the operator),
 //! and `drain-<queue key: 8 hex>.lock`, the lock a drain holds while it

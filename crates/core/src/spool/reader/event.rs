@@ -164,6 +164,17 @@ pub enum SpoolEvent {
         /// Segments discovered and not mapped.
         waiting: usize,
     },
+    /// A full scan found `files` more files not to read than the reader
+    /// remembers (`remembered` names): they are not reported one by one
+    /// (reported each time the number changes).
+    Unlisted {
+        /// The spool directory.
+        dir: PathBuf,
+        /// Files found past what the reader remembers.
+        files: u64,
+        /// How many it remembers.
+        remembered: usize,
+    },
 }
 
 impl fmt::Display for SpoolEvent {
@@ -198,6 +209,17 @@ impl fmt::Display for SpoolEvent {
                 "spool: {max_open} segments mapped (max_open), {waiting} more wait until some are \
                  delivered"
             ),
+            SpoolEvent::Unlisted {
+                dir,
+                files,
+                remembered,
+            } => write!(
+                f,
+                "spool: {files} more files in {} are not this queue's segments and are not \
+                 listed one by one (the drain remembers {remembered}); remove what does not \
+                 belong in the spool directory",
+                dir.display()
+            ),
         }
     }
 }
@@ -215,6 +237,9 @@ pub struct ReaderStats {
     pub reclaimed: u64,
     /// Files ignored.
     pub ignored: u64,
+    /// Files to ignore that the last full scan found past what the reader
+    /// remembers: not reported one by one ([`SpoolEvent::Unlisted`]).
+    pub unlisted: u64,
 }
 
 /// What waits in the spool for this reader's queue.
