@@ -270,6 +270,17 @@
 //! writer that never exits still has its older segments reclaimed, since
 //! rotation sealed them.
 //!
+//! The reader knows a segment by the file it mapped, `(device, inode)`,
+//! not only by its name: a file put under the name by hand (removed and
+//! created again, or renamed over) has a lock that says nothing of the
+//! mapped file's writer, and was never read. So the liveness test takes a
+//! name that refers to another file as the mapped file gone (its writer
+//! done with it, as for a removed file), and reclaim leaves such a file in
+//! place and reads it next as a segment of its own, from its `acked`
+//! ([`SpoolEvent::Replaced`]; its records may be delivered again). Between
+//! the reader's `stat` and its `unlink` a replacement is not seen: a
+//! window of one system call.
+//!
 //! # Recovery
 //!
 //! A reader restarted after `kill -9` resumes every segment at its `acked`

@@ -144,6 +144,14 @@ pub enum SpoolEvent {
         /// Published bytes past it that will not be delivered.
         bytes: u64,
     },
+    /// The segment file the reader read was replaced under its name (by
+    /// hand: writers never replace a file): the new file is not deleted
+    /// but read as a segment of its own, from its `acked` word (its
+    /// records may be delivered again).
+    Replaced {
+        /// The name.
+        path: PathBuf,
+    },
     /// A file that is not read (reported once, never deleted).
     Ignored {
         /// The file.
@@ -199,6 +207,13 @@ impl fmt::Display for SpoolEvent {
             SpoolEvent::Ignored { path, reason } => {
                 write!(f, "spool: ignoring {}: {reason}", path.display())
             }
+            SpoolEvent::Replaced { path } => write!(
+                f,
+                "spool segment {} was replaced by another file while the drain read it; the \
+                 drain leaves the new file and reads it as a segment of its own (its events may \
+                 be delivered again)",
+                path.display()
+            ),
             SpoolEvent::RemovedTemp { path } => write!(
                 f,
                 "spool: removed {}, a dead writer's unfinished segment (it held no event)",

@@ -109,7 +109,8 @@ impl SpoolReader {
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age >= self.options.temp_grace);
-        let unlocked = || lock::writer_alive(&path).is_ok_and(|alive| !alive);
+        let id = lock::file_id(&meta);
+        let unlocked = || lock::writer_alive(&path, Some(id)).is_ok_and(|alive| !alive);
         if old && unlocked() && fs::remove_file(&path).is_ok() {
             self.events.push(SpoolEvent::RemovedTemp { path });
         }
@@ -268,6 +269,18 @@ impl SpoolReader {
         self.index.remove(&segment.id);
         if let Some(entry) = self.producers.get_mut(&producer) {
             entry.open.retain(|&s| s != slot);
+        }
+        // The name may refer to another file now (replaced by hand): that
+        // one was never read here, so it is not deleted but read next, as a
+        // segment of its own (from its `acked`: at-least-once).
+        let now_there = fs::symlink_metadata(&segment.path).map(|m| lock::file_id(&m));
+        if now_there.as_ref().is_ok_and(|&id| id != segment.file) {
+            if let Some(entry) = self.producers.get_mut(&producer) {
+                entry.waiting.insert(segment.id.index);
+            }
+            self.events
+                .push(SpoolEvent::Replaced { path: segment.path });
+            return;
         }
         let result = if segment.given_up {
             // Done with, though not delivered: the writer's `drained` must
