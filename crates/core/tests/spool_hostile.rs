@@ -252,3 +252,32 @@ fn a_segment_replaced_under_its_name_while_read_is_not_deleted_but_read_as_its_o
     assert_eq!(again, vec![(1, 0), (1, 1), (1, 2)]);
     assert!(files(dir.path(), ".seg").is_empty());
 }
+
+#[test]
+fn a_writer_whose_segment_is_removed_by_hand_moves_to_a_new_one_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = SpoolWriter::new(options(dir.path()));
+    writer.append(&envelope(1, 0, 100)).unwrap();
+    let mut reader = SpoolReader::open(dir.path(), KEY, reader_options()).unwrap();
+    let (seen, _) = read_all(&mut reader, true);
+    assert_eq!(seen, vec![(1, 0)]);
+
+    // Removed by hand under the live writer; the drain, finding it gone,
+    // takes its writer for done and lets it go.
+    let removed = files(dir.path(), ".seg").pop().expect("a segment");
+    fs::remove_file(&removed).unwrap();
+    read_all(&mut reader, true);
+
+    // Past the check interval, the next append notices and goes to a new
+    // segment the drain reads.
+    thread::sleep(Duration::from_millis(1100));
+    writer.append(&envelope(1, 1, 100)).unwrap();
+    let (seen, _) = read_all(&mut reader, true);
+    assert_eq!(seen, vec![(1, 1)], "the event after the removal");
+    let stats = writer.stats();
+    assert_eq!((stats.segments_orphaned, stats.failures), (1, 1));
+    assert_eq!(stats.segments_created, 2);
+    // The orphan is not waited for: everything the drain could see is
+    // acknowledged.
+    assert!(writer.drained());
+}

@@ -153,6 +153,20 @@
 //! [`SpoolWriter::seal`] ends a spooling episode (the SysV transport goes
 //! back to the queue); closing the writer seals too.
 //!
+//! A segment removed or replaced by hand under its writer (the writer
+//! never reopens it by name, so it would go on appending to a file nobody
+//! reads): an append checks, at most once every [`IN_PLACE_EVERY`] (a
+//! coarse clock read per append, a `fstat` and a `stat` per check), that
+//! its segment's link count is not 0 and that its name still refers to
+//! it; if not, it seals it, leaves it (not waited for by `drained`: the
+//! drain may never see it), counts it (`WriterStats::segments_orphaned`,
+//! and a failure) and appends to a new segment. The bound: what was
+//! appended to it between its removal and the first append a second or
+//! more after the previous check is lost, unless the drain still has the
+//! file mapped and reads it before it takes the writer for done; nothing
+//! appended after that. A segment renamed to another name of the
+//! directory is not noticed (that name is not read either).
+//!
 //! Fork: a forked child must never write into its parent's segment. All
 //! writer state of one process generation sits behind one pointer; an
 //! append in a child finds a generation that is not its own, leaves the
@@ -346,7 +360,7 @@ mod receive;
 mod segment;
 mod writer;
 
-pub use appender::Appender;
+pub use appender::{Appender, IN_PLACE_EVERY};
 pub use error::SpoolError;
 pub use format::{segment_name, SegmentId, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_RECORD_LIMIT};
 pub use list::{list_segments, SegmentFile};
