@@ -14,6 +14,7 @@ use shopify_events_core::state_dir::StateDir;
 use sysvmq::Key;
 
 use crate::args::key;
+use shopify_events_core::ops::counted;
 
 #[derive(Debug, Args)]
 pub struct DeadLettersArgs {
@@ -263,8 +264,8 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<()> {
         );
     }
     eprintln!(
-        "shopify-events: {} events replayed into queue {:#010x}; {} is unchanged (move it aside once they arrived)",
-        report.replayed.len(),
+        "shopify-events: {} replayed into queue {:#010x}; {} is unchanged (move it aside once they arrived)",
+        counted(report.replayed.len() as u64, "event"),
         args.queue_key,
         path.display()
     );

@@ -10,6 +10,7 @@ use shopify_events_core::metrics::{self, DrainMetrics, Health};
 use shopify_events_core::sink::{Sink, StdoutSink};
 
 use crate::args::{DrainArgs, SinkArg};
+use shopify_events_core::ops::counted;
 
 /// File, then environment and flags (clap already merged those two).
 fn config(args: DrainArgs) -> anyhow::Result<DrainConfig> {
@@ -123,11 +124,14 @@ fn drain<S: Sink>(
     );
     let summary = drain.run(&shutdown)?;
     eprintln!(
-        "shopify-events drain: stopped; {} events not yet acknowledged stay in the journal or \
-         their spool segment and go first next start{}",
-        summary.left_in_flight,
+        "shopify-events drain: stopped; {} not yet acknowledged stay in the journal or their \
+         spool segment and go first next start{}",
+        counted(summary.left_in_flight as u64, "event"),
         if summary.saved > 0 {
-            format!(", after {} events saved from the queue", summary.saved)
+            format!(
+                ", after {} saved from the queue",
+                counted(summary.saved, "event")
+            )
         } else {
             String::new()
         }

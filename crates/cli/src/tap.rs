@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use shopify_events_core::defaults;
+use shopify_events_core::ops::counted;
 use shopify_events_core::state_dir::StateDir;
 use shopify_events_core::tap::{TapClient, TapError, TapLine, TopicFilter};
 use sysvmq::Key;
@@ -52,7 +53,7 @@ pub fn run(args: TapArgs) -> anyhow::Result<()> {
         client.queue(),
         client.drain_pid(),
         args.limit
-            .map(|n| format!(", the first {n} events"))
+            .map(|n| format!(", the first {}", counted(n, "event")))
             .unwrap_or_default()
     );
     let mut out = io::BufWriter::with_capacity(64 << 10, io::stdout().lock());
@@ -66,7 +67,7 @@ pub fn run(args: TapArgs) -> anyhow::Result<()> {
             Ok(line) => line,
             Err(e @ TapError::Lost) => {
                 let _ = out.flush();
-                return Err(e).context(format!("after {shown} events"));
+                return Err(e).context(format!("after {}", counted(shown, "event")));
             }
             Err(e) => return Err(e.into()),
         };
@@ -111,10 +112,16 @@ pub fn run(args: TapArgs) -> anyhow::Result<()> {
     };
     match (ended, args.limit) {
         (Some(reason), Some(limit)) if shown < limit => {
-            anyhow::bail!("{reason} after {shown} of {limit} events{missed}")
+            anyhow::bail!(
+                "{reason} after {shown} of {}{missed}",
+                counted(limit, "event")
+            )
         }
-        (Some(reason), _) => eprintln!("shopify-events tap: {reason}; {shown} events{missed}"),
-        (None, _) => eprintln!("shopify-events tap: {shown} events{missed}"),
+        (Some(reason), _) => eprintln!(
+            "shopify-events tap: {reason}; {}{missed}",
+            counted(shown, "event")
+        ),
+        (None, _) => eprintln!("shopify-events tap: {}{missed}", counted(shown, "event")),
     }
     Ok(())
 }

@@ -147,7 +147,7 @@ fn a_message_removed_behind_the_drains_back_is_exactly_one_gap_and_drops_are_non
         .expect("stats");
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
-        text.contains("accounting      1 missing (1 gaps, 0 late), 0 duplicates"),
+        text.contains("accounting      1 missing (1 gap, 0 late), 0 duplicates"),
         "{text}"
     );
 

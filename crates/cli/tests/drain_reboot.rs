@@ -17,7 +17,7 @@ mod drain_spool_support;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use drain_spool_support::{check, consume_distinct, spec, Dirs};
+use drain_spool_support::{check, consume_distinct, spec, spool_emptied, Dirs};
 use testkit::consume::unique_topic;
 use testkit::drain::DrainProcess;
 use testkit::emitter::{EmitterSpec, Route};
@@ -247,10 +247,7 @@ fn spool_files_written_back_and_read_after_a_reboot_lose_nothing() {
     let checked = check(&records, std::slice::from_ref(&writer), false);
     assert_eq!(checked.distinct, N as usize);
     assert!(
-        wait_until(Duration::from_secs(10), || std::fs::read_dir(&after)
-            .unwrap()
-            .next()
-            .is_none()),
+        wait_until(Duration::from_secs(10), || spool_emptied(&after)),
         "the copied segments are deleted once delivered"
     );
     stop(&mut drain);

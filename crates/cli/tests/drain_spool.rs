@@ -11,7 +11,7 @@ mod drain_spool_support;
 
 use std::time::{Duration, Instant};
 
-use drain_spool_support::{check, consume_distinct, reported, spec, Dirs};
+use drain_spool_support::{check, consume_distinct, reported, spec, spool_emptied, Dirs};
 use testkit::consume::unique_topic;
 use testkit::emitter::{EmitterSpec, Route};
 use testkit::queue::TestQueue;
@@ -77,7 +77,7 @@ fn four_processes_overflowing_a_64k_queue_into_the_spool_arrive_whole_and_in_ord
     check(&first, &stopped, true);
     assert!(
         testkit::wait::wait_until(Duration::from_secs(30), || {
-            queue.depth() == 0 && std::fs::read_dir(dirs.spool()).unwrap().next().is_none()
+            queue.depth() == 0 && spool_emptied(&dirs.spool())
         }),
         "the drain did not catch up\n{}",
         drain.log_text()
@@ -122,7 +122,7 @@ fn four_processes_overflowing_a_64k_queue_into_the_spool_arrive_whole_and_in_ord
         started.elapsed()
     );
     assert!(
-        std::fs::read_dir(dirs.spool()).unwrap().next().is_none(),
+        spool_emptied(&dirs.spool()),
         "every spool segment was deleted once delivered"
     );
 }

@@ -11,7 +11,7 @@ mod drain_spool_support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use drain_spool_support::{spec, Dirs};
+use drain_spool_support::{spec, spool_emptied, Dirs};
 use serde_json::Value;
 use shopify_events_core::spool::{SpoolOptions, SpoolWriter};
 use testkit::drain::DrainProcess;
@@ -96,9 +96,7 @@ fn a_tap_sees_the_events_delivered_from_the_spool_as_those_from_the_queue() {
         spooled_n as f64,
         "the spooled events came from the spool"
     );
-    let deleted = wait_until(Duration::from_secs(10), || {
-        std::fs::read_dir(dirs.spool()).unwrap().next().is_none()
-    });
+    let deleted = wait_until(Duration::from_secs(10), || spool_emptied(&dirs.spool()));
     assert!(deleted, "the sealed segment is deleted once acknowledged");
     let status = drain.terminate(Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "{}", drain.log_text());

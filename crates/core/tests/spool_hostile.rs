@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use shopify_events_core::spool::{
-    segment_name, Appender, ReaderOptions, SegmentId, SpoolReader, SpoolWriter,
+    segment_name, Appender, ReaderOptions, SegmentId, SpoolEvent, SpoolReader, SpoolWriter,
 };
 use spool_support::{envelope, files, options, read_all, reader_options, KEY};
 
@@ -214,4 +214,70 @@ fn options_for_rotation(dir: &Path) -> shopify_events_core::spool::SpoolOptions 
         segment_max: 4096,
         ..options(dir)
     }
+}
+
+#[test]
+fn a_segment_replaced_under_its_name_while_read_is_not_deleted_but_read_as_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let aside = tempfile::tempdir_in(dir.path().parent().unwrap()).unwrap();
+    let writer = SpoolWriter::new(options(dir.path()));
+    for seq in 0..3 {
+        writer.append(&envelope(1, seq, 100)).unwrap();
+    }
+    writer.seal();
+    let segment = files(dir.path(), ".seg").pop().expect("a segment");
+    // A copy taken by hand (a backup, say), its `acked` still 0.
+    let copy = aside.path().join("copy");
+    fs::copy(&segment, &copy).unwrap();
+
+    // The reader reads and acknowledges every record of the file...
+    let mut reader = SpoolReader::open(dir.path(), KEY, reader_options()).unwrap();
+    let mut read = 0;
+    while let Some(record) = reader.next_record() {
+        assert!(reader.ack(record.segment(), record.end()));
+        read += 1;
+    }
+    assert_eq!(read, 3);
+    // ...and before it deletes it, the copy is put back over the name.
+    fs::rename(&copy, &segment).unwrap();
+    let (again, events) = read_all(&mut reader, true);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SpoolEvent::Replaced { path } if *path == segment)),
+        "{events:?}"
+    );
+    // The file the reader never read was read, not deleted unread; once
+    // read and acknowledged, it is deleted as any segment.
+    assert_eq!(again, vec![(1, 0), (1, 1), (1, 2)]);
+    assert!(files(dir.path(), ".seg").is_empty());
+}
+
+#[test]
+fn a_writer_whose_segment_is_removed_by_hand_moves_to_a_new_one_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = SpoolWriter::new(options(dir.path()));
+    writer.append(&envelope(1, 0, 100)).unwrap();
+    let mut reader = SpoolReader::open(dir.path(), KEY, reader_options()).unwrap();
+    let (seen, _) = read_all(&mut reader, true);
+    assert_eq!(seen, vec![(1, 0)]);
+
+    // Removed by hand under the live writer; the drain, finding it gone,
+    // takes its writer for done and lets it go.
+    let removed = files(dir.path(), ".seg").pop().expect("a segment");
+    fs::remove_file(&removed).unwrap();
+    read_all(&mut reader, true);
+
+    // Past the check interval, the next append notices and goes to a new
+    // segment the drain reads.
+    thread::sleep(Duration::from_millis(1100));
+    writer.append(&envelope(1, 1, 100)).unwrap();
+    let (seen, _) = read_all(&mut reader, true);
+    assert_eq!(seen, vec![(1, 1)], "the event after the removal");
+    let stats = writer.stats();
+    assert_eq!((stats.segments_orphaned, stats.failures), (1, 1));
+    assert_eq!(stats.segments_created, 2);
+    // The orphan is not waited for: everything the drain could see is
+    // acknowledged.
+    assert!(writer.drained());
 }

@@ -9,6 +9,7 @@ use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Gauge, Paragraph, Row, Table};
 use ratatui::Frame;
+use shopify_events_core::ops::counted;
 use shopify_events_core::ops::format_size;
 use shopify_events_core::ops::top::{
     fmt_age, fmt_bytes_rate, fmt_count, fmt_estimate, fmt_latency, fmt_rate, Estimate,
@@ -71,8 +72,8 @@ fn queue_line(view: &TopView) -> Line<'static> {
     Line::from(vec![
         label("Queue"),
         Span::raw(format!(
-            "{} events · {} of {} · {oldest}",
-            q.depth,
+            "{} · {} of {} · {oldest}",
+            counted(q.depth, "event"),
             format_size(q.bytes),
             format_size(q.capacity)
         )),
@@ -108,8 +109,8 @@ fn summary(view: &TopView) -> Vec<Line<'static>> {
         lines.push(Line::from(vec![
             label("Spool"),
             Span::raw(format!(
-                "{} segments · {} · oldest {}",
-                spool.segments,
+                "{} · {} · oldest {}",
+                counted(spool.segments, "segment"),
                 format_size(spool.bytes),
                 fmt_age(spool.oldest_age)
             )),

@@ -115,6 +115,18 @@ pub fn check(records: &[Consumed], specs: &[EmitterSpec], in_order: bool) -> Che
     }
 }
 
+/// Whether the spool directory holds nothing but drains' locks
+/// (`drain-<key>.lock`, kept while a drain reads it and after).
+pub fn spool_emptied(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).all(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("drain-") && name.ends_with(".lock")
+        })
+    })
+}
+
 /// Events the emitters report as queued or spooled.
 pub fn reported(specs: &[EmitterSpec]) -> usize {
     specs

@@ -32,6 +32,10 @@ pub enum DrainError {
     /// The journal could not be opened or used.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The spool directory could not be taken: another drain reads it for
+    /// this queue ([`SpoolError::InUse`](crate::spool::SpoolError::InUse)).
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
     /// The queue could not be used.
     #[error(transparent)]
     Queue(#[from] sysvmq::Error),

@@ -8,6 +8,13 @@
 //!
 //! A missing or unreadable spool directory is not fatal: the drain says so
 //! once, drains the queue, and tries again every [`REOPEN_EVERY`].
+//!
+//! The drain reads the spool directory only while it holds the directory's
+//! lock for its queue ([`ReaderLock`]): a second drain given the same
+//! spool directory and queue (with another state directory) would deliver
+//! every spooled event again. At start a held lock is fatal
+//! ([`SpoolError::InUse`]); a directory that only appears later and is
+//! locked by then is logged and tried again like an unreadable one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,8 +26,8 @@ use super::log_limit::LogLimit;
 use super::window::Origin;
 use crate::metrics::DrainMetrics;
 use crate::spool::{
-    commit_received, Backlog, ReaderOptions, ReaderStats, RecordRef, SegmentId, SpoolEvent,
-    SpoolReader,
+    commit_received, segment_mode, Backlog, ReaderLock, ReaderOptions, ReaderStats, RecordRef,
+    SegmentId, SpoolError, SpoolEvent, SpoolReader,
 };
 
 /// How often the readers look for new segments, writers' deaths and
@@ -33,6 +40,10 @@ pub(crate) const REOPEN_EVERY: Duration = Duration::from_secs(10);
 pub(crate) struct SpoolSource {
     key: Key,
     dir: Option<PathBuf>,
+    /// The lock file's mode: the spool's ([`segment_mode`]).
+    mode: u32,
+    /// Held while `app` reads the directory (taken before it opens).
+    lock: Option<ReaderLock>,
     app: Option<SpoolReader>,
     app_stats: ReaderStats,
     reopen_at: Instant,
@@ -49,17 +60,29 @@ pub(crate) struct SpoolSource {
 impl SpoolSource {
     /// Opens the spool directory `dir` (if any) and the saved spool in
     /// `saved_dir` (if it holds segments), committing first what a save
-    /// killed mid-receive left uncommitted there.
+    /// killed mid-receive left uncommitted there. Fails only if another
+    /// drain reads `dir` for this queue ([`SpoolError::InUse`]); the lock
+    /// file gets the spool's mode for a queue of `queue_mode`.
     pub(crate) fn open(
         dir: Option<&Path>,
         saved_dir: &Path,
         key: Key,
+        queue_mode: u32,
         metrics: Arc<DrainMetrics>,
-    ) -> SpoolSource {
+    ) -> Result<SpoolSource, SpoolError> {
         let now = Instant::now();
+        let mode = segment_mode(queue_mode);
+        let lock = match dir.map(|dir| ReaderLock::acquire(dir, key, mode)) {
+            Some(Err(e)) if e.is_in_use() => return Err(e),
+            // Missing or unreadable: tried again with the reader.
+            Some(Err(_)) | None => None,
+            Some(Ok(lock)) => Some(lock),
+        };
         let mut source = SpoolSource {
             key,
             dir: dir.map(Path::to_path_buf),
+            mode,
+            lock,
             app: None,
             app_stats: ReaderStats::default(),
             reopen_at: now,
@@ -73,7 +96,7 @@ impl SpoolSource {
         };
         source.open_saved(saved_dir);
         source.reopen(now);
-        source
+        Ok(source)
     }
 
     fn open_saved(&mut self, saved_dir: &Path) {
@@ -121,7 +144,15 @@ impl SpoolSource {
             return;
         }
         self.reopen_at = now + REOPEN_EVERY;
-        match SpoolReader::open(dir, self.key, ReaderOptions::default()) {
+        let locked = match self.lock.take() {
+            Some(lock) => Ok(lock),
+            None => ReaderLock::acquire(dir, self.key, self.mode),
+        };
+        let opened = locked.and_then(|lock| {
+            self.lock = Some(lock);
+            SpoolReader::open(dir, self.key, ReaderOptions::default())
+        });
+        match opened {
             Ok(reader) => {
                 if self.open_error.take().is_some() {
                     eprintln!(

@@ -8,6 +8,7 @@
 //! `serde::Serialize` (for `--json`) and `Display` (for people), and the CLI
 //! decides what to show and which exit status to use.
 
+mod counted;
 pub mod dead_letters;
 mod group;
 mod proxy_snapshot;
@@ -21,6 +22,7 @@ mod stats;
 mod sysctl;
 pub mod top;
 
+pub use counted::counted;
 pub use group::{group_id, group_name, UnknownGroup};
 pub use proxy_snapshot::{
     read_proxy_snapshot, write_proxy_snapshot, ProxyCounters, ProxySnapshot, ProxySnapshotWriter,

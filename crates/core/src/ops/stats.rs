@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use sysvmq::{Key, Queue};
 
+use super::counted::counted;
 use super::size::format_size;
 use super::snapshot::DrainSnapshot;
 use crate::accounting::AccountingSnapshot;
@@ -131,9 +132,9 @@ impl fmt::Display for QueueStats {
             0 => String::new(),
             pid => format!(" (pid {pid})"),
         };
-        let size = |bytes: u64| format!("{} ({bytes} bytes)", format_size(bytes));
+        let size = |bytes: u64| format!("{} ({})", format_size(bytes), counted(bytes, "byte"));
         writeln!(f, "{:<16}{} (id {})", "queue", self.key, self.id)?;
-        writeln!(f, "{:<16}{} messages", "depth", self.depth)?;
+        writeln!(f, "{:<16}{}", "depth", counted(self.depth, "message"))?;
         writeln!(f, "{:<16}{}", "bytes", size(self.bytes))?;
         writeln!(f, "{:<16}{}", "capacity", size(self.capacity))?;
         writeln!(f, "{:<16}{:.1} %", "fill", self.fill_percent)?;
@@ -152,9 +153,9 @@ impl fmt::Display for QueueStats {
                 Some(e) => writeln!(f, "{:<16}{}: {e}", "spool", spool.dir)?,
                 None => writeln!(
                     f,
-                    "{:<16}{} segments, {} on disk ({})",
+                    "{:<16}{}, {} on disk ({})",
                     "spool",
-                    spool.segments,
+                    counted(spool.segments as u64, "segment"),
                     format_size(spool.bytes),
                     spool.dir
                 )?,
@@ -177,7 +178,7 @@ impl fmt::Display for QueueStats {
             ("dead_lettered", m.dead_lettered.to_string()),
             (
                 "delivery_latency",
-                format!("{} observations, mean {mean:.3}", latency.count),
+                format!("{}, mean {mean:.3}", counted(latency.count, "observation")),
             ),
             ("in_flight", m.in_flight.to_string()),
             ("journal_pending_bytes", m.journal_pending_bytes.to_string()),
@@ -191,8 +192,8 @@ impl fmt::Display for QueueStats {
             (
                 "spool_backlog",
                 format!(
-                    "{} segments, {} waiting, oldest {:.3} s",
-                    m.spool_backlog_segments,
+                    "{}, {} waiting, oldest {:.3} s",
+                    counted(m.spool_backlog_segments.max(0) as u64, "segment"),
                     size(m.spool_backlog_bytes.max(0) as u64),
                     m.spool_oldest_event_age
                 ),
@@ -218,14 +219,24 @@ fn write_accounting(f: &mut fmt::Formatter<'_>, a: &AccountingSnapshot) -> fmt::
     let t = &a.totals;
     writeln!(
         f,
-        "{:<16}{} missing ({} gaps, {} late), {} duplicates, {} unaccounted; {} producers ({} active)",
-        "accounting", a.missing, t.gaps, t.late, t.duplicates, t.unaccounted, a.producers, a.active_producers
+        "{:<16}{} missing ({}, {} late), {}, {} unaccounted; {} ({} active)",
+        "accounting",
+        a.missing,
+        counted(t.gaps, "gap"),
+        t.late,
+        counted(t.duplicates, "duplicate"),
+        t.unaccounted,
+        counted(a.producers, "producer"),
+        a.active_producers
     )?;
     for p in a.worst.iter().filter(|p| p.missing > 0 || p.duplicates > 0) {
         writeln!(
             f,
-            "  producer {:<13}{} missing, {} duplicates, next {}",
-            p.producer, p.missing, p.duplicates, p.next
+            "  producer {:<13}{} missing, {}, next {}",
+            p.producer,
+            p.missing,
+            counted(p.duplicates, "duplicate"),
+            p.next
         )?;
     }
     Ok(())

@@ -17,6 +17,11 @@ use crate::process;
 /// Indices a rotation tries when names are taken before it gives up (for
 /// a second, as after any failed creation).
 const NAME_TRIES: u32 = 16;
+/// How often an append checks that the active segment is still in the
+/// directory (a `fstat` and a `stat`): what is appended to a segment
+/// removed by hand before the check is lost, so this bounds that loss in
+/// time.
+pub const IN_PLACE_EVERY: Duration = Duration::from_secs(1);
 
 /// Appends envelopes to this process's segments; `&mut self`, so one thread
 /// at a time ([`SpoolWriter`](super::SpoolWriter) shares one between
@@ -45,6 +50,9 @@ pub struct Appender {
     failed: Option<(u64, SpoolError)>,
     /// When `Interval` syncs next (coarse ns).
     sync_due: u64,
+    /// When an append next checks the active segment is in place (coarse
+    /// ns).
+    check_due: u64,
     /// Creates the next segment ahead ([`SpoolOptions::prepare_ahead`]).
     preparer: Option<Preparer>,
     counters: Arc<Counters>,
@@ -59,6 +67,7 @@ pub(super) struct Counters {
     segments: AtomicU64,
     prepared: AtomicU64,
     failures: AtomicU64,
+    orphaned: AtomicU64,
 }
 
 impl Counters {
@@ -73,6 +82,7 @@ impl Counters {
             segments_created: self.segments.load(Relaxed),
             segments_prepared: self.prepared.load(Relaxed),
             failures: self.failures.load(Relaxed),
+            segments_orphaned: self.orphaned.load(Relaxed),
         }
     }
 }
@@ -122,6 +132,7 @@ impl Appender {
             retired: Vec::new(),
             failed: None,
             sync_due,
+            check_due: 0,
             counters,
         }
     }
@@ -158,6 +169,12 @@ impl Appender {
         }
         if self.generation != process::generation() {
             self.forked();
+        }
+        if self.active.is_some() {
+            let now = coarse_now();
+            if now >= self.check_due {
+                self.check_in_place(now);
+            }
         }
         let span = record_span(len as u64);
         if !self.active.as_ref().is_some_and(|a| span <= a.room()) {
@@ -215,6 +232,25 @@ impl Appender {
                 active.sync()
             }
         }
+    }
+
+    /// Checks the active segment is still in the directory; if it was
+    /// removed or replaced by hand (the drain would never read what goes on
+    /// being appended to it), leaves it for a new one (the next append
+    /// creates it), counted as a failure and an orphaned segment. It is
+    /// sealed but not waited for by `drained`: the drain may never see it.
+    #[cold]
+    fn check_in_place(&mut self, now: u64) {
+        self.check_due = now.saturating_add(nanos(IN_PLACE_EVERY));
+        if self.active.as_ref().map_or(true, Active::in_place) {
+            return;
+        }
+        Counters::add(&self.counters.failures, 1);
+        Counters::add(&self.counters.orphaned, 1);
+        if let Some(orphan) = self.active.take() {
+            drop(orphan.seal(self.options.sync));
+        }
+        self.next_capacity = self.options.segment_min;
     }
 
     /// Counts a failed operation.

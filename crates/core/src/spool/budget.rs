@@ -59,7 +59,7 @@ pub(super) fn used(dir: &Path) -> io::Result<u64> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if parse_name(name) == Name::Other {
+        if matches!(parse_name(name), Name::Other | Name::Lock) {
             continue;
         }
         match entry.metadata() {

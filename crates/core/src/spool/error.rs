@@ -94,6 +94,26 @@ pub enum SpoolError {
         /// Envelope bytes of the reserved frame, if any.
         reserved: Option<usize>,
     },
+    /// Another reader (a drain) holds the lock of this queue's spool in
+    /// the directory ([`ReaderLock`](super::ReaderLock)).
+    #[error(
+        "spool directory {} is already read for queue {key:#010x} by another drain{} (lock {}); \
+         run one drain per queue and spool directory: stop the other drain, or give each its \
+         own spool_dir",
+        dir.display(),
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+        path.display()
+    )]
+    InUse {
+        /// The spool directory.
+        dir: PathBuf,
+        /// The queue key.
+        key: u32,
+        /// The other reader's pid, if it wrote one.
+        pid: Option<u32>,
+        /// The lock file.
+        path: PathBuf,
+    },
     /// Another file operation failed.
     #[error(
         "spool file {}: {op} failed: {source}; check the filesystem and the directory's \

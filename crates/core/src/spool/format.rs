@@ -82,12 +82,22 @@ pub(super) enum Name {
     Temp(u32, SegmentId),
     /// A segment given up after damage.
     Damaged,
+    /// A reader's lock file (`drain-<key>.lock`, [`ReaderLock`](super::ReaderLock)).
+    Lock,
     /// Not a spool file.
     Other,
 }
 
 /// Parses a directory entry's name.
 pub(super) fn parse_name(name: &str) -> Name {
+    if let Some(key) = name
+        .strip_prefix("drain-")
+        .and_then(|n| n.strip_suffix(".lock"))
+    {
+        if key.len() == 8 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Name::Lock;
+        }
+    }
     if let Some(inner) = name.strip_suffix(DAMAGED_SUFFIX) {
         if parse_segment(inner).is_some() {
             return Name::Damaged;
@@ -351,7 +361,10 @@ mod tests {
         assert_eq!(parse_name(&name), Name::Segment(0xbeef, id));
         assert_eq!(parse_name(&temp_name(-1, id)), Name::Temp(u32::MAX, id));
         assert_eq!(parse_name(&format!("{name}.damaged")), Name::Damaged);
+        assert_eq!(parse_name("drain-0000beef.lock"), Name::Lock);
         for other in [
+            "drain-beef.lock",
+            "drain-0000BEEF.lock",
             "notes.txt",
             "0000BEEF-5f1c2a9e0b7d4c33-0000000042.seg",
             "0000beef-5f1c2a9e0b7d4c33-000000042.seg",

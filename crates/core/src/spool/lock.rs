@@ -4,8 +4,18 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
+
+/// A file's identity, `(device, inode)`: what a name refers to changes
+/// when the file is replaced under it (removed and created again, or
+/// another file renamed over it).
+pub(super) type FileId = (u64, u64);
+
+/// The identity of the file `meta` describes.
+pub(super) fn file_id(meta: &std::fs::Metadata) -> FileId {
+    (meta.dev(), meta.ino())
+}
 
 /// Takes the exclusive lock over the whole file, without waiting: the file
 /// was just created with `O_EXCL`, so nobody else holds it.
@@ -36,9 +46,19 @@ pub(super) fn is_locked(fd: BorrowedFd<'_>) -> io::Result<bool> {
 /// name as it is now. Opens it without following a symlink and without
 /// blocking (a FIFO put under a spool name would block a plain read-only
 /// open until someone opens its other end: the drain would hang), and
-/// refuses anything but a regular file: no writer locks those.
-pub(super) fn writer_alive(path: &Path) -> io::Result<bool> {
+/// refuses anything but a regular file: no writer locks those. With
+/// `expect`, a file of another identity under the name is `NotFound`: the
+/// file the caller knows is gone from it, and its lock cannot be tested.
+pub(super) fn writer_alive(path: &Path, expect: Option<FileId>) -> io::Result<bool> {
     let file = open_regular(path)?;
+    if let Some(id) = expect {
+        if file_id(&file.metadata()?) != id {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "replaced by another file under its name",
+            ));
+        }
+    }
     is_locked(file.as_fd())
 }
 

@@ -31,12 +31,17 @@
 //! half-initialised header. A segment built ahead of need
 //! ([`SpoolOptions::prepare_ahead`]) carries a provisional index in its
 //! temporary name (counting down from the largest) and gets its real one,
-//! in its header and its name, when it is placed. A reader takes only `.seg` files of its queue
-//! key and ignores everything else: other keys' segments (left to their
-//! drain), files of other names or of another format version (reported once
-//! each, never deleted), temporary files (removed only once their writer is
-//! dead and they are older than a minute: they never held a record), and
-//! `<name>.damaged` (a segment given up after damage, kept for the operator).
+//! in its header and its name, when it is placed. A reader takes only
+//! `.seg` files of its queue key and ignores everything else: other keys'
+//! segments (left to their drain), files of other names or of another
+//! format version (reported once each, never deleted; a name is remembered
+//! while full scans find it, and at most 4096 of them: past that, one line
+//! says how many more), temporary files (removed only once their writer is
+//! dead and they are older than a minute: they never held a record),
+//! `<name>.damaged` (a segment given up after damage, kept for the operator),
+//! and `drain-<queue key: 8 hex>.lock`, the lock a drain holds while it
+//! reads the queue's spool ([`ReaderLock`]: one reader per queue key and
+//! directory, since two would both deliver every record).
 //!
 //! # Segment format, version 1 (little-endian)
 //!
@@ -147,6 +152,20 @@
 //! acknowledged everything I ever spooled?" with memory loads only.
 //! [`SpoolWriter::seal`] ends a spooling episode (the SysV transport goes
 //! back to the queue); closing the writer seals too.
+//!
+//! A segment removed or replaced by hand under its writer (the writer
+//! never reopens it by name, so it would go on appending to a file nobody
+//! reads): an append checks, at most once every [`IN_PLACE_EVERY`] (a
+//! coarse clock read per append, a `fstat` and a `stat` per check), that
+//! its segment's link count is not 0 and that its name still refers to
+//! it; if not, it seals it, leaves it (not waited for by `drained`: the
+//! drain may never see it), counts it (`WriterStats::segments_orphaned`,
+//! and a failure) and appends to a new segment. The bound: what was
+//! appended to it between its removal and the first append a second or
+//! more after the previous check is lost, unless the drain still has the
+//! file mapped and reads it before it takes the writer for done; nothing
+//! appended after that. A segment renamed to another name of the
+//! directory is not noticed (that name is not read either).
 //!
 //! Fork: a forked child must never write into its parent's segment. All
 //! writer state of one process generation sits behind one pointer; an
@@ -265,6 +284,17 @@
 //! writer that never exits still has its older segments reclaimed, since
 //! rotation sealed them.
 //!
+//! The reader knows a segment by the file it mapped, `(device, inode)`,
+//! not only by its name: a file put under the name by hand (removed and
+//! created again, or renamed over) has a lock that says nothing of the
+//! mapped file's writer, and was never read. So the liveness test takes a
+//! name that refers to another file as the mapped file gone (its writer
+//! done with it, as for a removed file), and reclaim leaves such a file in
+//! place and reads it next as a segment of its own, from its `acked`
+//! ([`SpoolEvent::Replaced`]; its records may be delivered again). Between
+//! the reader's `stat` and its `unlink` a replacement is not seen: a
+//! window of one system call.
+//!
 //! # Recovery
 //!
 //! A reader restarted after `kill -9` resumes every segment at its `acked`
@@ -325,11 +355,12 @@ mod lock;
 mod options;
 mod prepare;
 mod reader;
+mod reader_lock;
 mod receive;
 mod segment;
 mod writer;
 
-pub use appender::Appender;
+pub use appender::{Appender, IN_PLACE_EVERY};
 pub use error::SpoolError;
 pub use format::{segment_name, SegmentId, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_RECORD_LIMIT};
 pub use list::{list_segments, SegmentFile};
@@ -340,5 +371,6 @@ pub use options::{
 pub use reader::{
     Backlog, DamageKind, IgnoreReason, ReaderStats, RecordRef, SpoolEvent, SpoolReader,
 };
+pub use reader_lock::{reader_lock_name, ReaderLock};
 pub use receive::{commit_received, Received};
 pub use writer::{SpoolWriter, WriterStats};

@@ -245,6 +245,28 @@ fn give_dir_group(dir: &Path, file: &std::fs::File) {
 }
 
 impl Active {
+    /// Whether the file is still in the directory under its name: not
+    /// removed (its link count is not 0) and not replaced (the name refers
+    /// to it). Two system calls (`fstat`, `stat`); a failed one says yes,
+    /// so a passing error never costs a segment.
+    #[cold]
+    pub fn in_place(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: stat is plain old data; zero is a valid value.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat on our own descriptor into our own buffer.
+        if unsafe { libc::fstat(self._lock.as_raw_fd(), &mut st) } != 0 {
+            return true;
+        }
+        if st.st_nlink == 0 {
+            return false;
+        }
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) => meta.dev() == st.st_dev && meta.ino() == st.st_ino,
+            Err(err) => err.kind() != std::io::ErrorKind::NotFound,
+        }
+    }
+
     /// Data bytes left for records.
     #[inline]
     pub fn room(&self) -> u64 {

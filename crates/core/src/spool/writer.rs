@@ -40,8 +40,13 @@ pub struct WriterStats {
     /// ([`SpoolOptions::prepare_ahead`]) instead of by the append that
     /// needed them.
     pub segments_prepared: u64,
-    /// Appends that failed (full, unwritable, too large, ...).
+    /// Appends that failed (full, unwritable, too large, ...), and
+    /// segments found orphaned.
     pub failures: u64,
+    /// Segments found removed or replaced by hand under the writer: it
+    /// moved to a new one; what it appended to the old one in the second
+    /// before it noticed may be lost (see the module docs' Writer).
+    pub segments_orphaned: u64,
 }
 
 /// One process's writer for one (directory, queue key); see the

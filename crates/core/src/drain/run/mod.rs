@@ -161,7 +161,13 @@ impl<S: Sink> Drain<S> {
             );
         }
         let spool_dir = Some(config.spool_dir.as_path()).filter(|d| !d.as_os_str().is_empty());
-        let spool = SpoolSource::open(spool_dir, &state.saved_spool(), key, Arc::clone(&metrics));
+        let spool = SpoolSource::open(
+            spool_dir,
+            &state.saved_spool(),
+            key,
+            config.queue_mode,
+            Arc::clone(&metrics),
+        )?;
         let peek = vec![0; HEADER_LEN + journal.max_record() as usize];
         let view = journal.view();
         let tap = Tap::serve(&state);

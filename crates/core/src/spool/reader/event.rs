@@ -144,6 +144,14 @@ pub enum SpoolEvent {
         /// Published bytes past it that will not be delivered.
         bytes: u64,
     },
+    /// The segment file the reader read was replaced under its name (by
+    /// hand: writers never replace a file): the new file is not deleted
+    /// but read as a segment of its own, from its `acked` word (its
+    /// records may be delivered again).
+    Replaced {
+        /// The name.
+        path: PathBuf,
+    },
     /// A file that is not read (reported once, never deleted).
     Ignored {
         /// The file.
@@ -163,6 +171,17 @@ pub enum SpoolEvent {
         max_open: usize,
         /// Segments discovered and not mapped.
         waiting: usize,
+    },
+    /// A full scan found `files` more files not to read than the reader
+    /// remembers (`remembered` names): they are not reported one by one
+    /// (reported each time the number changes).
+    Unlisted {
+        /// The spool directory.
+        dir: PathBuf,
+        /// Files found past what the reader remembers.
+        files: u64,
+        /// How many it remembers.
+        remembered: usize,
     },
 }
 
@@ -188,6 +207,13 @@ impl fmt::Display for SpoolEvent {
             SpoolEvent::Ignored { path, reason } => {
                 write!(f, "spool: ignoring {}: {reason}", path.display())
             }
+            SpoolEvent::Replaced { path } => write!(
+                f,
+                "spool segment {} was replaced by another file while the drain read it; the \
+                 drain leaves the new file and reads it as a segment of its own (its events may \
+                 be delivered again)",
+                path.display()
+            ),
             SpoolEvent::RemovedTemp { path } => write!(
                 f,
                 "spool: removed {}, a dead writer's unfinished segment (it held no event)",
@@ -197,6 +223,17 @@ impl fmt::Display for SpoolEvent {
                 f,
                 "spool: {max_open} segments mapped (max_open), {waiting} more wait until some are \
                  delivered"
+            ),
+            SpoolEvent::Unlisted {
+                dir,
+                files,
+                remembered,
+            } => write!(
+                f,
+                "spool: {files} more files in {} are not this queue's segments and are not \
+                 listed one by one (the drain remembers {remembered}); remove what does not \
+                 belong in the spool directory",
+                dir.display()
             ),
         }
     }
@@ -215,6 +252,9 @@ pub struct ReaderStats {
     pub reclaimed: u64,
     /// Files ignored.
     pub ignored: u64,
+    /// Files to ignore that the last full scan found past what the reader
+    /// remembers: not reported one by one ([`SpoolEvent::Unlisted`]).
+    pub unlisted: u64,
 }
 
 /// What waits in the spool for this reader's queue.

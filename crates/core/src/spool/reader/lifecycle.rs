@@ -7,6 +7,7 @@ use std::fs;
 use std::io;
 use std::time::{Duration, Instant};
 
+use super::remembered::{Insert, MAX_REMEMBERED};
 use super::segment::{OpenFailure, ReadSegment};
 use super::{IgnoreReason, SpoolEvent, SpoolReader};
 use crate::spool::format::{parse_name, segment_name, Name, SegmentId, DAMAGED_SUFFIX};
@@ -17,28 +18,77 @@ use crate::spool::lock;
 const OPEN_RETRY: Duration = Duration::from_secs(1);
 
 impl SpoolReader {
-    /// A name found in the directory.
+    /// Starts a full scan of the directory: what was reported once and
+    /// the scan does not find again is forgotten at its end.
+    pub(super) fn begin_scan(&mut self) {
+        self.reported.begin_scan();
+        self.other_keys.begin_scan();
+        self.skipped.begin_scan();
+        self.unlisted = 0;
+    }
+
+    /// Ends a full scan: forgets what it did not find, and says how many
+    /// ignored files it found past what the reader remembers (when that
+    /// number changed).
+    pub(super) fn end_scan(&mut self) {
+        self.reported.end_scan();
+        self.other_keys.end_scan();
+        self.skipped.end_scan();
+        if self.unlisted != self.stats.unlisted {
+            self.stats.unlisted = self.unlisted;
+            if self.unlisted > 0 {
+                self.events.push(SpoolEvent::Unlisted {
+                    dir: self.dir.clone(),
+                    files: self.unlisted,
+                    remembered: MAX_REMEMBERED,
+                });
+            }
+        }
+    }
+
+    /// A name found in the directory (`scanning`: by a full scan).
     pub(super) fn saw(&mut self, name: &OsStr, scanning: bool) {
         let parsed = name.to_str().map_or(Name::Other, parse_name);
+        if scanning {
+            self.reported.found(name);
+        }
         match parsed {
             Name::Segment(key, id) if key == self.key => {
+                if scanning {
+                    self.skipped.found(&id);
+                }
                 if !self.index.contains_key(&id) && !self.skipped.contains(&id) {
                     let producer = self.producers.entry(id.producer).or_default();
                     producer.waiting.insert(id.index);
                 }
             }
             Name::Segment(key, _) => {
-                if self.other_keys.insert(key) {
-                    self.ignored(self.dir.join(name), IgnoreReason::OtherQueue { key });
+                if scanning {
+                    self.other_keys.found(&key);
+                }
+                match self.other_keys.insert(key) {
+                    Insert::New => {
+                        self.ignored(self.dir.join(name), IgnoreReason::OtherQueue { key })
+                    }
+                    Insert::Known => {}
+                    Insert::Full => self.unlisted += u64::from(scanning),
                 }
             }
             Name::Temp(key, _) if key == self.key && scanning => self.check_temp(name),
-            Name::Temp(..) | Name::Damaged => {}
-            Name::Other => {
-                if self.reported.insert(name.to_os_string()) {
-                    self.ignored(self.dir.join(name), IgnoreReason::NotASpoolFile);
-                }
-            }
+            Name::Temp(..) | Name::Damaged | Name::Lock => {}
+            Name::Other => self.report_once(name, scanning),
+        }
+    }
+
+    /// Reports a file that is not read, once while it exists.
+    fn report_once(&mut self, name: &OsStr, scanning: bool) {
+        if self.reported.contains(name) {
+            return;
+        }
+        match self.reported.insert(name.to_os_string()) {
+            Insert::New => self.ignored(self.dir.join(name), IgnoreReason::NotASpoolFile),
+            Insert::Known => {}
+            Insert::Full => self.unlisted += u64::from(scanning),
         }
     }
 
@@ -51,9 +101,7 @@ impl SpoolReader {
             return;
         };
         if !meta.is_file() {
-            if self.reported.insert(name.to_os_string()) {
-                self.ignored(path, IgnoreReason::NotASpoolFile);
-            }
+            self.report_once(name, true);
             return;
         }
         let old = meta
@@ -61,7 +109,8 @@ impl SpoolReader {
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age >= self.options.temp_grace);
-        let unlocked = || lock::writer_alive(&path).is_ok_and(|alive| !alive);
+        let id = lock::file_id(&meta);
+        let unlocked = || lock::writer_alive(&path, Some(id)).is_ok_and(|alive| !alive);
         if old && unlocked() && fs::remove_file(&path).is_ok() {
             self.events.push(SpoolEvent::RemovedTemp { path });
         }
@@ -191,7 +240,7 @@ impl SpoolReader {
                 }
                 self.retry_open_at = Some(now + OPEN_RETRY);
                 if let Some(name) = path.file_name() {
-                    if self.reported.insert(name.to_os_string()) {
+                    if self.reported.insert(name.to_os_string()) == Insert::New {
                         self.ignored(path, failure.reason);
                     }
                 }
@@ -220,6 +269,18 @@ impl SpoolReader {
         self.index.remove(&segment.id);
         if let Some(entry) = self.producers.get_mut(&producer) {
             entry.open.retain(|&s| s != slot);
+        }
+        // The name may refer to another file now (replaced by hand): that
+        // one was never read here, so it is not deleted but read next, as a
+        // segment of its own (from its `acked`: at-least-once).
+        let now_there = fs::symlink_metadata(&segment.path).map(|m| lock::file_id(&m));
+        if now_there.as_ref().is_ok_and(|&id| id != segment.file) {
+            if let Some(entry) = self.producers.get_mut(&producer) {
+                entry.waiting.insert(segment.id.index);
+            }
+            self.events
+                .push(SpoolEvent::Replaced { path: segment.path });
+            return;
         }
         let result = if segment.given_up {
             // Done with, though not delivered: the writer's `drained` must

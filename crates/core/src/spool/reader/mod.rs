@@ -6,9 +6,10 @@
 mod discover;
 mod event;
 mod lifecycle;
+mod remembered;
 mod segment;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -19,6 +20,7 @@ use super::format::{SegmentId, RECORD_HEADER};
 use super::{ReaderOptions, SpoolError};
 use discover::{scan, Changes, Watch};
 pub use event::{Backlog, DamageKind, IgnoreReason, ReaderStats, SpoolEvent};
+use remembered::{Remembered, MAX_REMEMBERED};
 use segment::ReadSegment;
 
 /// Records `next_record` takes from one segment before it looks at the next
@@ -100,11 +102,17 @@ pub struct SpoolReader {
     reading: Vec<usize>,
     cursor: usize,
     streak: u32,
-    /// Segments that cannot be read or deleted: reported, left alone.
-    skipped: HashSet<SegmentId>,
-    /// Other names reported once.
-    reported: HashSet<OsString>,
-    other_keys: HashSet<u32>,
+    /// Segments that cannot be read or deleted: reported, left alone
+    /// (forgotten once a scan no longer finds them).
+    skipped: Remembered<SegmentId>,
+    /// Other names reported once (forgotten once a scan no longer finds
+    /// them; at most [`MAX_REMEMBERED`]).
+    reported: Remembered<OsString>,
+    /// Other queues' keys reported once (as `reported`).
+    other_keys: Remembered<u32>,
+    /// Files the current scan found to ignore that `reported` or
+    /// `other_keys` had no room for.
+    unlisted: u64,
     at_limit: bool,
     /// After a segment could not be mapped for want of resources: when
     /// mapping is tried again.
@@ -145,9 +153,10 @@ impl SpoolReader {
             reading: Vec::new(),
             cursor: 0,
             streak: 0,
-            skipped: HashSet::new(),
-            reported: HashSet::new(),
-            other_keys: HashSet::new(),
+            skipped: Remembered::new(usize::MAX),
+            reported: Remembered::new(MAX_REMEMBERED),
+            other_keys: Remembered::new(MAX_REMEMBERED),
+            unlisted: 0,
             at_limit: false,
             retry_open_at: None,
             events: Vec::new(),
@@ -176,9 +185,11 @@ impl SpoolReader {
             Changes::Rescan => {
                 let names = scan(&self.dir)
                     .map_err(|source| SpoolError::io(&self.dir, &self.dir, "scan", source))?;
+                self.begin_scan();
                 for name in names {
                     self.saw(&name, true);
                 }
+                self.end_scan();
             }
         }
         // Scratch vectors, reused: an idle refresh allocates nothing.

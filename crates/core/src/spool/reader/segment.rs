@@ -17,7 +17,7 @@ use crate::spool::format::{
     Header, HeaderError, SegmentId, HEADER_SIZE, OFF_ACKED, OFF_PUBLISHED, OFF_SEALED,
     RECORD_HEADER, SEALED,
 };
-use crate::spool::lock;
+use crate::spool::lock::{self, FileId};
 use crate::spool::segment::word;
 
 /// A mapped segment and where the reader is in it.
@@ -25,6 +25,10 @@ use crate::spool::segment::word;
 pub(super) struct ReadSegment {
     pub id: SegmentId,
     pub path: PathBuf,
+    /// The identity of the file mapped: the name may come to refer to
+    /// another file (replaced by hand), whose lock says nothing of this
+    /// one's writer and which the reader never read.
+    pub file: FileId,
     /// Creation time from the header, µs since the epoch.
     pub created_us: i64,
     header: MmapRaw,
@@ -124,10 +128,8 @@ impl ReadSegment {
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|err| io_failure("open for reading and acknowledging", &err))?;
-        let len = file
-            .metadata()
-            .map_err(|err| io_failure("stat", &err))?
-            .len();
+        let meta = file.metadata().map_err(|err| io_failure("stat", &err))?;
+        let len = meta.len();
         if len < HEADER_SIZE {
             return Err(unreadable(format!(
                 "{len} bytes, shorter than its header page"
@@ -173,6 +175,7 @@ impl ReadSegment {
         let mut segment = ReadSegment {
             id,
             path: path.to_path_buf(),
+            file: lock::file_id(&meta),
             created_us: fields.created_us,
             header,
             data,
@@ -271,9 +274,12 @@ impl ReadSegment {
     }
 
     /// Tests the writer's lock (opens the file for the test: the reader
-    /// keeps no descriptors). A vanished file has no writer either.
+    /// keeps no descriptors). A vanished file has no writer either, nor
+    /// has one replaced under its name: the lock of the file now there is
+    /// not this one's, and a writer (which never reopens its file by name)
+    /// whose file was taken out of the directory moves to a new one.
     pub fn test_liveness(&mut self) {
-        self.dead = match lock::writer_alive(&self.path) {
+        self.dead = match lock::writer_alive(&self.path, Some(self.file)) {
             Ok(locked) => !locked,
             Err(err) if err.kind() == io::ErrorKind::NotFound => true,
             // Cannot tell (something else now has its name): assume alive,
