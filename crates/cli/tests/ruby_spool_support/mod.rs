@@ -282,9 +282,12 @@ pub fn consume_events(
 /// (`ReaderOptions::temp_grace`, a minute): it does not count.
 pub fn no_segments(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .filter_map(|e| e.ok())
-            .all(|e| e.file_name().to_string_lossy().ends_with(".seg.tmp"))
+        entries.filter_map(|e| e.ok()).all(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            // A killed writer's unfinished segment, or the drain's lock.
+            name.ends_with(".seg.tmp") || (name.starts_with("drain-") && name.ends_with(".lock"))
+        })
     })
 }
 
