@@ -279,7 +279,8 @@ pub fn consume_events(
 /// Whether the spool directory holds no segment. A dead writer's
 /// provisional segment (`.<key>-<producer>-<n>.seg.tmp`, built ahead, never
 /// holding an event) stays until the drain's next rescan after its grace
-/// (`ReaderOptions::temp_grace`, a minute): it does not count.
+/// (`ReaderOptions::temp_grace`, a minute): it does not count, nor does
+/// the running drain's reader lock (`drain-<key>.lock`).
 pub fn no_segments(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries.filter_map(|e| e.ok()).all(|e| {
