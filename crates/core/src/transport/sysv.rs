@@ -25,7 +25,10 @@
 //! between the queue and its spool. The proxy forwards envelopes numbered
 //! by its clients unchanged ([`SysvEmitter::forward_frame`]).
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicI32, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 use sysvmq::{Key, Queue, HEADER_LEN};
 
@@ -175,7 +178,7 @@ impl SysvEmitter {
     /// only when the kernel refused it or no queue is open yet.
     #[inline]
     fn enqueue(&self, frame: &[u8]) -> Result<(), SendError> {
-        let id = self.queue_id.load(Relaxed);
+        let id = self.queue_id.load(Acquire);
         if id != CLOSED {
             let queue = Queue::from_id(self.key, id);
             match queue.try_send_frame_raw(frame) {
@@ -229,7 +232,8 @@ impl SysvEmitter {
     }
 
     fn queue(&self) -> Result<Queue, SendError> {
-        let id = self.queue_id.load(Relaxed);
+        // Acquire: a thread that sees the id sees the limits stored before it.
+        let id = self.queue_id.load(Acquire);
         if id != CLOSED {
             return Ok(Queue::from_id(self.key, id));
         }
@@ -237,7 +241,8 @@ impl SysvEmitter {
         let stat = queue.stat()?;
         self.msgmax.store(sysvmq::message_size_limit(), Relaxed);
         self.capacity.store(stat.capacity, Relaxed);
-        self.queue_id.store(queue.id(), Relaxed);
+        // Release: the limits above are visible to whoever sees the id.
+        self.queue_id.store(queue.id(), Release);
         Ok(queue)
     }
 
