@@ -122,3 +122,31 @@ fn a_queue_grown_in_place_while_open_is_full_not_too_large_when_it_fills() {
     }
     assert_eq!(emitter.stats().snapshot().queue_full, 2);
 }
+
+#[test]
+fn a_queue_shut_to_capacity_0_by_an_operator_is_full_for_every_event_it_held_before() {
+    // Capacity 0 shuts senders out (msgsnd finds the queue full) while an
+    // operator drains and removes it (the chaos tests' `remove_queue`). An
+    // event the queue was too small for all along is still too large; that
+    // must not make the events it always took too large too.
+    let queue = TestQueue::with_capacity(4096);
+    let emitter = SysvEmitter::new(queue.key(), 0o600);
+    emitter
+        .send_frame(&mut frame(&emitter, 100))
+        .expect("opens and sends");
+    queue.set_capacity(0).expect("the operator shuts it");
+    assert!(matches!(
+        emitter.send_frame(&mut frame(&emitter, 5000)),
+        Err(SendError::TooLarge { .. })
+    ));
+    match emitter.send_frame(&mut frame(&emitter, 100)) {
+        Err(e @ SendError::QueueFull { .. }) => assert!(emitter.droppable(&e)),
+        other => panic!("expected QueueFull while shut, got {other:?}"),
+    }
+    queue
+        .set_capacity(4096)
+        .expect("the operator opens it again");
+    emitter
+        .send_frame(&mut frame(&emitter, 100))
+        .expect("taken again");
+}

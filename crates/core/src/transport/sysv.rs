@@ -248,24 +248,26 @@ impl SysvEmitter {
 
     /// [`check_size`](Self::check_size) for a frame the kernel refused
     /// with `EAGAIN`, and if a limit read earlier refuses `size`, again
-    /// with that limit as it is now: an operator may have grown the queue
-    /// in place (`shopify-events setup`) or raised `kernel.msgmax` since,
-    /// and a frame that fits now is full, not a programming error raised
-    /// from `emit` only while the queue is full. Keeps the earlier verdict
-    /// if the queue cannot be read.
+    /// with that limit as it is now, if it grew: an operator may have grown
+    /// the queue in place (`shopify-events setup`) or raised
+    /// `kernel.msgmax` since, and a frame that fits now is full, not a
+    /// programming error raised from `emit` only while the queue is full.
+    /// A limit is never lowered here: an operator shutting senders out
+    /// (capacity 0) makes the queue full, not every event too large.
+    /// Keeps the earlier verdict if the queue cannot be read.
     fn check_size_now(&self, queue: &Queue, size: usize) -> Result<(), SendError> {
         let verdict = self.check_size(size);
         if verdict.is_ok() {
             return verdict;
         }
         if size as u64 > self.msgmax.load(Relaxed) {
-            self.msgmax.store(sysvmq::message_size_limit(), Relaxed);
+            self.msgmax.fetch_max(sysvmq::message_size_limit(), Relaxed);
         }
         if size as u64 > self.capacity.load(Relaxed) {
             match queue.stat() {
-                Ok(stat) => self.capacity.store(stat.capacity, Relaxed),
+                Ok(stat) => self.capacity.fetch_max(stat.capacity, Relaxed),
                 Err(_) => return verdict,
-            }
+            };
         }
         self.check_size(size)
     }
