@@ -759,3 +759,31 @@ fn an_envelope_sealed_by_stamp_is_whole_once_stamped_and_only_then() {
         assert_eq!(env.key, Some(&b"k"[..]));
     }
 }
+
+#[test]
+fn the_one_pass_encoder_writes_the_streaming_writers_bytes_at_the_edges() {
+    // The longest topic Kafka takes (its length is one byte in the
+    // envelope), an empty payload, an empty key and no key: the cases a
+    // random run may miss.
+    let longest = "t".repeat(249);
+    for (topic, key, payload) in [
+        (longest.as_str(), None, &b""[..]),
+        (longest.as_str(), Some(&b""[..]), &b"p"[..]),
+        ("t", Some(&b""[..]), &b""[..]),
+        ("t", None, &b""[..]),
+    ] {
+        for seal in [Seal::Now, Seal::ByStamp] {
+            let mut one_pass = vec![7];
+            let len = encode_bytes(&mut one_pass, id(), TIME, topic, key, payload, seal).unwrap();
+            assert_eq!(len, one_pass.len() - 1);
+            assert_eq!(one_pass, streamed(&[7], topic, key, payload, seal));
+        }
+        let mut sealed = Vec::new();
+        encode_bytes(&mut sealed, id(), TIME, topic, key, payload, Seal::Now).unwrap();
+        let env = Envelope::decode(&sealed).expect("whole");
+        assert_eq!((env.topic, env.key, env.payload), (topic, key, payload));
+    }
+    let mut out = Vec::new();
+    assert!(encode_bytes(&mut out, id(), TIME, &"t".repeat(250), None, b"", Seal::Now).is_err());
+    assert!(out.is_empty());
+}

@@ -83,3 +83,71 @@ fn once_the_queue_is_open_each_refusal_is_named_for_what_it_is() {
         "refusals take no number"
     );
 }
+
+#[test]
+fn a_queue_grown_in_place_while_open_is_full_not_too_large_when_it_fills() {
+    // `shopify-events setup` grows a queue in place (IPC_SET) under
+    // running apps. A frame over the capacity the app read at open time
+    // but within the grown one is an event like any other: sent while
+    // there is room, and "full" (droppable, counted) when there is not,
+    // never a TooLarge raised from `emit` only while the queue is full.
+    let msgmax = sysvmq::message_size_limit() as usize;
+    assert!(
+        msgmax >= 6000 + 200,
+        "kernel.msgmax {msgmax} leaves no room for the 6000-byte payload"
+    );
+    let queue = TestQueue::with_capacity(4096);
+    let emitter = SysvEmitter::new(queue.key(), 0o600);
+    emitter
+        .send_frame(&mut frame(&emitter, 100))
+        .expect("opens and sends");
+    queue.set_capacity(8192).expect("the operator grows it");
+
+    emitter
+        .send_frame(&mut frame(&emitter, 6000))
+        .expect("the grown queue takes it");
+    let mut full = None;
+    for _ in 0..100 {
+        if let Err(e) = emitter.send_frame(&mut frame(&emitter, 1000)) {
+            full = Some(e);
+            break;
+        }
+    }
+    assert!(
+        matches!(full, Some(SendError::QueueFull { .. })),
+        "{full:?}"
+    );
+    match emitter.send_frame(&mut frame(&emitter, 6000)) {
+        Err(e @ SendError::QueueFull { .. }) => assert!(emitter.droppable(&e)),
+        other => panic!("expected QueueFull from the grown queue, got {other:?}"),
+    }
+    assert_eq!(emitter.stats().snapshot().queue_full, 2);
+}
+
+#[test]
+fn a_queue_shut_to_capacity_0_by_an_operator_is_full_for_every_event_it_held_before() {
+    // Capacity 0 shuts senders out (msgsnd finds the queue full) while an
+    // operator drains and removes it (the chaos tests' `remove_queue`). An
+    // event the queue was too small for all along is still too large; that
+    // must not make the events it always took too large too.
+    let queue = TestQueue::with_capacity(4096);
+    let emitter = SysvEmitter::new(queue.key(), 0o600);
+    emitter
+        .send_frame(&mut frame(&emitter, 100))
+        .expect("opens and sends");
+    queue.set_capacity(0).expect("the operator shuts it");
+    assert!(matches!(
+        emitter.send_frame(&mut frame(&emitter, 5000)),
+        Err(SendError::TooLarge { .. })
+    ));
+    match emitter.send_frame(&mut frame(&emitter, 100)) {
+        Err(e @ SendError::QueueFull { .. }) => assert!(emitter.droppable(&e)),
+        other => panic!("expected QueueFull while shut, got {other:?}"),
+    }
+    queue
+        .set_capacity(4096)
+        .expect("the operator opens it again");
+    emitter
+        .send_frame(&mut frame(&emitter, 100))
+        .expect("taken again");
+}

@@ -25,7 +25,10 @@
 //! between the queue and its spool. The proxy forwards envelopes numbered
 //! by its clients unchanged ([`SysvEmitter::forward_frame`]).
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicI32, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 use sysvmq::{Key, Queue, HEADER_LEN};
 
@@ -175,14 +178,15 @@ impl SysvEmitter {
     /// only when the kernel refused it or no queue is open yet.
     #[inline]
     fn enqueue(&self, frame: &[u8]) -> Result<(), SendError> {
-        let id = self.queue_id.load(Relaxed);
+        let id = self.queue_id.load(Acquire);
         if id != CLOSED {
-            match Queue::from_id(self.key, id).try_send_frame_raw(frame) {
+            let queue = Queue::from_id(self.key, id);
+            match queue.try_send_frame_raw(frame) {
                 Ok(()) => {
                     self.stats.record_emitted();
                     return Ok(());
                 }
-                Err(libc::EAGAIN) => return self.refused(frame),
+                Err(libc::EAGAIN) => return self.refused(&queue, frame),
                 Err(_) => {}
             }
         }
@@ -192,8 +196,8 @@ impl SysvEmitter {
     /// The queue had no room for `frame` (`EAGAIN`): full, or the frame is
     /// larger than the queue could ever hold, which retrying never fixes.
     #[cold]
-    fn refused(&self, frame: &[u8]) -> Result<(), SendError> {
-        self.check_size(frame.len().saturating_sub(HEADER_LEN))?;
+    fn refused(&self, queue: &Queue, frame: &[u8]) -> Result<(), SendError> {
+        self.check_size_now(queue, frame.len().saturating_sub(HEADER_LEN))?;
         self.stats.record_full();
         Err(SendError::QueueFull { key: self.key })
     }
@@ -228,7 +232,8 @@ impl SysvEmitter {
     }
 
     fn queue(&self) -> Result<Queue, SendError> {
-        let id = self.queue_id.load(Relaxed);
+        // Acquire: a thread that sees the id sees the limits stored before it.
+        let id = self.queue_id.load(Acquire);
         if id != CLOSED {
             return Ok(Queue::from_id(self.key, id));
         }
@@ -236,8 +241,35 @@ impl SysvEmitter {
         let stat = queue.stat()?;
         self.msgmax.store(sysvmq::message_size_limit(), Relaxed);
         self.capacity.store(stat.capacity, Relaxed);
-        self.queue_id.store(queue.id(), Relaxed);
+        // Release: the limits above are visible to whoever sees the id.
+        self.queue_id.store(queue.id(), Release);
         Ok(queue)
+    }
+
+    /// [`check_size`](Self::check_size) for a frame the kernel refused
+    /// with `EAGAIN`, and if a limit read earlier refuses `size`, again
+    /// with that limit as it is now, if it grew: an operator may have grown
+    /// the queue in place (`shopify-events setup`) or raised
+    /// `kernel.msgmax` since, and a frame that fits now is full, not a
+    /// programming error raised from `emit` only while the queue is full.
+    /// A limit is never lowered here: an operator shutting senders out
+    /// (capacity 0) makes the queue full, not every event too large.
+    /// Keeps the earlier verdict if the queue cannot be read.
+    fn check_size_now(&self, queue: &Queue, size: usize) -> Result<(), SendError> {
+        let verdict = self.check_size(size);
+        if verdict.is_ok() {
+            return verdict;
+        }
+        if size as u64 > self.msgmax.load(Relaxed) {
+            self.msgmax.fetch_max(sysvmq::message_size_limit(), Relaxed);
+        }
+        if size as u64 > self.capacity.load(Relaxed) {
+            match queue.stat() {
+                Ok(stat) => self.capacity.fetch_max(stat.capacity, Relaxed),
+                Err(_) => return verdict,
+            };
+        }
+        self.check_size(size)
     }
 
     fn check_size(&self, size: usize) -> Result<(), SendError> {
