@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
-desc "Emit benchmarks (bench/emit.rb): ratios to the msgsnd floor, flagged (exit 1) above bench/emit_reference.json by more than its spread"
+desc "Emit benchmarks (bench/emit.rb): ratios to the msgsnd floor; exits 1 on a regression " \
+     "beyond the spread in bench/emit_reference.json"
 task bench: :compile do
   ruby "-Ilib", "bench/emit.rb", "--guard", "bench/emit_reference.json"
 end
