@@ -20,8 +20,9 @@
 //! - drain (`run.rs`): the release `shopify-events drain` (fresh state dir,
 //!   `--max-in-flight`) delivers N envelopes with the same payloads, put
 //!   into a SysV queue (`queue`) or appended to spool files by 4 writers
-//!   (`spool`) while it is stopped; timed from its first event to the
-//!   source empty and `shopify_events_produced_total` == N.
+//!   (`spool`) while it is stopped; timed from its first event to
+//!   `shopify_events_produced_total` == N (the time until every spool file
+//!   is deleted is reported apart).
 //!
 //! After the last runs the drain stays up for the idle measurements
 //! (utime+stime from /proc/PID/stat over `--idle-secs`): with an empty
@@ -281,8 +282,12 @@ fn main() {
                 s.tapped.push(tap::tapped_run(&o, s.source, glob, run + 1));
             }
             let (d, idle) = drain_run(&o, s.source, run + 1 == o.runs, None);
+            let reclaimed = d.reclaimed.map_or(String::new(), |r| {
+                format!(" (every spool file deleted after {:.3} s)", r.as_secs_f64())
+            });
             eprintln!(
-                "run {}: drain ({}) {:.3} s = {:.0} events/s, peak RssAnon {:.1} MiB, VmRSS {:.1} MiB",
+                "run {}: drain ({}) {:.3} s = {:.0} events/s{reclaimed}, peak RssAnon {:.1} MiB, \
+                 VmRSS {:.1} MiB",
                 run + 1,
                 s.source.name(),
                 d.elapsed.as_secs_f64(),

@@ -92,6 +92,22 @@ pub fn report(
         }
     }
     println!();
+    for s in series {
+        let reclaimed: Vec<f64> = s
+            .runs
+            .iter()
+            .filter_map(|d| d.reclaimed.map(|r| r.as_secs_f64()))
+            .collect();
+        if !reclaimed.is_empty() {
+            println!(
+                "Drain ({}): every file deleted (reclaimed) a median {:.3} s after the clock's \
+                 start; not timed, the rates stop at the last acknowledgement.",
+                s.source.name(),
+                median(&reclaimed)
+            );
+            println!();
+        }
+    }
     if let [queue, spool] = series {
         let ratios: Vec<f64> = spool
             .rates(o.events)
@@ -197,9 +213,10 @@ pub fn report(
          (RD_KAFKA_MSG_F_COPY) as the drain's and BaseProducer's records are; its CPU window is \
          bracketed by the shim stopping on stdin at both ends. \
          Drain = the queue holds, or 4 sealed writers' spool files hold, {} envelopes when the \
-         release drain's clock starts (fresh state dir, --max-in-flight {}); timed until the \
-         queue is empty or every spool file deleted (each is deleted once all its events are \
-         acknowledged), and `shopify_events_produced_total` = N (polled every 5 ms); the drain \
+         release drain's clock starts (fresh state dir, --max-in-flight {}); timed until \
+         `shopify_events_produced_total` = N (every event acknowledged; for the queue checked \
+         once it is empty, for the spool scraped every 5 ms, and the time until every spool \
+         file is deleted reported apart); the drain \
          adds a 36-byte `event_id` header and the emit timestamp to each record. The drain's \
          topic is read back after each run (untimed): all N event ids must be there. Memory \
          from /proc/PID/status sampled every 5 ms; idle CPU = utime+stime from /proc/PID/stat \
