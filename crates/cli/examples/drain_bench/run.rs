@@ -163,7 +163,16 @@ pub fn drain_run(
     // runs of 20,000 events: reclamation, reported apart.
     let mut acked: Option<(Instant, CpuMark)> = None;
     let deadline = start + Duration::from_secs(300);
-    let spool_empty = || std::fs::read_dir(&spool_dir).map_or(true, |mut d| d.next().is_none());
+    // Every file but the drain's reader lock (drain-KEY.lock) gone.
+    let spool_empty = || {
+        std::fs::read_dir(&spool_dir).map_or(true, |d| {
+            d.filter_map(Result::ok).all(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("drain-") && name.ends_with(".lock")
+            })
+        })
+    };
     loop {
         if let Some(m) = Mem::read(pid) {
             peak.vm_rss = peak.vm_rss.max(m.vm_rss);
