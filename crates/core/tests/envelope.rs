@@ -772,18 +772,26 @@ fn the_one_pass_encoder_writes_the_streaming_writers_bytes_at_the_edges() {
         ("t", Some(&b""[..]), &b""[..]),
         ("t", None, &b""[..]),
     ] {
+        let checked = Topic::new(topic).unwrap();
         for seal in [Seal::Now, Seal::ByStamp] {
             let mut one_pass = vec![7];
-            let len = encode_bytes(&mut one_pass, id(), TIME, topic, key, payload, seal).unwrap();
+            let len =
+                encode_bytes(&mut one_pass, id(), TIME, &checked, key, payload, seal).unwrap();
             assert_eq!(len, one_pass.len() - 1);
             assert_eq!(one_pass, streamed(&[7], topic, key, payload, seal));
         }
         let mut sealed = Vec::new();
-        encode_bytes(&mut sealed, id(), TIME, topic, key, payload, Seal::Now).unwrap();
+        encode_bytes(&mut sealed, id(), TIME, &checked, key, payload, Seal::Now).unwrap();
         let env = Envelope::decode(&sealed).expect("whole");
         assert_eq!((env.topic, env.key, env.payload), (topic, key, payload));
     }
+    // A 250-byte topic never becomes a Topic, and `encode` (which makes
+    // one) writes nothing for it.
+    assert!(matches!(
+        Topic::new("t".repeat(250)),
+        Err(TopicError::TooLong { len: 250, .. })
+    ));
     let mut out = Vec::new();
-    assert!(encode_bytes(&mut out, id(), TIME, &"t".repeat(250), None, b"", Seal::Now).is_err());
+    assert!(encode(&mut out, id(), TIME, &"t".repeat(250), None, &[], b"").is_err());
     assert!(out.is_empty());
 }
