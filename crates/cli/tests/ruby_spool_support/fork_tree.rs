@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::queue::TestQueue;
@@ -153,29 +153,10 @@ impl TreeProcess {
     }
 
     /// Waits up to `timeout` for a successful exit of the root (which waits
-    /// for its tree), calling `meanwhile` every 50 ms.
-    pub fn wait(&mut self, timeout: Duration, mut meanwhile: impl FnMut()) {
-        let log = || std::fs::read_to_string(&self.log).unwrap_or_default();
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait ruby") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ruby tree {} still running after {timeout:?}\n{}",
-                self.label,
-                log()
-            );
-            meanwhile();
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(
-            status.success(),
-            "ruby tree {}: {status}\n{}",
-            self.label,
-            log()
-        );
+    /// for its tree), calling `meanwhile` every 20 ms.
+    pub fn wait(&mut self, timeout: Duration, meanwhile: impl FnMut()) {
+        let what = format!("ruby tree {}", self.label);
+        super::wait_success(&mut self.child, &self.log, &what, timeout, meanwhile);
     }
 }
 

@@ -128,21 +128,8 @@ impl RubyProcess {
 
     /// Waits for a successful exit and returns the stats it printed.
     pub fn stats(&mut self, timeout: Duration) -> Value {
-        let log = || std::fs::read_to_string(&self.log).unwrap_or_default();
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait ruby") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ruby {} still running after {timeout:?}\n{}",
-                self.proc,
-                log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(status.success(), "ruby {}: {status}\n{}", self.proc, log());
+        let what = format!("ruby {}", self.proc);
+        wait_success(&mut self.child, &self.log, &what, timeout, || {});
         let out = std::fs::read_to_string(&self.out).expect("ruby stdout");
         serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("stats {out:?}: {e}"))
     }
@@ -297,4 +284,30 @@ pub fn stat(stats: &Value, name: &str) -> u64 {
     stats[name]
         .as_u64()
         .unwrap_or_else(|| panic!("no {name} in stats {stats}"))
+}
+
+/// Waits up to `timeout` for `child` to exit successfully, calling
+/// `meanwhile` every 20 ms; panics naming `what` with its log otherwise.
+pub fn wait_success(
+    child: &mut std::process::Child,
+    log: &Path,
+    what: &str,
+    timeout: Duration,
+    mut meanwhile: impl FnMut(),
+) {
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait ruby") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} still running after {timeout:?}\n{}",
+            log()
+        );
+        meanwhile();
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{what}: {status}\n{}", log());
 }
