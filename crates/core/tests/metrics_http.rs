@@ -3,7 +3,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+
 use std::time::{Duration, Instant};
 
 use shopify_events_core::metrics::{self, DrainMetrics, Health, MetricsError};
@@ -17,7 +17,7 @@ struct Server {
     metrics: Arc<DrainMetrics>,
     healthy: Arc<AtomicBool>,
     shutdown: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<metrics::Serving>,
 }
 
 impl Server {
@@ -268,7 +268,7 @@ fn silent_client_does_not_block_the_next_one() {
 }
 
 #[test]
-fn setting_shutdown_stops_the_server_within_a_second() {
+fn setting_shutdown_alone_stops_the_server_within_its_one_second_poll() {
     let mut server = Server::start();
     assert_eq!(server.get("/health").0, 200);
     server.shutdown.store(true, Ordering::Relaxed);
@@ -276,8 +276,8 @@ fn setting_shutdown_stops_the_server_within_a_second() {
     let started = Instant::now();
     while !thread.is_finished() {
         assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "server still running after 1 s"
+            started.elapsed() < Duration::from_millis(1500),
+            "server still running after 1.5 s"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -337,4 +337,83 @@ fn the_proxy_metrics_are_served_by_the_same_server_through_their_render_callback
     );
     shutdown.store(true, Ordering::Relaxed);
     thread.join().unwrap();
+}
+
+/// A server idle in `poll(2)`, on loopback, rendering nothing.
+fn idle_server(shutdown: &Arc<AtomicBool>) -> metrics::Serving {
+    let listener = metrics::bind("127.0.0.1:0", false).unwrap();
+    let render = Arc::new(|_: &mut String| {});
+    let health = Arc::new(|| Health::ok("idle"));
+    let serving = metrics::serve(listener, render, health, shutdown.clone()).unwrap();
+    // Asleep in its poll by now.
+    std::thread::sleep(Duration::from_millis(100));
+    serving
+}
+
+#[test]
+fn join_wakes_an_idle_server_at_once() {
+    // Idle, the server wakes only once a second by itself (each wake-up is
+    // idle CPU): stopping the drain must not wait for that.
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let serving = idle_server(&shutdown);
+    shutdown.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    serving.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "join took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_server_dropped_without_a_join_sleeps_and_still_stops() {
+    // Its wake socket's peer is gone: poll(2) would report that end of
+    // stream on every call, a busy loop, unless the server lets it go.
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let tids_before = metrics_threads();
+    drop(idle_server(&shutdown));
+    let tid = metrics_threads()
+        .into_iter()
+        .find(|t| !tids_before.contains(t))
+        .expect("the server's thread");
+    let before = cpu_ticks(tid);
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ticks(tid) - before;
+    assert!(
+        spent <= 5,
+        "an idle server spent {spent} ticks of CPU in a second"
+    );
+    // The flag alone stops it, within its one-second poll.
+    shutdown.store(true, Ordering::Relaxed);
+    assert!(
+        testkit::wait::wait_until(Duration::from_secs(3), || !metrics_threads().contains(&tid)),
+        "the server did not stop"
+    );
+}
+
+/// This process's threads named `metrics-http`.
+fn metrics_threads() -> Vec<u32> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|tid: &u32| {
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+                .is_ok_and(|name| name.trim() == "metrics-http")
+        })
+        .collect()
+}
+
+/// utime + stime of one of this process's threads, in clock ticks.
+fn cpu_ticks(tid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    // Fields after the ")" that ends the name: state is the 1st, utime the
+    // 12th, stime the 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }

@@ -10,9 +10,10 @@
 //! and the head is capped at 8 KiB.
 
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -24,8 +25,11 @@ use super::text::CONTENT_TYPE;
 
 /// How long a client has to send its request head, and each write may block.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often the idle accept loop looks at the shutdown flag.
-const ACCEPT_POLL: Duration = Duration::from_millis(50);
+/// How often the idle accept loop looks at the shutdown flag by itself:
+/// [`Serving::join`] wakes it at once, so this only bounds how late a
+/// server whose flag was set without a join notices it. An idle server
+/// wakes once per period: each wake-up costs the drain's idle CPU.
+const ACCEPT_POLL: Duration = Duration::from_secs(1);
 
 /// Health as the drain reports it on `/health`: `200 ok <detail>` when `ok`,
 /// else `503 unhealthy <detail>`.
@@ -63,9 +67,35 @@ pub type HealthCheck = Arc<dyn Fn() -> Health + Send + Sync>;
 /// request (e.g. [`DrainMetrics::render`](super::DrainMetrics::render)).
 pub type RenderMetrics = Arc<dyn Fn(&mut String) + Send + Sync>;
 
+/// The thread [`serve`] started.
+#[derive(Debug)]
+pub struct Serving {
+    thread: JoinHandle<()>,
+    /// Written to by [`join`](Self::join): the thread polls the other end
+    /// beside the listener, so it sees the shutdown flag at once.
+    wake: UnixStream,
+}
+
+impl Serving {
+    /// Whether the thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Wakes the thread to look at its shutdown flag (set it first) and
+    /// waits for it to end.
+    pub fn join(mut self) -> thread::Result<()> {
+        // A full or closed socket means the thread is awake or gone anyway.
+        let _ = self.wake.write(&[1]);
+        self.thread.join()
+    }
+}
+
 /// Serves `GET /metrics` and `GET /health` on `listener` from a new thread
-/// until `shutdown` is set, which the thread notices within ~50 ms when idle
-/// (a few seconds later if it is busy with a stuck client).
+/// until `shutdown` is set, which the thread notices at once when
+/// [`Serving::join`] is called (within a second otherwise, a few seconds
+/// later if it is busy with a stuck client). Idle, it sleeps in `poll(2)`
+/// and wakes once a second.
 ///
 /// Takes an already bound listener so the caller chooses the address (see
 /// [`bind()`](super::bind())) and tests can bind port 0. Other paths get 404,
@@ -76,11 +106,14 @@ pub fn serve(
     render: RenderMetrics,
     health: HealthCheck,
     shutdown: Arc<AtomicBool>,
-) -> io::Result<JoinHandle<()>> {
-    // std has no accept with a timeout: poll(2) the listener, so a client is
-    // served at once and the shutdown flag is still seen within ACCEPT_POLL.
+) -> io::Result<Serving> {
+    // std has no accept with a timeout: poll(2) the listener and the wake
+    // socket, so a client is served at once and a join is seen at once.
     listener.set_nonblocking(true)?;
-    thread::Builder::new()
+    let (wake, woken) = UnixStream::pair()?;
+    woken.set_nonblocking(true)?;
+    let mut woken = Some(woken);
+    let thread = thread::Builder::new()
         .name("metrics-http".into())
         .spawn(move || {
             let mut server = Server {
@@ -89,7 +122,7 @@ pub fn serve(
                 body: String::new(),
             };
             while !shutdown.load(Relaxed) {
-                match accept_within(&listener, ACCEPT_POLL) {
+                match accept_within(&listener, &mut woken, ACCEPT_POLL) {
                     // Ignored: a failed exchange only concerns that client,
                     // and the server has no log to write it to.
                     Ok(Some(mut stream)) => {
@@ -99,24 +132,33 @@ pub fn serve(
                     Ok(None) => {}
                     // EMFILE, ECONNABORTED, ...: retried after a pause
                     // instead of spinning.
-                    Err(_) => thread::sleep(ACCEPT_POLL),
+                    Err(_) => thread::sleep(Duration::from_millis(50)),
                 }
             }
-        })
+        })?;
+    Ok(Serving { thread, wake })
 }
 
-/// Waits up to `timeout` for a connection on a non-blocking listener:
-/// `poll(2)` on its descriptor, so a scrape is answered at once while the
-/// caller still checks its shutdown flag between waits.
-fn accept_within(listener: &TcpListener, timeout: Duration) -> io::Result<Option<TcpStream>> {
-    let mut fd = libc::pollfd {
-        fd: listener.as_raw_fd(),
+/// Waits up to `timeout` for a connection on a non-blocking listener, or
+/// for a byte on `woken` ([`Serving::join`]): `poll(2)` on both, so a
+/// scrape is answered at once and a join is seen at once. A `woken` whose
+/// peer is gone (the [`Serving`] dropped without a join) is let go, so it
+/// cannot wake the loop again and again.
+fn accept_within(
+    listener: &TcpListener,
+    woken: &mut Option<UnixStream>,
+    timeout: Duration,
+) -> io::Result<Option<TcpStream>> {
+    // A descriptor of -1 is ignored by poll(2).
+    let wake_fd = woken.as_ref().map_or(-1, |w| w.as_raw_fd());
+    let mut fds = [listener.as_raw_fd(), wake_fd].map(|fd| libc::pollfd {
+        fd,
         events: libc::POLLIN,
         revents: 0,
-    };
+    });
     let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: one valid pollfd, alive for the duration of the call.
-    let ready = unsafe { libc::poll(&mut fd, 1, millis) };
+    // SAFETY: two pollfds, alive for the duration of the call.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, millis) };
     if ready < 0 {
         let error = io::Error::last_os_error();
         return if error.kind() == io::ErrorKind::Interrupted {
@@ -124,6 +166,18 @@ fn accept_within(listener: &TcpListener, timeout: Duration) -> io::Result<Option
         } else {
             Err(error)
         };
+    }
+    if fds[1].revents != 0 {
+        // Woken to look at the flag: the byte is read away so the next poll
+        // sleeps again; at the end of the stream the peer is gone.
+        if let Some(stream) = woken {
+            match stream.read(&mut [0; 8]) {
+                Ok(0) => *woken = None,
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => *woken = None,
+                _ => {}
+            }
+        }
+        return Ok(None);
     }
     if ready == 0 {
         return Ok(None);

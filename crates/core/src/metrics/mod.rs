@@ -34,7 +34,7 @@ mod values;
 
 pub use drain::{DrainMetrics, MetricsSnapshot};
 pub use histogram::{BucketCount, Histogram, HistogramSnapshot, LATENCY_BUCKETS};
-pub use http::{serve, Health, HealthCheck, RenderMetrics};
+pub use http::{serve, Health, HealthCheck, RenderMetrics, Serving};
 pub use listen::{bind, MetricsError};
 pub use text::CONTENT_TYPE;
 pub use topics::{TopicCount, TopicCounter, TopicsSnapshot, OTHER_TOPICS, TOPIC_SLOTS};
