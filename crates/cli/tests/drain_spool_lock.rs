@@ -113,3 +113,50 @@ fn queue_only_drain_starts(bin: &str, queue: &TestQueue, dirs: &Dirs) {
         text()
     );
 }
+
+#[test]
+fn a_drain_whose_lock_file_was_removed_takes_it_again_so_a_second_drain_still_refuses() {
+    let _serial = serial();
+    let queue = TestQueue::new();
+    let dirs = Dirs::new("drain-spool-lock-rm-");
+    let bin = env!("CARGO_BIN_EXE_shopify-events");
+    let mut first = spec(&queue, &dirs)
+        .args(["--sink", "stdout"])
+        .with_metrics()
+        .spawn(0);
+    first.wait_serving(Duration::from_secs(20));
+
+    // An operator's clean-up removes the lock file (say, `find -mtime +7
+    // -delete`: a long-running drain's lock is the spool's oldest file).
+    let lock = dirs
+        .spool()
+        .join(format!("drain-{:08x}.lock", queue.key() as u32));
+    std::fs::remove_file(&lock).expect("remove the lock file");
+    // The first drain checks its lock once a second.
+    wait_until(Duration::from_secs(5), || {
+        first.log_text().contains("taken again")
+    });
+
+    let other_state = dirs.root().join("state-2");
+    let mut refused = DrainSpec::new(bin, queue.key(), &other_state, dirs.root())
+        .spool_dir(&dirs.spool())
+        .args(["--sink", "stdout"])
+        .with_metrics()
+        .spawn(1);
+    let status = refused.wait_timeout(Duration::from_secs(20));
+    let log = refused.log_text();
+    if status.is_none() {
+        refused.kill9();
+    }
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the second drain runs:\n{log}"
+    );
+    assert!(log.contains(&format!("pid {}", first.pid())), "{log}");
+    assert!(
+        first.log_text().contains("taken again"),
+        "{}",
+        first.log_text()
+    );
+    first.terminate(Duration::from_secs(20));
+}

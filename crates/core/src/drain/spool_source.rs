@@ -15,6 +15,9 @@
 //! every spooled event again. At start a held lock is fatal
 //! ([`SpoolError::InUse`]); a directory that only appears later and is
 //! locked by then is logged and tried again like an unreadable one.
+//! The lock's file is checked once a second ([`ReaderLock::in_place`]):
+//! removed or replaced by hand, it is taken again, before a second drain
+//! can take it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +38,10 @@ use crate::spool::{
 const REFRESH_EVERY: Duration = Duration::from_millis(10);
 /// How often an unavailable spool directory is tried again.
 pub(crate) const REOPEN_EVERY: Duration = Duration::from_secs(10);
+/// How often the drain checks its reader lock's file is still in the
+/// spool directory (a `fstat` and a `stat`): one removed or replaced by
+/// hand no longer stops a second drain.
+const LOCK_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Both readers and their bookkeeping.
 pub(crate) struct SpoolSource {
@@ -42,8 +49,11 @@ pub(crate) struct SpoolSource {
     dir: Option<PathBuf>,
     /// The lock file's mode: the spool's ([`segment_mode`]).
     mode: u32,
-    /// Held while `app` reads the directory (taken before it opens).
+    /// Held while `app` reads the directory (taken before it opens). None
+    /// with `app` open: the lock's file was removed and another drain took
+    /// the new one; no new record is read until this drain has it again.
     lock: Option<ReaderLock>,
+    lock_checked: Instant,
     app: Option<SpoolReader>,
     app_stats: ReaderStats,
     reopen_at: Instant,
@@ -83,6 +93,7 @@ impl SpoolSource {
             dir: dir.map(Path::to_path_buf),
             mode,
             lock,
+            lock_checked: now,
             app: None,
             app_stats: ReaderStats::default(),
             reopen_at: now,
@@ -145,8 +156,8 @@ impl SpoolSource {
         }
         self.reopen_at = now + REOPEN_EVERY;
         let locked = match self.lock.take() {
-            Some(lock) => Ok(lock),
-            None => ReaderLock::acquire(dir, self.key, self.mode),
+            Some(lock) if lock.in_place() => Ok(lock),
+            _ => ReaderLock::acquire(dir, self.key, self.mode),
         };
         let opened = locked.and_then(|lock| {
             self.lock = Some(lock);
@@ -176,6 +187,44 @@ impl SpoolSource {
         }
     }
 
+    /// Takes the reader lock again if its file was removed or replaced by
+    /// hand (or the spool directory was): else a second drain would create
+    /// a new one, lock it and deliver every spooled event again. If a
+    /// second drain was quicker, this one reads no new record until it has
+    /// the lock (what it already sent is still acknowledged).
+    fn check_lock(&mut self, now: Instant) {
+        let Some(dir) = &self.dir else { return };
+        if self.app.is_none() || now.duration_since(self.lock_checked) < LOCK_CHECK_EVERY {
+            return;
+        }
+        self.lock_checked = now;
+        if self.lock.as_ref().is_some_and(ReaderLock::in_place) {
+            return;
+        }
+        let had = self.lock.take();
+        match ReaderLock::acquire(dir, self.key, self.mode) {
+            Ok(lock) => {
+                let what = if had.is_some() {
+                    "was removed or replaced"
+                } else {
+                    "is free"
+                };
+                eprintln!(
+                    "shopify-events drain: the spool's reader lock {} {what}; taken again",
+                    lock.path().display()
+                );
+                self.lock = Some(lock);
+            }
+            Err(e) if had.is_some() => eprintln!(
+                "shopify-events drain: the spool's reader lock in {} was removed or replaced, \
+                 and cannot be taken again: {e}; this drain reads no new spooled event until \
+                 it has it",
+                dir.display()
+            ),
+            Err(_) => {}
+        }
+    }
+
     /// Discovery, liveness, reclaim: at most every [`REFRESH_EVERY`], or
     /// at once with `force`.
     pub(crate) fn refresh(&mut self, now: Instant, force: bool) {
@@ -184,6 +233,7 @@ impl SpoolSource {
         }
         self.refreshed = now;
         self.reopen(now);
+        self.check_lock(now);
         for origin in [Origin::Spool, Origin::Saved] {
             let Some(reader) = self.reader_mut(origin) else {
                 continue;
@@ -276,6 +326,8 @@ impl SpoolSource {
     /// The next spooled record of a segment created at or before
     /// `horizon_us` (see [`SpoolReader::next_record_until`]).
     pub(crate) fn next(&mut self, horizon_us: i64) -> Option<RecordRef> {
+        // Without the lock (see `check_lock`), another drain reads them.
+        self.lock.as_ref()?;
         let record = self.app.as_mut()?.next_record_until(horizon_us);
         if record.is_some() {
             self.metrics.spool_read.inc();

@@ -11,7 +11,8 @@
 //! holds the spools of many queues, each read by its own drain.
 //!
 //! The file holds the pid of the reader that holds it, for the error the
-//! next one gets. It follows the spool's file rules: the mode of the
+//! next one gets (best effort: a full disk must not keep the drain from
+//! the spool whose deletions free it). It follows the spool's file rules: the mode of the
 //! segments ([`segment_mode`](super::segment_mode)), the directory's group,
 //! never followed through a symlink.
 
@@ -85,12 +86,29 @@ impl ReaderLock {
                 }
             }
         }
+        // The pid only serves the next reader's error message: a full disk
+        // (or quota) must not stop this reader, whose deletions are what
+        // frees it.
         let pid = std::process::id();
-        file.set_len(0)
+        let _ = file
+            .set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)))
-            .and_then(|_| writeln!(file, "{pid}"))
-            .map_err(io("write the readers' lock"))?;
+            .and_then(|_| writeln!(file, "{pid}"));
         Ok(ReaderLock { _file: file, path })
+    }
+
+    /// Whether the lock's name still refers to the locked file: a file
+    /// removed or replaced by hand (or its directory) no longer stops a
+    /// second reader, which would create a new file and lock it. A failed
+    /// `stat` other than "not found" says yes.
+    pub fn in_place(&self) -> bool {
+        let Ok(held) = self._file.metadata() else {
+            return true;
+        };
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(now) => now.dev() == held.dev() && now.ino() == held.ino(),
+            Err(err) => err.kind() != io::ErrorKind::NotFound,
+        }
     }
 
     /// The lock file.
