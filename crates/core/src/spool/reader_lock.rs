@@ -12,9 +12,9 @@
 //!
 //! The file holds the pid of the reader that holds it, for the error the
 //! next one gets (best effort: a full disk must not keep the drain from
-//! the spool whose deletions free it). It follows the spool's file rules: the mode of the
-//! segments ([`segment_mode`](super::segment_mode)), the directory's group,
-//! never followed through a symlink.
+//! the spool whose deletions free it). It follows the spool's file rules:
+//! the mode of the segments ([`segment_mode`](super::segment_mode)), the
+//! directory's group, never followed through a symlink.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
