@@ -20,8 +20,16 @@ mod encode;
 mod envelope;
 mod errors;
 mod id;
+/// The lean Hash walk, as the product has it since it was promoted from
+/// this prototype (it names the full encoder's depth limit as
+/// `crate::json::MAX_DEPTH`).
+#[path = "../../../../ext/shopify_events/src/json_lean.rs"]
 mod json_lean;
 mod json_product;
+/// What the product's `json_lean.rs` takes from its `json` module.
+mod json {
+    pub(crate) use crate::json_product::MAX_DEPTH;
+}
 mod module_emit;
 mod polluted_floor;
 mod region;
