@@ -22,20 +22,9 @@ fn a_second_drain_on_the_same_spool_directory_refuses_to_start_until_the_first_i
     let _serial = serial();
     let queue = TestQueue::new();
     let dirs = Dirs::new("drain-spool-lock-");
-    let bin = env!("CARGO_BIN_EXE_shopify-events");
-    let mut first = spec(&queue, &dirs)
-        .args(["--sink", "stdout"])
-        .with_metrics()
-        .spawn(0);
-    first.wait_serving(Duration::from_secs(20));
+    let mut first = serving_drain(&queue, &dirs);
 
-    // Another state directory, the same spool directory and queue.
-    let other_state = dirs.root().join("state-2");
-    let second = DrainSpec::new(bin, queue.key(), &other_state, dirs.root())
-        .spool_dir(&dirs.spool())
-        .args(["--sink", "stdout"])
-        .with_metrics();
-    let mut refused = second.spawn(1);
+    let mut refused = second_drain(&queue, &dirs).spawn(1);
     let status = refused
         .wait_timeout(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("the second drain runs\n{}", refused.log_text()));
@@ -52,9 +41,7 @@ fn a_second_drain_on_the_same_spool_directory_refuses_to_start_until_the_first_i
 
     // The lock follows the spool's file rules (the segments' mode for the
     // default 0660 queue), and the reader does not take it for junk.
-    let lock = dirs
-        .spool()
-        .join(format!("drain-{:08x}.lock", queue.key() as u32));
+    let lock = lock_path(&queue, &dirs);
     let mode = std::fs::metadata(&lock)
         .expect("the lock file")
         .permissions()
@@ -68,11 +55,11 @@ fn a_second_drain_on_the_same_spool_directory_refuses_to_start_until_the_first_i
 
     // A drain without a spool directory (`spool_dir = ""`: queue only)
     // takes no spool lock, and starts beside the first.
-    queue_only_drain_starts(bin, &queue, &dirs);
+    queue_only_drain_starts(env!("CARGO_BIN_EXE_shopify-events"), &queue, &dirs);
 
     // kill -9 releases the lock: the second drain starts now.
     first.kill9();
-    let mut second = second.spawn(3);
+    let mut second = second_drain(&queue, &dirs).spawn(3);
     second.wait_serving(Duration::from_secs(20));
     let log = second.log_text();
     assert!(!log.contains("cannot read the spool"), "{log}");
@@ -119,30 +106,18 @@ fn a_drain_whose_lock_file_was_removed_takes_it_again_so_a_second_drain_still_re
     let _serial = serial();
     let queue = TestQueue::new();
     let dirs = Dirs::new("drain-spool-lock-rm-");
-    let bin = env!("CARGO_BIN_EXE_shopify-events");
-    let mut first = spec(&queue, &dirs)
-        .args(["--sink", "stdout"])
-        .with_metrics()
-        .spawn(0);
-    first.wait_serving(Duration::from_secs(20));
+    let mut first = serving_drain(&queue, &dirs);
 
     // An operator's clean-up removes the lock file (say, `find -mtime +7
     // -delete`: a long-running drain's lock is the spool's oldest file).
-    let lock = dirs
-        .spool()
-        .join(format!("drain-{:08x}.lock", queue.key() as u32));
+    let lock = lock_path(&queue, &dirs);
     std::fs::remove_file(&lock).expect("remove the lock file");
     // The first drain checks its lock once a second.
     wait_until(Duration::from_secs(5), || {
         first.log_text().contains("taken again")
     });
 
-    let other_state = dirs.root().join("state-2");
-    let mut refused = DrainSpec::new(bin, queue.key(), &other_state, dirs.root())
-        .spool_dir(&dirs.spool())
-        .args(["--sink", "stdout"])
-        .with_metrics()
-        .spawn(1);
+    let mut refused = second_drain(&queue, &dirs).spawn(1);
     let status = refused.wait_timeout(Duration::from_secs(20));
     let log = refused.log_text();
     if status.is_none() {
@@ -159,4 +134,35 @@ fn a_drain_whose_lock_file_was_removed_takes_it_again_so_a_second_drain_still_re
         first.log_text()
     );
     first.terminate(Duration::from_secs(20));
+}
+
+/// A drain of `queue` and `dirs`' spool, serving its metrics.
+fn serving_drain(queue: &TestQueue, dirs: &Dirs) -> testkit::drain::DrainProcess {
+    let mut drain = spec(queue, dirs)
+        .args(["--sink", "stdout"])
+        .with_metrics()
+        .spawn(0);
+    drain.wait_serving(Duration::from_secs(20));
+    drain
+}
+
+/// Another drain: another state directory, the same spool directory and
+/// queue.
+fn second_drain(queue: &TestQueue, dirs: &Dirs) -> DrainSpec {
+    let other_state = dirs.root().join("state-2");
+    DrainSpec::new(
+        env!("CARGO_BIN_EXE_shopify-events"),
+        queue.key(),
+        &other_state,
+        dirs.root(),
+    )
+    .spool_dir(&dirs.spool())
+    .args(["--sink", "stdout"])
+    .with_metrics()
+}
+
+/// The reader lock's file for `queue` in the spool directory.
+fn lock_path(queue: &TestQueue, dirs: &Dirs) -> std::path::PathBuf {
+    dirs.spool()
+        .join(format!("drain-{:08x}.lock", queue.key() as u32))
 }
