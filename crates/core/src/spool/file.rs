@@ -40,7 +40,7 @@ pub(super) fn efbig() -> io::Error {
 /// Renames `from` to `to` unless `to` exists (`EEXIST` then): a segment is
 /// never replaced. `renameat2(RENAME_NOREPLACE)`, or `link` and `unlink`
 /// where the filesystem lacks it.
-pub(super) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     let c = |p: &Path| {
         CString::new(p.as_os_str().as_bytes())
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))

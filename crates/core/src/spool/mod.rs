@@ -347,7 +347,7 @@
 mod appender;
 mod budget;
 mod error;
-mod file;
+pub(crate) mod file;
 mod fork;
 mod format;
 mod list;

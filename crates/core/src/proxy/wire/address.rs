@@ -2,11 +2,9 @@
 //! and streams behind them, so the server and the client treat TCP and Unix
 //! sockets alike.
 
-use std::ffi::CString;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -14,6 +12,7 @@ use std::time::Duration;
 
 use crate::defaults;
 use crate::loopback::is_loopback;
+use crate::spool::file::rename_noreplace;
 
 /// Where a proxy listens or a client connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,39 +179,20 @@ fn bind_unix(path: &Path, mode: u32) -> io::Result<UnixListener> {
     let tmp = path.with_file_name(tmp_name);
     let _ = std::fs::remove_file(&tmp);
     let listener = UnixListener::bind(&tmp)?;
-    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-        .and_then(|()| rename_noreplace(&tmp, path));
+    let placed =
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).and_then(|()| {
+            // Something at `path` already: in use (the caller's error
+            // names it), never replaced.
+            rename_noreplace(&tmp, path).map_err(|e| match e.raw_os_error() {
+                Some(libc::EEXIST) => io::Error::from(io::ErrorKind::AddrInUse),
+                _ => e,
+            })
+        });
     if let Err(e) = placed {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
     Ok(listener)
-}
-
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-    };
-    let (from, to) = (c(from)?, c(to)?);
-    // SAFETY: two valid NUL-terminated paths, relative to the cwd.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    Err(match err.raw_os_error() {
-        Some(libc::EEXIST) => io::Error::from(io::ErrorKind::AddrInUse),
-        _ => err,
-    })
 }
 
 fn remove_stale_socket(path: &Path) {
@@ -394,6 +374,28 @@ impl Read for &Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_socket_is_in_use_and_never_replaced_and_a_stale_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sock");
+        let address = ProxyAddress::Unix(path.clone());
+        let live = address.bind(false).expect("the first bind");
+        let err = address.bind(false).expect_err("a live proxy's socket");
+        let AddressError::Bind { source, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(source.kind(), io::ErrorKind::AddrInUse, "{err}");
+        assert!(
+            UnixStream::connect(&path).is_ok(),
+            "the live socket was replaced"
+        );
+        // Left behind by a proxy that is gone (no listener answers on it).
+        drop(live);
+        let stale = UnixListener::bind(&path).unwrap();
+        drop(stale);
+        address.bind(false).expect("a stale socket is replaced");
+    }
 
     #[test]
     fn accepted_forms_parse_and_others_name_the_forms() {
