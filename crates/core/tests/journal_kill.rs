@@ -215,6 +215,10 @@ fn died_before_commit(path: &Path) -> bool {
     };
     let capacity = header_word(&file, 16);
     let data = &file[HEADER_SIZE as usize..];
+    // Killed while it created the journal: sized, header not yet written.
+    if capacity == 0 || capacity as usize > data.len() {
+        return false;
+    }
     let mut at = header_word(&file, 32);
     for _ in 0..capacity / 8 {
         let (lap, offset) = (at / capacity, (at % capacity) as usize);
